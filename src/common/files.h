@@ -1,0 +1,29 @@
+#pragma once
+// File helpers: atomic replace, whole-file reads, directories.
+
+#include <string>
+
+#include "common/result.h"
+
+namespace rw {
+
+/// Replaces `path` with `content` atomically: temp file in the same
+/// directory, fsync, rename, fsync of the directory. Readers see the old
+/// file or the new one, never a torn one.
+Status write_file_atomic(const std::string& path, const std::string& content, int mode = 0644);
+
+/// Reads a whole file.
+Result<std::string> read_file(const std::string& path);
+
+/// Reads at most the last `max_bytes` of a file, starting at a line boundary.
+Result<std::string> read_tail(const std::string& path, size_t max_bytes);
+
+/// mkdir -p with the given mode for created directories.
+Status make_dirs(const std::string& path, int mode = 0755);
+
+bool path_exists(const std::string& path);
+
+/// Creates an empty file (or a file with `content`) durably; ok if it exists.
+Status touch_marker(const std::string& path, const std::string& content = "");
+
+}  // namespace rw
