@@ -22,7 +22,7 @@ std::string format_time(int64_t epoch_ms) {
   time_t s = static_cast<time_t>(epoch_ms / 1000);
   tm t{};
   gmtime_r(&s, &t);
-  char buf[40];
+  char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1,
                 t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, static_cast<int>(epoch_ms % 1000));
   return buf;
@@ -32,7 +32,7 @@ std::string compact_time(int64_t epoch_ms) {
   time_t s = static_cast<time_t>(epoch_ms / 1000);
   tm t{};
   gmtime_r(&s, &t);
-  char buf[40];
+  char buf[64];
   std::snprintf(buf, sizeof buf, "%04d%02d%02dT%02d%02d%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1,
                 t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, static_cast<int>(epoch_ms % 1000));
   return buf;

@@ -99,6 +99,19 @@ struct Plan {
   static Plan from_command(const std::string& command, bool categorized);
   /// The controller target always exists and is local.
   static constexpr const char* kController = "controller";
+
+  /// The jump targets an SSH connection to `target` goes through, outermost
+  /// first: {"hv1"} for a guest reached via hv1, {} for hosts and unknown
+  /// names. The parser rejects via cycles; the bound only guards hand-built plans.
+  std::vector<std::string> jumps(const std::string& target) const {
+    std::vector<std::string> chain;
+    auto it = targets.find(target);
+    while (it != targets.end() && !it->second.via.empty() && chain.size() < targets.size()) {
+      chain.insert(chain.begin(), it->second.via);
+      it = targets.find(it->second.via);
+    }
+    return chain;
+  }
 };
 
 }  // namespace rw::plan

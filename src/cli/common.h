@@ -1,0 +1,17 @@
+#pragma once
+// Small pieces the subcommands share.
+
+#include <string>
+
+#include "common/result.h"
+
+namespace rw::cli {
+
+/// Prints "NAME: message" to stderr and returns the error's exit code.
+int fail(const Error& e);
+/// Validates a build name option, printing the error.
+bool check_build(const std::string& build, int* rc);
+/// "1h 2m 3s" between two epoch-ms times (0 end: until now).
+std::string elapsed(int64_t start_ms, int64_t end_ms);
+
+}  // namespace rw::cli

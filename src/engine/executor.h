@@ -1,0 +1,60 @@
+#pragma once
+// Executors run one task instance. They are pluggable by task kind and
+// target (local commands, SSH commands, pushes...), so the engine does not
+// know how work is done, only how it ended.
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/duration.h"
+#include "plan/plan.h"
+
+namespace rw::engine {
+
+struct TaskContext {
+  const plan::Plan* plan = nullptr;
+  const plan::Task* task = nullptr;
+  const plan::Target* target = nullptr;
+  std::string build;
+  std::string run_dir;
+  std::string workdir;      ///< task workdir, else the plan's
+  std::string events_file;  ///< $RUNWARDEN_EVENTS for commands
+  int attempt = 1;
+  /// Set when the task must stop (cancel-run, stage retry, timeout handled by
+  /// the executor itself).
+  const std::atomic<bool>* cancel = nullptr;
+  Millis kill_grace{Millis(10'000)};
+  /// Output as it arrives, any chunking.
+  std::function<void(bool is_stderr, std::string_view data)> output;
+};
+
+struct TaskOutcome {
+  bool ok = false;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  bool timed_out = false;
+  bool cancelled = false;
+  std::string reason;  ///< human-readable, for failures
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  /// Runs the task to the end (blocking). Never throws.
+  virtual TaskOutcome run(const TaskContext& ctx) = 0;
+};
+
+/// Chooses the executor for a task on a target.
+class ExecutorSet {
+ public:
+  virtual ~ExecutorSet() = default;
+  /// nullptr when no executor handles this kind on this target.
+  virtual Executor* find(const plan::Task& task, const plan::Target& target) = 0;
+};
+
+}  // namespace rw::engine

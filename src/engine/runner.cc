@@ -1,0 +1,535 @@
+#include "engine/runner.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/fd.h"
+#include "common/files.h"
+#include "engine/local_executor.h"
+#include "engine/scheduler.h"
+#include "plan/parser.h"
+#include "state/events.h"
+#include "state/store.h"
+#include "systemd/journal.h"
+#include "systemd/notify.h"
+
+namespace rw::engine {
+
+using state::RunState;
+using state::RunStatus;
+using state::StepStatus;
+namespace sd = rw::systemd;
+
+namespace {
+
+constexpr int64_t kHeartbeatMs = 10'000;
+
+class LocalOnlyExecutors : public ExecutorSet {
+ public:
+  Executor* find(const plan::Task& task, const plan::Target& target) override {
+    if (target.local && task.kind == plan::TaskKind::Run) return &local_;
+    return nullptr;
+  }
+
+ private:
+  LocalExecutor local_;
+};
+
+/// Splits a byte stream into lines for runner.log and the journal.
+class LineSplitter {
+ public:
+  template <typename F>
+  void feed(std::string_view data, F&& line) {
+    buf_.append(data);
+    size_t start = 0, nl;
+    while ((nl = buf_.find('\n', start)) != std::string::npos) {
+      line(std::string_view(buf_).substr(start, nl - start));
+      start = nl + 1;
+    }
+    buf_.erase(0, start);
+    if (buf_.size() > 65536) {  // a very long line: flush it in pieces
+      line(buf_);
+      buf_.clear();
+    }
+  }
+  template <typename F>
+  void flush(F&& line) {
+    if (!buf_.empty()) line(buf_);
+    buf_.clear();
+  }
+
+ private:
+  std::string buf_;
+};
+
+struct Running {
+  TaskRef ref;
+  std::atomic<bool> cancel{false};
+  std::thread thread;
+};
+
+struct Finished {
+  TaskRef ref;
+  TaskOutcome outcome;
+};
+
+class Runner {
+ public:
+  explicit Runner(std::string build) : dir_(state::state_root(), build), fields_{build, "", "", ""} {}
+  int run();
+
+ private:
+  Status load_plan();
+  Status persist();
+  void launch(TaskRef ref);
+  void drain_finished();
+  void read_events();
+  void apply_event(const state::Event& e);
+  void subrun_bookkeeping(const std::vector<TaskRef>& changed);
+  void heartbeat();
+  void log_line(const std::string& prefix, std::string_view line, bool is_stderr, const TaskRef* ref);
+  int finish();
+
+  state::RunDir dir_;
+  sd::LogFields fields_;
+  plan::Plan plan_;
+  RunState st_;
+  std::unique_ptr<Scheduler> sched_;
+  std::unique_ptr<ExecutorSet> executors_;
+  Fd runner_log_;
+  std::mutex log_mu_;
+  Fd wake_;  // eventfd: a task finished
+  std::mutex fin_mu_;
+  std::vector<Finished> finished_;
+  std::list<Running> running_;
+  size_t events_offset_ = 0;
+  std::string events_partial_;
+  std::string last_status_;
+  bool cancelling_ = false;
+  bool stop_without_marker_ = false;
+};
+
+Status Runner::load_plan() {
+  if (!st_.plan_file.empty()) {
+    auto p = plan::load_plan(dir_.plan_file());
+    if (!p) return p.error();
+    plan_ = std::move(p).value();
+  } else {
+    plan_ = plan::Plan::from_command(st_.runner_command, st_.categorized);
+  }
+  return {};
+}
+
+Status Runner::persist() {
+  // Merge into what is on disk: cancel-run and the watcher write the run
+  // status too, and a terminal status someone else decided stays.
+  return dir_.update([&](RunState& cur) {
+    cur.stages = st_.stages;
+    cur.progress = st_.progress;
+    cur.runner_starts = st_.runner_starts;
+    cur.started_at_ms = st_.started_at_ms;
+    cur.host = st_.host;
+    cur.failure = st_.failure;
+    cur.exit_code = st_.exit_code;
+    cur.signal = st_.signal;
+    if (!state::is_terminal(cur.status)) {
+      cur.status = st_.status;
+      cur.ended_at_ms = st_.ended_at_ms;
+      cur.reason = st_.reason;
+      cur.decided_by = st_.decided_by;
+    }
+    return true;
+  });
+}
+
+void Runner::log_line(const std::string& prefix, std::string_view line, bool is_stderr, const TaskRef* ref) {
+  std::string text = prefix + std::string(line) + "\n";
+  {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    if (runner_log_.valid()) (void)!::write(runner_log_.get(), text.data(), text.size());
+  }
+  sd::LogFields f = fields_;
+  if (ref) {
+    f.stage = st_.stages[ref->stage].name;
+    f.task = st_.stages[ref->stage].tasks[ref->task].name;
+    f.target = st_.stages[ref->stage].tasks[ref->task].target;
+  }
+  sd::log(is_stderr ? LOG_WARNING : LOG_INFO, f, std::string(line));
+}
+
+void Runner::launch(TaskRef ref) {
+  running_.emplace_back();
+  Running& r = running_.back();
+  r.ref = ref;
+  const auto& ts = st_.stages[ref.stage].tasks[ref.task];
+  const plan::Task* task = &sched_->plan_task(ref);
+  const plan::Target* target = &plan_.targets.at(ts.target);
+  std::string log_path = dir_.file(ts.log);
+  std::string prefix = st_.stages[ref.stage].tasks.size() > 1 ? "[" + ts.id() + "] " : "";
+  int attempt = ts.attempts;
+  (void)make_dirs(log_path.substr(0, log_path.rfind('/')));
+
+  r.thread = std::thread([this, &r, ref, task, target, log_path, prefix, attempt] {
+    Fd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    std::string banner = "--- attempt " + std::to_string(attempt) + " at " + format_time(now_ms()) + "\n";
+    if (log.valid()) (void)!::write(log.get(), banner.data(), banner.size());
+    LineSplitter lines[2];
+    TaskContext ctx;
+    ctx.plan = &plan_;
+    ctx.task = task;
+    ctx.target = target;
+    ctx.build = dir_.build();
+    ctx.run_dir = dir_.path();
+    ctx.workdir = task->workdir.empty() ? plan_.workdir : task->workdir;
+    ctx.events_file = dir_.events_file();
+    ctx.attempt = attempt;
+    ctx.cancel = &r.cancel;
+    ctx.output = [&](bool is_stderr, std::string_view data) {
+      if (log.valid()) (void)!::write(log.get(), data.data(), data.size());
+      lines[is_stderr].feed(data, [&](std::string_view l) { log_line(prefix, l, is_stderr, &ref); });
+    };
+    TaskOutcome out;
+    Executor* ex = executors_->find(*task, *target);
+    if (!ex) {
+      out.reason = std::string("no executor for a ") + plan::to_string(task->kind) + " task on target " +
+                   target->name + (target->local ? "" : " (SSH targets are not available in this build)");
+    } else {
+      out = ex->run(ctx);
+    }
+    for (int i = 0; i < 2; ++i) lines[i].flush([&](std::string_view l) { log_line(prefix, l, i == 1, &ref); });
+    if (!out.ok) {
+      std::string end = "--- " + out.reason + "\n";
+      if (log.valid()) (void)!::write(log.get(), end.data(), end.size());
+    }
+    {
+      std::lock_guard<std::mutex> lock(fin_mu_);
+      finished_.push_back({ref, out});
+    }
+    uint64_t one = 1;
+    (void)!::write(wake_.get(), &one, sizeof one);
+  });
+}
+
+void Runner::drain_finished() {
+  std::vector<Finished> done;
+  {
+    std::lock_guard<std::mutex> lock(fin_mu_);
+    done.swap(finished_);
+  }
+  int64_t now = now_ms();
+  for (auto& f : done) {
+    for (auto it = running_.begin(); it != running_.end(); ++it) {
+      if (it->ref.stage == f.ref.stage && it->ref.task == f.ref.task) {
+        it->thread.join();
+        running_.erase(it);
+        break;
+      }
+    }
+    const auto& ts = st_.stages[f.ref.stage].tasks[f.ref.task];
+    sd::LogFields lf = fields_;
+    lf.stage = st_.stages[f.ref.stage].name;
+    lf.task = ts.name;
+    lf.target = ts.target;
+    sched_->finish(f.ref, f.outcome, now);
+    if (f.outcome.ok) sd::log_info(lf, "task " + ts.id() + " completed");
+    else sd::log_warning(lf, "task " + ts.id() + " ended: " + f.outcome.reason + " -> " + to_string(ts.status));
+  }
+  // retry: stage stops the siblings of a failed task.
+  for (auto ref : sched_->take_aborts()) {
+    for (auto& r : running_)
+      if (r.ref.stage == ref.stage && r.ref.task == ref.task) r.cancel = true;
+  }
+}
+
+void Runner::apply_event(const state::Event& e) {
+  if (e.type == "progress") {
+    st_.progress = e.message;
+    return;
+  }
+  state::SubrunState sub;
+  if (auto old = dir_.load_subrun(e.key); old.ok()) sub = std::move(old).value();
+  // A sub-run that already ended keeps its end: no second message.
+  if (state::is_terminal(sub.status) && !sub.key.empty()) return;
+  sub.key = e.key;
+  sub.status = e.status;
+  if (sub.started_at_ms == 0) sub.started_at_ms = now_ms();
+  if (state::is_terminal(e.status)) sub.ended_at_ms = now_ms();
+  sub.exit_code = e.exit_code;
+  sub.message = e.message;
+  if (!e.log.empty()) sub.log = e.log;
+  if (auto s = dir_.save_subrun(sub); !s)
+    sd::log_error(fields_, "cannot record sub-run " + e.key + ": " + s.error().message);
+  else
+    sd::log_info(fields_, "sub-run " + e.key + ": " + to_string(e.status));
+}
+
+void Runner::read_events() {
+  Fd fd(::open(dir_.events_file().c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::pread(fd.get(), buf, sizeof buf, static_cast<off_t>(events_offset_));
+    if (n <= 0) break;
+    events_offset_ += static_cast<size_t>(n);
+    events_partial_.append(buf, static_cast<size_t>(n));
+  }
+  size_t start = 0, nl;
+  while ((nl = events_partial_.find('\n', start)) != std::string::npos) {
+    std::string line = events_partial_.substr(start, nl - start);
+    start = nl + 1;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto e = state::parse_event_line(line);
+    if (!e) {
+      sd::log_warning(fields_, "ignored event line: " + e.error().message + ": " + line.substr(0, 200));
+      continue;
+    }
+    apply_event(*e);
+  }
+  events_partial_.erase(0, start);
+}
+
+void Runner::subrun_bookkeeping(const std::vector<TaskRef>& changed) {
+  // Stages with `subruns: true`: every task instance is a sub-run whose end
+  // (after its retries) gets its own message.
+  for (auto ref : changed) {
+    if (!plan_.stages[ref.stage].subruns) continue;
+    const auto& ts = st_.stages[ref.stage].tasks[ref.task];
+    state::Event e;
+    e.type = "subrun";
+    e.key = ts.name + (plan_.stages[ref.stage].tasks.size() > 1 || ts.target != plan::Plan::kController
+                           ? "." + ts.target
+                           : "");
+    if (!state::valid_subrun_key(e.key)) continue;
+    switch (ts.status) {
+      case StepStatus::Running: e.status = RunStatus::Running; break;
+      case StepStatus::Completed: e.status = RunStatus::Completed; break;
+      case StepStatus::Failed: e.status = RunStatus::Failed; break;
+      default: continue;
+    }
+    e.exit_code = ts.exit_code;
+    e.message = ts.reason;
+    e.log = dir_.file(ts.log);
+    if (e.status == RunStatus::Running) {
+      // A retry of a sub-run is still the same sub-run.
+      if (auto old = dir_.load_subrun(e.key); old.ok() && old->status == RunStatus::Running) continue;
+    }
+    apply_event(e);
+  }
+}
+
+void Runner::heartbeat() {
+  // Liveness, not progress: touching the file changes only its times, which
+  // the watcher does not wake up for.
+  Fd fd(::open(dir_.heartbeat_file().c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640));
+  if (fd.valid()) ::futimens(fd.get(), nullptr);
+  sd::notify_watchdog();
+}
+
+int Runner::run() {
+  if (!dir_.exists()) {
+    sd::log_error(fields_, "no run directory " + dir_.path() + ": start runs with start-run");
+    return kRunnerNotResumable;
+  }
+  auto loaded = dir_.load();
+  if (!loaded) {
+    sd::log_error(fields_, "cannot read the run state: " + loaded.error().message);
+    return kRunnerNotResumable;
+  }
+  st_ = std::move(loaded).value();
+  if (state::is_terminal(st_.status)) {
+    sd::notify_ready(std::string("run already ") + to_string(st_.status));
+    sd::log_info(fields_, std::string("run already ended: ") + to_string(st_.status));
+    return kRunnerOk;
+  }
+  if (path_exists(dir_.cancelled_marker())) {
+    sd::notify_ready("cancelled");
+    return kRunnerOk;
+  }
+  if (auto s = load_plan(); !s) {
+    sd::log_error(fields_, "cannot load the plan: " + s.error().message);
+    return kRunnerNotResumable;
+  }
+  executors_ = default_executors(plan_);
+
+  // SIGTERM/SIGINT arrive through a signalfd; children get them unblocked.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  Fd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  wake_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+
+  int64_t now = now_ms();
+  st_.runner_starts += 1;
+  if (st_.started_at_ms == 0) st_.started_at_ms = now;
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  st_.host = host;
+  if (st_.stages.empty() || !Scheduler::matches(plan_, st_.stages)) st_.stages = Scheduler::initial_stages(plan_);
+  sched_ = std::make_unique<Scheduler>(plan_, st_);
+  if (st_.runner_starts > 1) {
+    sd::log_warning(fields_, "resuming after a runner restart (start " + std::to_string(st_.runner_starts) + ")");
+    if (!sched_->recover(now)) {
+      st_.progress = "interrupted; not resumable";
+      (void)persist();
+      sd::log_error(fields_, "a task was interrupted and has no retries left: the run cannot resume");
+      return kRunnerNotResumable;
+    }
+  }
+  st_.status = RunStatus::Running;
+  st_.decided_by = "runner";
+  st_.progress = sched_->progress();
+  if (auto s = persist(); !s) {
+    sd::log_error(fields_, "cannot write the run state: " + s.error().message);
+    return kRunnerError;
+  }
+  runner_log_ = Fd(::open(dir_.runner_log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  (void)touch_marker(dir_.events_file());
+  Fd ino(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  ::inotify_add_watch(ino.get(), dir_.events_file().c_str(), IN_MODIFY | IN_CLOSE_WRITE);
+  heartbeat();
+  sd::notify_ready(st_.progress);
+  sd::log_info(fields_, "run started: " + std::to_string(plan_.stages.size()) + " stage(s), plan " + plan_.source);
+  read_events();
+
+  int64_t next_heartbeat = now + kHeartbeatMs;
+  for (;;) {
+    now = now_ms();
+    auto starts = sched_->next(now);
+    auto changed = sched_->take_changed();
+    st_.progress = sched_->progress();
+    if (!changed.empty() || st_.progress != last_status_) {
+      // Persist before the transitions take effect (tasks start after this).
+      if (auto s = persist(); !s) sd::log_error(fields_, "cannot write the run state: " + s.error().message);
+      subrun_bookkeeping(changed);
+    }
+    if (st_.progress != last_status_) {
+      last_status_ = st_.progress;
+      sd::notify_status(st_.progress);
+    }
+    for (auto ref : starts) launch(ref);
+    if (sched_->done() && running_.empty()) break;
+
+    int64_t wake_at = next_heartbeat;
+    if (int64_t w = sched_->next_wakeup(); w > 0 && w < wake_at) wake_at = w;
+    int timeout = static_cast<int>(std::max<int64_t>(0, wake_at - now_ms()));
+    pollfd fds[3] = {{sigfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {ino.get(), POLLIN, 0}};
+    int r = ::poll(fds, 3, timeout);
+    if (r < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si{};
+      while (::read(sigfd.get(), &si, sizeof si) == sizeof si) {
+        if (cancelling_) continue;
+        cancelling_ = true;
+        stop_without_marker_ = !path_exists(dir_.cancelled_marker());
+        sd::log_warning(fields_, std::string("stopping on ") + strsignal(static_cast<int>(si.ssi_signo)) +
+                                     (stop_without_marker_ ? "" : " (cancel-run)") + ": aborting running tasks");
+        sd::notify_stopping("aborting");
+        for (auto ref : sched_->cancel_all()) {
+          for (auto& run : running_)
+            if (run.ref.stage == ref.stage && run.ref.task == ref.task) run.cancel = true;
+        }
+      }
+    }
+    if (fds[1].revents & POLLIN) {
+      uint64_t v;
+      (void)!::read(wake_.get(), &v, sizeof v);
+      drain_finished();
+    }
+    if (fds[2].revents & POLLIN) {
+      char buf[4096];
+      while (::read(ino.get(), buf, sizeof buf) > 0) {
+      }
+      read_events();
+    }
+    if (now_ms() >= next_heartbeat) {
+      heartbeat();
+      next_heartbeat = now_ms() + kHeartbeatMs;
+    }
+  }
+  read_events();
+  return finish();
+}
+
+int Runner::finish() {
+  int64_t now = now_ms();
+  if (cancelling_) {
+    sched_->finish_cancel(now);
+    st_.progress = "cancelled";
+    if (!stop_without_marker_) {
+      st_.status = RunStatus::Cancelled;
+      st_.decided_by = "cancel-run";
+      st_.ended_at_ms = now;
+    }
+    // Without cancel-run's marker this was a plain stop: no terminal state
+    // here, the watcher reports TERMINATED.
+    (void)persist();
+    sd::log_warning(fields_, stop_without_marker_ ? "stopped; tasks aborted" : "run cancelled; tasks aborted");
+    return kRunnerOk;
+  }
+  st_.status = sched_->result();
+  st_.ended_at_ms = now;
+  st_.decided_by = "runner";
+  // The run's exit code: the failing task's, or the single task's.
+  const state::TaskState* key_task = nullptr;
+  for (const auto& stage : st_.stages)
+    for (const auto& t : stage.tasks)
+      if (!key_task && t.status == StepStatus::Failed) {
+        key_task = &t;
+        st_.failure = state::FailureInfo{stage.name, t.name, t.target, t.log};
+      }
+  if (!key_task && st_.stages.size() == 1 && st_.stages[0].tasks.size() == 1) key_task = &st_.stages[0].tasks[0];
+  if (key_task) {
+    st_.exit_code = key_task->exit_code;
+    st_.signal = key_task->signal;
+    if (st_.status == RunStatus::Failed) st_.reason = key_task->reason;
+  } else if (st_.status == RunStatus::Completed) {
+    st_.exit_code = 0;
+  }
+  st_.progress = std::string(to_string(st_.status)) + " after " + format_duration(Millis(now - st_.started_at_ms));
+  // Sub-runs the command never closed end with the run, without a message.
+  for (const auto& key : dir_.subrun_keys()) {
+    auto sub = dir_.load_subrun(key);
+    if (sub.ok() && !state::is_terminal(sub->status)) {
+      sub->status = RunStatus::Terminated;
+      sub->ended_at_ms = now;
+      sub->message = "the run ended before this sub-run reported its end";
+      (void)dir_.save_subrun(*sub);
+    }
+  }
+  if (auto s = persist(); !s) {
+    sd::log_error(fields_, "cannot write the final state: " + s.error().message);
+    return kRunnerError;
+  }
+  sd::notify_stopping(st_.progress);
+  sd::log_info(fields_, "run " + std::string(to_string(st_.status)) +
+                            (st_.exit_code ? " (exit code " + std::to_string(*st_.exit_code) + ")" : ""));
+  return kRunnerOk;
+}
+
+}  // namespace
+
+std::unique_ptr<ExecutorSet> default_executors(const plan::Plan&) { return std::make_unique<LocalOnlyExecutors>(); }
+
+int run_runner(const std::string& build) {
+  Runner r(build);
+  return r.run();
+}
+
+}  // namespace rw::engine

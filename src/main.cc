@@ -1,0 +1,44 @@
+// runwarden: one binary for the service entry points (runner, watcher) and
+// the admin commands; invoked as start-run or cancel-run it is that command.
+
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "cli/cli.h"
+
+int main(int argc, char** argv) {
+  std::string self = argv[0];
+  if (auto slash = self.rfind('/'); slash != std::string::npos) self = self.substr(slash + 1);
+
+  CLI::App app{"runwarden: long test and provisioning runs as systemd services, one chat message when done"};
+  app.set_version_flag("--version", RUNWARDEN_VERSION);
+  app.require_subcommand(1);
+  rw::cli::Action action;
+  rw::cli::add_start(app, &action);
+  rw::cli::add_cancel(app, &action);
+  rw::cli::add_status(app, &action);
+  rw::cli::add_list(app, &action);
+  rw::cli::add_logs(app, &action);
+  rw::cli::add_notify(app, &action);
+  rw::cli::add_event(app, &action);
+  rw::cli::add_validate(app, &action);
+  rw::cli::add_exec(app, &action);
+  rw::cli::add_runner(app, &action);
+  rw::cli::add_watcher(app, &action);
+
+  // start-run / cancel-run are `runwarden start` / `runwarden cancel`.
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i) args.emplace_back(argv[i]);
+  if (self == "start-run" || self == "cancel-run") {
+    args.emplace_back(self == "start-run" ? "start" : "cancel");
+    app.name(self);
+  }
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : rw::cli::kUsage;
+  }
+  return action ? action() : rw::cli::kUsage;
+}

@@ -1,0 +1,51 @@
+#pragma once
+// Posting a payload to the webhook, with retries. Transport is the seam:
+// tests use a fake, production uses CurlTransport.
+
+#include <functional>
+#include <string>
+
+#include "common/duration.h"
+#include "http/curl_client.h"
+#include "notify/retry_policy.h"
+
+namespace rw::notify {
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  virtual Attempt post(const std::string& url, const std::string& body, Millis timeout) = 0;
+};
+
+/// The real transport: one reused curl handle.
+class CurlTransport : public Transport {
+ public:
+  Attempt post(const std::string& url, const std::string& body, Millis timeout) override;
+
+ private:
+  http::CurlClient client_;
+};
+
+/// http::Response as the retry logic sees it (Retry-After parsed).
+Attempt to_attempt(const http::Response& r);
+
+struct SendResult {
+  bool delivered = false;
+  int attempts = 0;
+  int last_status = 0;  ///< 0 if the last attempt got no HTTP answer
+  std::string reason;   ///< the last decision's reason; never the URL
+};
+
+/// Posts with retries per the policy. `sleep` is injected (tests record the
+/// delays); `log` gets one line per attempt outcome. The URL, its path and
+/// its long path segments (the hook's secret key) are scrubbed from every
+/// logged and returned text, in case a server echoes them back.
+SendResult send_with_retries(Transport& t, const std::string& url, const std::string& body, const RetryPolicy& p,
+                             const std::function<void(Millis)>& sleep,
+                             const std::function<void(const std::string&)>& log,
+                             Millis per_attempt_timeout = Millis(10000));
+
+/// `text` with the secret parts of `url` replaced by "[redacted]".
+std::string redact_url(std::string text, const std::string& url);
+
+}  // namespace rw::notify

@@ -1,0 +1,114 @@
+#include "ssh/remote_command.h"
+
+#include <charconv>
+
+namespace rw::ssh {
+
+std::string shell_quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out += '\'';
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
+}
+
+bool valid_env_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    bool digit = c >= '0' && c <= '9';
+    if (!alpha && !(digit && i > 0)) return false;
+  }
+  return true;
+}
+
+Result<std::string> wrap_command(const std::string& command, const WrapOptions& opt) {
+  if (command.find('\0') != std::string::npos) return err("command contains a NUL byte");
+  int grace = opt.kill_grace_seconds < 0 ? 0 : opt.kill_grace_seconds;
+
+  // $0 is this script itself (so it can re-exec under setsid), $1 the command.
+  std::string s;
+  // 1. Lead a process group. /proc/PID/stat is "pid (comm) state ppid pgrp ...";
+  //    comm may hold spaces, so cut after the last ") ".
+  s += "if [ -z \"${RW_REGROUPED-}\" ] && read -r s </proc/$$/stat 2>/dev/null; then "
+       "s=${s##*) }; s=${s#* }; s=${s#* }; "
+       "if [ \"${s%% *}\" != \"$$\" ] && command -v setsid >/dev/null 2>&1; then "
+       "RW_REGROUPED=1 exec setsid /bin/sh -c 'eval \"$0\"' \"$0\" \"$1\"; fi; fi\n";
+  s += "unset RW_REGROUPED s\n";
+  // 2. Tell the client the group.
+  s += "echo \"";
+  s += kPgidMarker;
+  s += "$$\" >&2\n";
+  // 3. The watcher: EOF on the channel's stdin means cancel (or a lost
+  //    client). Asynchronous lists get /dev/null as stdin, hence fd 3.
+  s += "exec 3<&0 </dev/null\n";
+  s += "( while read -r _; do :; done <&3; trap '' TERM HUP INT; kill -TERM -$$; sleep " +
+       std::to_string(grace) + "; kill -KILL -$$ ) >/dev/null 2>&1 &\n";
+  s += "w=$!\nexec 3<&-\n";
+  // 4. The command's environment and directory.
+  if (!opt.workdir.empty()) {
+    if (opt.workdir.find('\0') != std::string::npos) return err("workdir contains a NUL byte");
+    s += "cd " + shell_quote(opt.workdir) + " || exit 1\n";
+  }
+  for (const auto& [k, v] : opt.env) {
+    if (!valid_env_name(k)) return err("invalid environment variable name '" + k + "'");
+    if (v.find('\0') != std::string::npos) return err("environment variable " + k + " contains a NUL byte");
+    s += "export " + k + "=" + shell_quote(v) + "\n";
+  }
+  // A child shell, not exec: the wrapper must outlive the command to stop the
+  // watcher, so a normal exit does not kill what the command left running.
+  s += "/bin/sh -c \"$1\"\nr=$?\nkill $w 2>/dev/null\nexit $r\n";
+
+  // The login shell runs this line; everything else is /bin/sh.
+  return "exec /bin/sh -c 'eval \"$0\"' " + shell_quote(s) + " " + shell_quote(command);
+}
+
+std::string PgidMarkerFilter::feed(std::string_view data) {
+  if (done_) return std::string(data);
+  held_.append(data);
+  // Still a prefix of the marker? Keep waiting.
+  size_t cmp = std::min(held_.size(), kPgidMarker.size());
+  if (held_.compare(0, cmp, kPgidMarker.substr(0, cmp)) != 0) {
+    done_ = true;
+    return std::exchange(held_, {});
+  }
+  auto nl = held_.find('\n');
+  if (nl == std::string::npos) {
+    if (held_.size() > 64) {  // not our line after all
+      done_ = true;
+      return std::exchange(held_, {});
+    }
+    return {};
+  }
+  done_ = true;
+  std::string_view num(held_.data() + kPgidMarker.size(), nl - kPgidMarker.size());
+  long v = 0;
+  auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
+  if (ec != std::errc() || p != num.data() + num.size() || v <= 1) {
+    return std::exchange(held_, {});  // malformed: deliver it
+  }
+  pgid_ = v;
+  std::string rest = held_.substr(nl + 1);
+  held_.clear();
+  return rest;
+}
+
+std::string PgidMarkerFilter::finish() {
+  done_ = true;
+  return std::exchange(held_, {});
+}
+
+std::string kill_group_command(long pgid) {
+  std::string g = std::to_string(pgid);
+  return "kill -KILL -" + g + " 2>/dev/null; kill -KILL " + g + " 2>/dev/null; true";
+}
+
+}  // namespace rw::ssh

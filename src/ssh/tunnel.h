@@ -1,0 +1,45 @@
+#pragma once
+// Tunnel: a direct-tcpip channel of an outer connection, presented as a local
+// socket. A pump thread copies bytes between one end of a socketpair and the
+// channel, so the inner SSH session runs on the other end exactly as it would
+// on a TCP socket. Internal to ssh/.
+
+#include <libssh2.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/fd.h"
+#include "common/result.h"
+
+namespace rw::ssh {
+
+class Conn;
+
+class Tunnel {
+ public:
+  /// Opens host:port from the far side of `outer` (deadline in mono ms) and
+  /// starts pumping. `*inner_end` receives the non-blocking socket for the
+  /// inner session. `outer` must outlive the Tunnel.
+  static Result<std::unique_ptr<Tunnel>> open(Conn& outer, const std::string& host, int port,
+                                              int64_t deadline, Fd* inner_end);
+  /// Flushes what the inner side wrote (bounded), closes the channel, joins.
+  ~Tunnel();
+  Tunnel(const Tunnel&) = delete;
+  Tunnel& operator=(const Tunnel&) = delete;
+
+ private:
+  Tunnel(Conn& outer, LIBSSH2_CHANNEL* ch, Fd mine);
+  void pump();
+
+  Conn& outer_;
+  LIBSSH2_CHANNEL* ch_;
+  Fd mine_;  ///< our end of the socketpair
+  Fd stop_;  ///< eventfd: stop pumping
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+};
+
+}  // namespace rw::ssh

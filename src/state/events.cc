@@ -1,0 +1,45 @@
+#include "state/events.h"
+
+#include <nlohmann/json.hpp>
+
+namespace rw::state {
+
+using nlohmann::json;
+
+Result<Event> parse_event_line(const std::string& line) {
+  json j = json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return err("not a JSON object");
+  auto str = [&](const char* k) -> std::string {
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+  };
+  Event e;
+  e.type = str("type");
+  e.message = str("message");
+  if (e.type == "progress") return e;
+  if (e.type != "subrun") return err("unknown event type '" + e.type + "' (expected subrun or progress)");
+  e.key = str("key");
+  if (!valid_subrun_key(e.key))
+    return err("invalid sub-run key '" + e.key + "' (letters, digits, '.', '_', '-'; at most 128)");
+  std::string status = str("status");
+  e.status = parse_run_status(status);
+  if (e.status != RunStatus::Running && e.status != RunStatus::Completed && e.status != RunStatus::Failed)
+    return err("invalid sub-run status '" + status + "' (expected RUNNING, COMPLETED or FAILED)");
+  if (auto it = j.find("exit_code"); it != j.end() && it->is_number_integer()) e.exit_code = it->get<int>();
+  e.log = str("log");
+  return e;
+}
+
+std::string format_event_line(const Event& e) {
+  json j{{"type", e.type}};
+  if (e.type == "subrun") {
+    j["key"] = e.key;
+    j["status"] = to_string(e.status);
+    if (e.exit_code) j["exit_code"] = *e.exit_code;
+    if (!e.log.empty()) j["log"] = e.log;
+  }
+  if (!e.message.empty()) j["message"] = e.message;
+  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace rw::state

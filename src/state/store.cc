@@ -1,0 +1,351 @@
+#include "state/store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/files.h"
+
+namespace rw::state {
+
+using nlohmann::json;
+
+namespace {
+
+// nlohmann accessors throw on a wrong type; these never do, so a damaged
+// file is an error message, not a crash.
+template <typename T>
+T get_or(const json& j, const char* key, T fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  if constexpr (std::is_same_v<T, std::string>) {
+    return it->is_string() ? it->template get<std::string>() : fallback;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return it->is_boolean() ? it->template get<bool>() : fallback;
+  } else {
+    return it->is_number_integer() ? it->template get<T>() : fallback;
+  }
+}
+
+std::optional<int> get_opt_int(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number_integer()) return std::nullopt;
+  return it->get<int>();
+}
+
+void put_opt(json& j, const char* key, const std::optional<int>& v) {
+  if (v) j[key] = *v;
+  else j[key] = nullptr;
+}
+
+json task_to_json(const TaskState& t) {
+  json j{{"name", t.name},          {"target", t.target},           {"status", to_string(t.status)},
+         {"attempts", t.attempts},  {"reason", t.reason},           {"started_at_ms", t.started_at_ms},
+         {"ended_at_ms", t.ended_at_ms}, {"retry_at_ms", t.retry_at_ms}, {"log", t.log}};
+  put_opt(j, "exit_code", t.exit_code);
+  put_opt(j, "signal", t.signal);
+  return j;
+}
+
+Result<TaskState> task_from_json(const json& j) {
+  if (!j.is_object()) return err("task entry is not an object");
+  TaskState t;
+  t.name = get_or<std::string>(j, "name", "");
+  t.target = get_or<std::string>(j, "target", "");
+  auto st = parse_step_status(get_or<std::string>(j, "status", ""));
+  if (!st) return err("task " + t.name + ": unknown status");
+  t.status = *st;
+  t.attempts = get_or<int>(j, "attempts", 0);
+  t.exit_code = get_opt_int(j, "exit_code");
+  t.signal = get_opt_int(j, "signal");
+  t.reason = get_or<std::string>(j, "reason", "");
+  t.started_at_ms = get_or<int64_t>(j, "started_at_ms", 0);
+  t.ended_at_ms = get_or<int64_t>(j, "ended_at_ms", 0);
+  t.retry_at_ms = get_or<int64_t>(j, "retry_at_ms", 0);
+  t.log = get_or<std::string>(j, "log", "");
+  return t;
+}
+
+}  // namespace
+
+std::string state_root() {
+  const char* env = std::getenv("RUNWARDEN_STATE_DIR");
+  return env && *env ? env : "/var/lib/runwarden";
+}
+
+std::string to_json(const RunState& s) {
+  json stages = json::array();
+  for (const auto& st : s.stages) {
+    json tasks = json::array();
+    for (const auto& t : st.tasks) tasks.push_back(task_to_json(t));
+    stages.push_back({{"name", st.name},
+                      {"status", to_string(st.status)},
+                      {"attempts", st.attempts},
+                      {"started_at_ms", st.started_at_ms},
+                      {"ended_at_ms", st.ended_at_ms},
+                      {"tasks", tasks}});
+  }
+  json j{{"schema", s.schema},
+         {"build", s.build},
+         {"status", to_string(s.status)},
+         {"decided_by", s.decided_by},
+         {"reason", s.reason},
+         {"created_at_ms", s.created_at_ms},
+         {"started_at_ms", s.started_at_ms},
+         {"ended_at_ms", s.ended_at_ms},
+         {"hung_after_ms", s.hung_after_ms},
+         {"subrun_grace_ms", s.subrun_grace_ms},
+         {"categorized", s.categorized},
+         {"host", s.host},
+         {"workdir", s.workdir},
+         {"plan_file", s.plan_file},
+         {"runner_command", s.runner_command},
+         {"template_command", s.template_command},
+         {"meta", s.meta},
+         {"mention_on_failure", s.mention_on_failure},
+         {"runner_starts", s.runner_starts},
+         {"progress", s.progress},
+         {"stages", stages}};
+  put_opt(j, "exit_code", s.exit_code);
+  put_opt(j, "signal", s.signal);
+  if (s.failure) {
+    j["failure"] = {{"stage", s.failure->stage},
+                    {"task", s.failure->task},
+                    {"target", s.failure->target},
+                    {"log", s.failure->log}};
+  } else {
+    j["failure"] = nullptr;
+  }
+  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+Result<RunState> run_state_from_json(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return err("not valid JSON");
+  if (!j.is_object()) return err("not a JSON object");
+  RunState s;
+  s.schema = get_or<int>(j, "schema", 0);
+  if (s.schema != 1) return err("unsupported schema " + std::to_string(s.schema));
+  s.build = get_or<std::string>(j, "build", "");
+  // Strict: a status we do not know stays Unknown, and Unknown never posts.
+  s.status = parse_run_status(get_or<std::string>(j, "status", ""));
+  s.decided_by = get_or<std::string>(j, "decided_by", "");
+  s.reason = get_or<std::string>(j, "reason", "");
+  s.created_at_ms = get_or<int64_t>(j, "created_at_ms", 0);
+  s.started_at_ms = get_or<int64_t>(j, "started_at_ms", 0);
+  s.ended_at_ms = get_or<int64_t>(j, "ended_at_ms", 0);
+  s.hung_after_ms = get_or<int64_t>(j, "hung_after_ms", 0);
+  s.subrun_grace_ms = get_or<int64_t>(j, "subrun_grace_ms", 30'000);
+  s.categorized = get_or<bool>(j, "categorized", false);
+  s.host = get_or<std::string>(j, "host", "");
+  s.workdir = get_or<std::string>(j, "workdir", "");
+  s.plan_file = get_or<std::string>(j, "plan_file", "");
+  s.runner_command = get_or<std::string>(j, "runner_command", "");
+  s.template_command = get_or<std::string>(j, "template_command", "");
+  s.mention_on_failure = get_or<std::string>(j, "mention_on_failure", "");
+  s.runner_starts = get_or<int>(j, "runner_starts", 0);
+  s.progress = get_or<std::string>(j, "progress", "");
+  s.exit_code = get_opt_int(j, "exit_code");
+  s.signal = get_opt_int(j, "signal");
+  if (auto it = j.find("meta"); it != j.end() && it->is_object()) {
+    for (auto& [k, v] : it->items())
+      if (v.is_string()) s.meta[k] = v.get<std::string>();
+  }
+  if (auto it = j.find("failure"); it != j.end() && it->is_object()) {
+    s.failure = FailureInfo{get_or<std::string>(*it, "stage", ""), get_or<std::string>(*it, "task", ""),
+                            get_or<std::string>(*it, "target", ""), get_or<std::string>(*it, "log", "")};
+  }
+  if (auto it = j.find("stages"); it != j.end() && it->is_array()) {
+    for (const auto& sj : *it) {
+      if (!sj.is_object()) return err("stage entry is not an object");
+      StageState st;
+      st.name = get_or<std::string>(sj, "name", "");
+      auto ss = parse_step_status(get_or<std::string>(sj, "status", ""));
+      if (!ss) return err("stage " + st.name + ": unknown status");
+      st.status = *ss;
+      st.attempts = get_or<int>(sj, "attempts", 0);
+      st.started_at_ms = get_or<int64_t>(sj, "started_at_ms", 0);
+      st.ended_at_ms = get_or<int64_t>(sj, "ended_at_ms", 0);
+      if (auto tj = sj.find("tasks"); tj != sj.end() && tj->is_array()) {
+        for (const auto& t : *tj) {
+          RW_ASSIGN(TaskState ts, task_from_json(t));
+          st.tasks.push_back(std::move(ts));
+        }
+      }
+      s.stages.push_back(std::move(st));
+    }
+  }
+  return s;
+}
+
+std::string to_json(const SubrunState& s) {
+  json j{{"key", s.key},
+         {"status", to_string(s.status)},
+         {"started_at_ms", s.started_at_ms},
+         {"ended_at_ms", s.ended_at_ms},
+         {"message", s.message},
+         {"log", s.log}};
+  put_opt(j, "exit_code", s.exit_code);
+  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+Result<SubrunState> subrun_state_from_json(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return err("not a JSON object");
+  SubrunState s;
+  s.key = get_or<std::string>(j, "key", "");
+  s.status = parse_run_status(get_or<std::string>(j, "status", ""));
+  s.started_at_ms = get_or<int64_t>(j, "started_at_ms", 0);
+  s.ended_at_ms = get_or<int64_t>(j, "ended_at_ms", 0);
+  s.exit_code = get_opt_int(j, "exit_code");
+  s.message = get_or<std::string>(j, "message", "");
+  s.log = get_or<std::string>(j, "log", "");
+  return s;
+}
+
+RunDir::RunDir(std::string root, std::string build)
+    : root_(std::move(root)), build_(std::move(build)), path_(root_ + "/runs/" + build_) {}
+
+bool RunDir::exists() const { return path_exists(path_); }
+
+Result<RunState> RunDir::load() const {
+  RW_ASSIGN(std::string text, read_file(state_file()));
+  auto s = run_state_from_json(text);
+  if (!s) return err(state_file() + ": " + s.error().message);
+  return s;
+}
+
+Status RunDir::save(const RunState& s) const { return write_file_atomic(state_file(), to_json(s)); }
+
+Status RunDir::update(const std::function<bool(RunState&)>& change) const {
+  std::string lock_path = file("state.lock");
+  Fd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd.valid()) return sys_err("open " + lock_path, errno);
+  while (::flock(fd.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return sys_err("lock " + lock_path, errno);
+  }
+  RW_ASSIGN(RunState s, load());
+  if (!change(s)) return {};
+  return save(s);
+}
+
+Result<SubrunState> RunDir::load_subrun(const std::string& key) const {
+  std::string path = subrun_dir(key) + "/state.json";
+  RW_ASSIGN(std::string text, read_file(path));
+  auto s = subrun_state_from_json(text);
+  if (!s) return err(path + ": " + s.error().message);
+  return s;
+}
+
+Status RunDir::save_subrun(const SubrunState& s) const {
+  RW_TRY(make_dirs(subrun_dir(s.key), 0755));
+  return write_file_atomic(subrun_dir(s.key) + "/state.json", to_json(s));
+}
+
+std::string to_json(const NotificationRecord& n) {
+  json payload = json::parse(n.payload, nullptr, false);
+  if (payload.is_discarded()) payload = n.payload;
+  json j{{"subrun", n.subrun},
+         {"status", n.status},
+         {"attempts", n.attempts},
+         {"last_http_status", n.last_http_status},
+         {"last_error", n.last_error},
+         {"updated_at_ms", n.updated_at_ms},
+         {"payload", payload}};
+  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+std::string RunDir::posted_marker_for(const std::string& subrun) const {
+  return subrun.empty() ? posted_marker() : subrun_dir(subrun) + "/posted.marker";
+}
+
+std::string RunDir::notification_file_for(const std::string& subrun) const {
+  return subrun.empty() ? notification_file() : subrun_dir(subrun) + "/notification.json";
+}
+
+Result<NotificationRecord> RunDir::load_notification(const std::string& subrun) const {
+  std::string path = notification_file_for(subrun);
+  RW_ASSIGN(std::string text, read_file(path));
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return err(path + ": not a JSON object");
+  NotificationRecord n;
+  n.subrun = get_or<std::string>(j, "subrun", "");
+  n.status = get_or<std::string>(j, "status", "");
+  n.attempts = get_or<int>(j, "attempts", 0);
+  n.last_http_status = get_or<int>(j, "last_http_status", 0);
+  n.last_error = get_or<std::string>(j, "last_error", "");
+  n.updated_at_ms = get_or<int64_t>(j, "updated_at_ms", 0);
+  auto it = j.find("payload");
+  if (it == j.end() || !it->is_object()) return err(path + ": no payload");
+  n.payload = it->dump(-1, ' ', false, json::error_handler_t::replace);
+  return n;
+}
+
+Status RunDir::save_notification(const NotificationRecord& n) const {
+  if (!n.subrun.empty()) RW_TRY(make_dirs(subrun_dir(n.subrun), 0755));
+  return write_file_atomic(notification_file_for(n.subrun), to_json(n), 0640);
+}
+
+namespace {
+std::vector<std::string> list_dirs(const std::string& path) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(path, ec)) {
+    if (e.is_directory(ec)) out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> RunDir::subrun_keys() const { return list_dirs(subruns_dir()); }
+
+std::vector<std::string> list_builds(const std::string& root) { return list_dirs(root + "/runs"); }
+
+Status archive_run(const std::string& root, const std::string& build, int keep) {
+  RunDir dir(root, build);
+  if (!dir.exists()) return {};
+  int64_t started = 0;
+  if (auto s = dir.load(); s.ok()) started = s->created_at_ms;
+  if (started == 0) {
+    struct stat st {};
+    if (::stat(dir.path().c_str(), &st) == 0) started = int64_t(st.st_mtime) * 1000;
+  }
+  std::string hist = root + "/history/" + build;
+  RW_TRY(make_dirs(hist, 0750));
+  std::string dest = hist + "/" + compact_time(started);
+  for (int n = 1; path_exists(dest); ++n) dest = hist + "/" + compact_time(started) + "-" + std::to_string(n);
+  if (::rename(dir.path().c_str(), dest.c_str()) != 0) return sys_err("archive " + dir.path(), errno);
+  if (keep > 0) {
+    auto entries = list_dirs(hist);  // names sort by time
+    for (size_t i = 0; i + keep < entries.size(); ++i) {
+      std::error_code ec;
+      std::filesystem::remove_all(hist + "/" + entries[i], ec);
+    }
+  }
+  return {};
+}
+
+Result<BuildLock> BuildLock::acquire(const std::string& root, const std::string& build) {
+  std::string dir = root + "/locks";
+  RW_TRY(make_dirs(dir, 0750));
+  std::string path = dir + "/" + build + ".lock";
+  Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+  if (!fd.valid()) return sys_err("open " + path, errno);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK)
+      return err("build " + build + " is being started by another start-run (lock " + path + ")", 3);
+    return sys_err("lock " + path, errno);
+  }
+  return BuildLock(std::move(fd));
+}
+
+}  // namespace rw::state

@@ -1,0 +1,87 @@
+#pragma once
+// The run directory on disk: $STATE/runs/<build>/. The only code that reads
+// and writes state JSON.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/fd.h"
+#include "common/result.h"
+#include "state/run_state.h"
+
+namespace rw::state {
+
+/// $RUNWARDEN_STATE_DIR, or /var/lib/runwarden.
+std::string state_root();
+
+std::string to_json(const RunState& s);
+Result<RunState> run_state_from_json(const std::string& text);
+std::string to_json(const SubrunState& s);
+std::string to_json(const NotificationRecord& n);
+Result<SubrunState> subrun_state_from_json(const std::string& text);
+
+class RunDir {
+ public:
+  RunDir(std::string root, std::string build);
+
+  const std::string& build() const { return build_; }
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  std::string state_file() const { return file("state.json"); }
+  std::string plan_file() const { return file("plan.yaml"); }
+  std::string template_log() const { return file("template.log"); }
+  std::string runner_log() const { return file("runner.log"); }
+  std::string events_file() const { return file("events.jsonl"); }
+  std::string posted_marker() const { return file("posted.marker"); }
+  std::string cancelled_marker() const { return file("cancelled.marker"); }
+  std::string notification_file() const { return file("notification.json"); }
+  std::string heartbeat_file() const { return file("heartbeat"); }
+  std::string subruns_dir() const { return file("subruns"); }
+  std::string subrun_dir(const std::string& key) const { return subruns_dir() + "/" + key; }
+  std::string tasks_dir() const { return file("tasks"); }
+
+  bool exists() const;
+  Result<RunState> load() const;
+  Status save(const RunState& s) const;
+  /// Read-modify-write under an exclusive lock on state.lock, so the runner,
+  /// the watcher and cancel-run never lose each other's writes. `change`
+  /// returns false to leave the file as it is.
+  Status update(const std::function<bool(RunState&)>& change) const;
+
+  Result<SubrunState> load_subrun(const std::string& key) const;
+  Status save_subrun(const SubrunState& s) const;
+  /// Marker and notification record of the run (key "") or of a sub-run.
+  std::string posted_marker_for(const std::string& subrun) const;
+  std::string notification_file_for(const std::string& subrun) const;
+  Result<NotificationRecord> load_notification(const std::string& subrun) const;
+  Status save_notification(const NotificationRecord& n) const;
+
+  /// Keys of subruns/<key>/ directories, sorted.
+  std::vector<std::string> subrun_keys() const;
+
+ private:
+  std::string root_;
+  std::string build_;
+  std::string path_;
+};
+
+/// Names of builds with a run directory, sorted.
+std::vector<std::string> list_builds(const std::string& root);
+
+/// Moves runs/<build> to history/<build>/<started-at>/ and keeps the newest
+/// `keep` entries there (older ones are removed). No-op when absent.
+Status archive_run(const std::string& root, const std::string& build, int keep);
+
+/// A held flock on $STATE/locks/<build>.lock; released on destruction.
+class BuildLock {
+ public:
+  /// Fails at once (code 3) if another process holds it.
+  static Result<BuildLock> acquire(const std::string& root, const std::string& build);
+
+ private:
+  explicit BuildLock(Fd fd) : fd_(std::move(fd)) {}
+  Fd fd_;
+};
+
+}  // namespace rw::state

@@ -1,0 +1,27 @@
+#include "systemd/notify.h"
+
+#include <systemd/sd-daemon.h>
+
+#include <cstdlib>
+
+namespace rw::systemd {
+
+bool under_notify() { return std::getenv("NOTIFY_SOCKET") != nullptr; }
+
+void notify_ready(const std::string& status) {
+  std::string msg = "READY=1";
+  if (!status.empty()) msg += "\nSTATUS=" + status;
+  sd_notify(0, msg.c_str());
+}
+
+void notify_status(const std::string& status) { sd_notify(0, ("STATUS=" + status).c_str()); }
+
+void notify_stopping(const std::string& status) {
+  std::string msg = "STOPPING=1";
+  if (!status.empty()) msg += "\nSTATUS=" + status;
+  sd_notify(0, msg.c_str());
+}
+
+void notify_watchdog() { sd_notify(0, "WATCHDOG=1"); }
+
+}  // namespace rw::systemd

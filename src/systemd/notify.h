@@ -1,0 +1,16 @@
+#pragma once
+// sd_notify for Type=notify services: readiness, STATUS= and watchdog.
+
+#include <string>
+
+namespace rw::systemd {
+
+/// True when started by systemd with a notify socket.
+bool under_notify();
+void notify_ready(const std::string& status = "");
+void notify_status(const std::string& status);
+void notify_stopping(const std::string& status = "");
+/// WATCHDOG=1 if the unit has a watchdog; harmless otherwise.
+void notify_watchdog();
+
+}  // namespace rw::systemd

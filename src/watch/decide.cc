@@ -1,0 +1,77 @@
+#include "watch/decide.h"
+
+namespace rw::watch {
+
+using state::RunStatus;
+
+Decision decide(const Observation& o) {
+  Decision d;
+  if (o.cancelled_marker) {
+    d.exit = true;
+    d.reason = "cancelled: no message";
+    return d;
+  }
+  if (!o.state_readable) {
+    d.verdict = RunStatus::Unknown;
+    d.reason = "state unreadable: " + o.state_error;
+    d.exit = true;
+    return d;
+  }
+  const auto& s = o.state;
+  if (s.status == RunStatus::Unknown) {
+    d.verdict = RunStatus::Unknown;
+    d.reason = "state has a status the watcher does not know";
+    d.exit = true;
+    return d;
+  }
+  if (s.status == RunStatus::Cancelled) {
+    d.exit = true;
+    d.reason = "cancelled: no message";
+    return d;
+  }
+  // Sub-runs post as they end, while the run goes on.
+  if (s.categorized) {
+    for (const auto& sub : o.subruns) {
+      if (sub.readable && state::is_postable(sub.state.status) && !sub.posted) d.post_subruns.push_back(sub.key);
+    }
+  }
+  if (state::is_terminal(s.status)) {
+    if (state::is_postable(s.status) && !o.posted_marker) {
+      // A categorized run speaks through its sub-runs; only a run that failed
+      // before reporting any sub-run posts for itself, so it is not silent.
+      d.post_run = !s.categorized || (s.status == RunStatus::Failed && o.subruns.empty());
+    }
+    d.reason = std::string("run ") + to_string(s.status);
+    if (s.categorized && state::is_postable(s.status)) {
+      // Late sub-run reports still arrive in the grace window.
+      int64_t end = (s.ended_at_ms ? s.ended_at_ms : o.now_ms) + s.subrun_grace_ms;
+      if (o.now_ms < end) {
+        d.wake_at_ms = end;
+        return d;
+      }
+    }
+    d.exit = true;
+    return d;
+  }
+  // PENDING or RUNNING.
+  if (o.runner_known && o.runner.gone() && (s.status == RunStatus::Running || o.runner.active == "failed")) {
+    d.verdict = RunStatus::Terminated;
+    d.reason = "runner unit " + o.runner.active + " (" + (o.runner.result.empty() ? o.runner.sub : o.runner.result) +
+               ") with no terminal state";
+    d.exit = true;
+    return d;
+  }
+  if (s.hung_after_ms > 0) {
+    int64_t deadline = o.last_progress_ms + s.hung_after_ms;
+    if (o.now_ms >= deadline) {
+      d.verdict = RunStatus::Hung;
+      d.reason = "no progress for " + std::to_string((o.now_ms - o.last_progress_ms) / 1000) + "s";
+      d.exit = true;
+      return d;
+    }
+    d.wake_at_ms = deadline;
+  }
+  return d;
+}
+
+}  // namespace rw::watch

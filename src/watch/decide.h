@@ -1,0 +1,48 @@
+#pragma once
+// What the watcher concludes from what it sees, without I/O: which messages
+// to post, which verdict to record, when to look again, when to exit.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "state/run_state.h"
+#include "systemd/bus.h"
+
+namespace rw::watch {
+
+struct SubrunObservation {
+  std::string key;
+  bool readable = false;
+  state::SubrunState state;
+  bool posted = false;
+};
+
+struct Observation {
+  bool state_readable = false;
+  std::string state_error;
+  state::RunState state;
+  bool cancelled_marker = false;
+  bool posted_marker = false;
+  std::vector<SubrunObservation> subruns;
+  bool runner_known = false;  ///< false until the unit state was read
+  systemd::UnitState runner;
+  int64_t now_ms = 0;
+  int64_t last_progress_ms = 0;
+};
+
+struct Decision {
+  bool post_run = false;
+  std::vector<std::string> post_subruns;
+  /// TERMINATED or HUNG: written to state.json; UNKNOWN: only logged, the
+  /// unreadable file is left as evidence.
+  std::optional<state::RunStatus> verdict;
+  std::string reason;
+  bool exit = false;
+  int64_t wake_at_ms = 0;  ///< 0: no timer
+};
+
+Decision decide(const Observation& o);
+
+}  // namespace rw::watch

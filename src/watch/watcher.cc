@@ -1,0 +1,260 @@
+#include "watch/watcher.h"
+
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+
+#include <cerrno>
+#include <set>
+
+#include "common/build_name.h"
+#include "common/clock.h"
+#include "common/fd.h"
+#include "common/files.h"
+#include "state/store.h"
+#include "systemd/bus.h"
+#include "systemd/journal.h"
+#include "systemd/notify.h"
+#include "watch/decide.h"
+#include "watch/post.h"
+
+namespace rw::watch {
+
+namespace sd = rw::systemd;
+using state::RunStatus;
+
+namespace {
+
+int64_t mtime_ms(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
+}
+
+int on_properties_changed(sd_bus_message*, void* userdata, sd_bus_error*) {
+  *static_cast<bool*>(userdata) = true;
+  return 0;
+}
+
+class Watcher {
+ public:
+  explicit Watcher(std::string build) : dir_(state::state_root(), build), fields_{build, "", "", ""} {}
+  int run();
+
+ private:
+  Observation observe();
+  void watch_subruns();
+  void act(const Decision& d, const Observation& o);
+  void arm_timer(int64_t at_ms);
+
+  state::RunDir dir_;
+  sd::LogFields fields_;
+  std::optional<sd::Bus> bus_;
+  std::string runner_unit_;
+  bool runner_dirty_ = true;
+  sd::UnitState runner_;
+  bool runner_known_ = false;
+  Fd ino_;
+  Fd timer_;
+  std::set<std::string> watched_subruns_;
+  bool subruns_dir_watched_ = false;
+  int64_t armed_at_ = -1;
+};
+
+void Watcher::watch_subruns() {
+  const uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE;
+  if (!subruns_dir_watched_ && path_exists(dir_.subruns_dir())) {
+    if (::inotify_add_watch(ino_.get(), dir_.subruns_dir().c_str(), kMask) >= 0) subruns_dir_watched_ = true;
+  }
+  for (const auto& key : dir_.subrun_keys()) {
+    if (watched_subruns_.count(key)) continue;
+    if (::inotify_add_watch(ino_.get(), dir_.subrun_dir(key).c_str(), kMask) >= 0) watched_subruns_.insert(key);
+  }
+}
+
+Observation Watcher::observe() {
+  Observation o;
+  o.now_ms = now_ms();
+  auto st = dir_.load();
+  o.state_readable = st.ok();
+  if (st.ok()) o.state = std::move(st).value();
+  else o.state_error = st.error().message;
+  o.cancelled_marker = path_exists(dir_.cancelled_marker());
+  o.posted_marker = path_exists(dir_.posted_marker());
+  watch_subruns();
+  for (const auto& key : dir_.subrun_keys()) {
+    SubrunObservation s;
+    s.key = key;
+    auto sub = dir_.load_subrun(key);
+    s.readable = sub.ok();
+    if (sub.ok()) s.state = std::move(sub).value();
+    s.posted = path_exists(dir_.posted_marker_for(key));
+    o.subruns.push_back(std::move(s));
+  }
+  if (runner_dirty_ && bus_) {
+    auto u = bus_->unit_state(runner_unit_);
+    if (u.ok()) {
+      runner_ = *u;
+      runner_known_ = true;
+      runner_dirty_ = false;
+    } else {
+      sd::log_warning(fields_, "cannot read " + runner_unit_ + ": " + u.error().message);
+    }
+  }
+  o.runner_known = runner_known_;
+  o.runner = runner_;
+  // Progress: output, events and task transitions all touch one of these.
+  o.last_progress_ms = std::max({mtime_ms(dir_.runner_log()), mtime_ms(dir_.events_file()),
+                                 mtime_ms(dir_.state_file()), o.state.started_at_ms, o.state.created_at_ms});
+  return o;
+}
+
+void Watcher::act(const Decision& d, const Observation& o) {
+  for (const auto& key : d.post_subruns) {
+    auto r = deliver(dir_, key, "");
+    if (!r) sd::log_error(fields_, r.error().message);
+    else if (*r) sd::log_info(fields_, "posted the message of sub-run " + key);
+  }
+  if (d.post_run) {
+    auto r = deliver(dir_, "", "");
+    if (!r) sd::log_error(fields_, r.error().message);
+    else if (*r) sd::log_info(fields_, std::string("posted the run message: ") + to_string(o.state.status));
+  }
+  if (d.verdict && (*d.verdict == RunStatus::Terminated || *d.verdict == RunStatus::Hung)) {
+    RunStatus v = *d.verdict;
+    auto s = dir_.update([&](state::RunState& cur) {
+      if (state::is_terminal(cur.status)) return false;  // the runner got there first
+      cur.status = v;
+      cur.decided_by = "watcher";
+      cur.reason = d.reason;
+      cur.ended_at_ms = o.now_ms;
+      cur.progress = std::string(to_string(v)) + ": " + d.reason;
+      return true;
+    });
+    if (!s) sd::log_error(fields_, "cannot record " + std::string(to_string(v)) + ": " + s.error().message);
+  }
+  if (d.verdict) sd::log_warning(fields_, std::string(to_string(*d.verdict)) + ": " + d.reason + " (no message)");
+}
+
+void Watcher::arm_timer(int64_t at_ms) {
+  if (at_ms == armed_at_) return;
+  armed_at_ = at_ms;
+  itimerspec its{};
+  if (at_ms > 0) {
+    its.it_value.tv_sec = at_ms / 1000;
+    its.it_value.tv_nsec = (at_ms % 1000) * 1'000'000;
+  }
+  ::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &its, nullptr);
+}
+
+int Watcher::run() {
+  if (!dir_.exists()) {
+    sd::log_error(fields_, "no run directory " + dir_.path());
+    sd::notify_ready("no run directory");
+    return 0;
+  }
+  runner_unit_ = runner_unit(dir_.build());
+  ino_ = Fd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
+  timer_ = Fd(::timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!ino_.valid() || !timer_.valid()) {
+    sd::log_error(fields_, errno_message("inotify/timerfd", errno));
+    return 1;
+  }
+  // Everything that matters is written by rename (state, markers) or closed
+  // after a write (events): neither output nor heartbeats wake us.
+  ::inotify_add_watch(ino_.get(), dir_.path().c_str(),
+                      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF |
+                          IN_MOVE_SELF);
+
+  auto bus = sd::Bus::connect();
+  sd_bus_slot* slot = nullptr;
+  if (!bus) {
+    sd::log_error(fields_, bus.error().message);
+    return 1;  // systemd restarts us; without the bus we cannot tell TERMINATED
+  }
+  bus_.emplace(std::move(bus).value());
+  auto path = bus_->unit_path(runner_unit_);
+  if (!path) {
+    sd::log_error(fields_, path.error().message);
+    return 1;
+  }
+  int r = sd_bus_match_signal(bus_->get(), &slot, "org.freedesktop.systemd1", path->c_str(),
+                              "org.freedesktop.DBus.Properties", "PropertiesChanged", on_properties_changed,
+                              &runner_dirty_);
+  if (r < 0 || !bus_->subscribe().ok()) {
+    sd::log_error(fields_, "cannot follow " + runner_unit_ + " on the bus");
+    return 1;
+  }
+
+  sd::notify_ready("watching " + runner_unit_);
+  sd::log_info(fields_, "watching run " + dir_.build());
+  int rc = 0;
+  for (;;) {
+    Observation o = observe();
+    Decision d = decide(o);
+    act(d, o);
+    if (d.exit) {
+      sd::notify_stopping(d.reason);
+      sd::log_info(fields_, "watcher done: " + d.reason);
+      break;
+    }
+    arm_timer(d.wake_at_ms);
+    sd::notify_status(std::string(to_string(o.state.status)) +
+                      (o.state.progress.empty() ? "" : ": " + o.state.progress));
+
+    bool woke = false;
+    while (!woke) {
+      int bus_fd = sd_bus_get_fd(bus_->get());
+      int bus_events = sd_bus_get_events(bus_->get());
+      pollfd fds[3] = {{ino_.get(), POLLIN, 0}, {timer_.get(), POLLIN, 0},
+                       {bus_fd, static_cast<short>(bus_events > 0 ? bus_events : POLLIN), 0}};
+      int pr = ::poll(fds, 3, -1);
+      if (pr < 0 && errno != EINTR) {
+        sd::log_error(fields_, errno_message("poll", errno));
+        rc = 1;
+        goto out;
+      }
+      if (fds[0].revents & POLLIN) {
+        char buf[8192];
+        while (::read(ino_.get(), buf, sizeof buf) > 0) {
+        }
+        woke = true;
+      }
+      if (fds[1].revents & POLLIN) {
+        uint64_t n;
+        (void)!::read(timer_.get(), &n, sizeof n);
+        armed_at_ = -1;
+        woke = true;
+      }
+      if (fds[2].revents) {
+        for (;;) {
+          int p = sd_bus_process(bus_->get(), nullptr);
+          if (p < 0) {
+            sd::log_error(fields_, "lost the service manager connection");
+            rc = 1;
+            goto out;
+          }
+          if (p == 0) break;
+        }
+        if (runner_dirty_) woke = true;
+      }
+    }
+  }
+out:
+  sd_bus_slot_unref(slot);
+  return rc;
+}
+
+}  // namespace
+
+int run_watcher(const std::string& build) {
+  if (auto s = validate_build_name(build); !s) {
+    sd::log_error({}, s.error().message);
+    return 2;
+  }
+  Watcher w(build);
+  return w.run();
+}
+
+}  // namespace rw::watch
