@@ -130,6 +130,8 @@ Status Runner::load_plan() {
   } else {
     plan_ = plan::Plan::from_command(st_.runner_command, st_.categorized);
   }
+  // start-run resolved it: --workdir, else the plan's, else its own cwd.
+  if (!st_.workdir.empty()) plan_.workdir = st_.workdir;
   return {};
 }
 

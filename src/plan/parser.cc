@@ -1,5 +1,6 @@
 #include "plan/parser.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <exception>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <span>
 #include <string_view>
 #include <tuple>
@@ -198,18 +200,16 @@ std::optional<Pos> find_deep_nesting(std::string_view text, int limit) {
   return std::nullopt;
 }
 
-/// Where `text` stops being valid UTF-8 (YAML is Unicode text; a stray byte
-/// would also make the JSON description of the plan unprintable).
-std::optional<Pos> find_invalid_utf8(std::string_view text) {
-  Pos pos;
+/// Offset of the first byte where `text` stops being valid UTF-8, or npos.
+size_t invalid_utf8_at(std::string_view text) {
   size_t i = 0;
   while (i < text.size()) {
     auto b = static_cast<unsigned char>(text[i]);
     size_t len = 0;
     uint32_t cp = 0;
     if (b < 0x80) {
-      len = 1;
-      cp = b;
+      ++i;
+      continue;
     } else if ((b & 0xe0) == 0xc0) {
       len = 2;
       cp = b & 0x1f;
@@ -220,25 +220,36 @@ std::optional<Pos> find_invalid_utf8(std::string_view text) {
       len = 4;
       cp = b & 0x07;
     } else {
-      return pos;
+      return i;
     }
-    if (i + len > text.size()) return pos;
+    if (i + len > text.size()) return i;
     for (size_t k = 1; k < len; ++k) {
       auto c = static_cast<unsigned char>(text[i + k]);
-      if ((c & 0xc0) != 0x80) return pos;
+      if ((c & 0xc0) != 0x80) return i;
       cp = (cp << 6) | (c & 0x3f);
     }
     static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return pos;
-    if (b == '\n') {
-      ++pos.line;
-      pos.column = 1;
-    } else {
-      pos.column += static_cast<int>(len);  // bytes, as yaml-cpp counts columns
-    }
+    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
     i += len;
   }
-  return std::nullopt;
+  return std::string_view::npos;
+}
+
+/// Where the plan text stops being valid UTF-8 (YAML is Unicode text; a
+/// stray byte would also make the JSON description of the plan unprintable).
+std::optional<Pos> find_invalid_utf8(std::string_view text) {
+  size_t at = invalid_utf8_at(text);
+  if (at == std::string_view::npos) return std::nullopt;
+  size_t line_start = text.rfind('\n', at == 0 ? 0 : at - 1);
+  line_start = (line_start == std::string_view::npos || at == 0) ? 0 : line_start + 1;
+  auto line = static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n'));
+  return Pos{line + 1, static_cast<int>(at - line_start) + 1};  // columns in bytes, as yaml-cpp counts
+}
+
+/// Text a plan may carry: UTF-8 without NUL (escapes in double-quoted YAML
+/// can produce either; a NUL would silently cut a command short).
+bool plain_text(std::string_view s) {
+  return invalid_utf8_at(s) == std::string_view::npos && s.find('\0') == std::string_view::npos;
 }
 
 // ---------------------------------------------------------------------------
@@ -250,13 +261,16 @@ std::optional<Pos> find_invalid_utf8(std::string_view text) {
 /// FILE:LINE:COLUMN").
 std::string quoted(std::string_view s) {
   constexpr size_t kMax = 60;
+  const bool utf8 = invalid_utf8_at(s) == std::string_view::npos;
   std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < kMax; ++i) {
+  size_t cut = std::min(s.size(), kMax);
+  while (utf8 && cut > 0 && cut < s.size() && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;
+  for (size_t i = 0; i < cut; ++i) {
     auto c = static_cast<unsigned char>(s[i]);
     if (c == '\n') out += "\\n";
     else if (c == '\t') out += "\\t";
     else if (c == '\r') out += "\\r";
-    else if (c < 0x20 || c == 0x7f) {
+    else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
       static constexpr char kHex[] = "0123456789abcdef";
       out += "\\x";
       out += kHex[c >> 4];
@@ -265,7 +279,7 @@ std::string quoted(std::string_view s) {
       out += static_cast<char>(c);
     }
   }
-  if (s.size() > kMax) out += "...";
+  if (cut < s.size()) out += "...";
   return out + "'";
 }
 
@@ -398,13 +412,28 @@ YAML::Mark value_mark(const Entry& e) {
 std::string peek_name(const YAML::Node& map) {
   if (!map.IsMap()) return "";
   for (auto it = map.begin(); it != map.end(); ++it) {
-    if (it->first.IsScalar() && it->first.Scalar() == "name" && it->second.IsScalar() &&
-        valid_name(it->second.Scalar())) {
-      return it->second.Scalar();
+    YAML::Node key = it->first;  // copies: `it->` yields a temporary
+    YAML::Node value = it->second;
+    if (key.IsScalar() && key.Scalar() == "name" && value.IsScalar() && valid_name(value.Scalar())) {
+      return value.Scalar();
     }
   }
   return "";
 }
+
+/// Records where each YAML document starts; ignores everything else.
+struct DocumentStarts : YAML::EventHandler {
+  std::vector<YAML::Mark> marks;
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
 
 // ---------------------------------------------------------------------------
 // The parser: walks the YAML tree once, fills the Plan and collects problems.
@@ -486,9 +515,19 @@ Result<Plan> Parser::parse(const std::string& text) {
                                " levels here; a plan needs only a few (stages > tasks > push), "
                                "so this is probably not a plan file");
   }
-  std::vector<YAML::Node> docs;
+  // yaml-cpp's LoadAll loops forever, allocating empty documents, on a stray
+  // ',' at block level (found by the fuzzer). So: count at most two
+  // documents with a bounded event pass, then Load the first one.
+  YAML::Node root;
+  std::vector<YAML::Mark> starts;
   try {
-    docs = YAML::LoadAll(text);
+    std::istringstream in(text);
+    YAML::Parser events(in);
+    DocumentStarts handler;
+    for (int i = 0; i < 2 && events.HandleNextDocument(handler); ++i) {
+    }
+    starts = std::move(handler.marks);
+    if (starts.size() < 2) root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return fail_now(pos_of(e.mark), "YAML syntax error: " + e.msg);
   } catch (const std::exception& e) {
@@ -496,15 +535,24 @@ Result<Plan> Parser::parse(const std::string& text) {
   } catch (...) {
     return fail_now({}, "cannot read the plan as YAML");
   }
-  if (docs.empty()) {
+  if (starts.size() > 1) {
+    auto at = static_cast<size_t>(std::max(starts[1].pos, 0));
+    std::string_view rest = std::string_view(text).substr(std::min(at, text.size()));
+    if (rest.starts_with("---")) {
+      return fail_now(pos_of(starts[1]), "a second YAML document ('---') starts here; a plan file "
+                                         "holds exactly one plan");
+    }
+    if (rest.starts_with(",")) {
+      return fail_now(pos_of(starts[1]), "YAML syntax error: unexpected ',' outside [...] or {...}; "
+                                         "quote the value if the comma belongs to it");
+    }
+    return fail_now(pos_of(starts[1]), "YAML syntax error: unexpected text after the end of the plan");
+  }
+  if (starts.empty() || root.IsNull()) {
     return fail_now({}, "the plan is empty; a plan needs at least 'version: 1' and a list of 'stages'");
   }
-  if (docs.size() > 1) {
-    return fail_now(pos_of(docs[1].Mark()),
-                    "a second YAML document ('---') starts here; a plan file holds exactly one plan");
-  }
   try {
-    parse_top(docs[0]);
+    parse_top(root);
   } catch (const std::exception& e) {
     // Nothing above is meant to throw; if yaml-cpp does anyway, say so plainly.
     return fail_now({}, std::string("internal error while reading the plan: ") + e.what());
@@ -545,12 +593,20 @@ std::optional<std::vector<Entry>> Parser::entries(const YAML::Node& map, const s
   std::vector<Entry> out;
   std::map<std::string, Pos> seen;
   for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& k = it->first;
+    // Copies, not references: yaml-cpp's `it->` returns a temporary pair, so
+    // a reference to its member dangles (found by the fuzzer under ASan).
+    YAML::Node k = it->first;
+    YAML::Node v = it->second;
     if (!k.IsScalar()) {
       problem(k.Mark(), ctx + ": keys must be plain names, got " + what_node(k));
       continue;
     }
     std::string key = k.Scalar();
+    if (!plain_text(key)) {
+      problem(k.Mark(), ctx + ": the key " + quoted(key) + " is not plain UTF-8 text (a NUL or an "
+                                                           "invalid byte, perhaps from a \\x escape)");
+      continue;
+    }
     auto [prev, fresh] = seen.emplace(key, pos_of(k.Mark()));
     if (!fresh) {
       problem(k.Mark(), ctx + ": duplicate key " + quoted(key) + " (first at line " +
@@ -563,7 +619,7 @@ std::optional<std::vector<Entry>> Parser::entries(const YAML::Node& map, const s
                             " allowed keys: " + join(allowed));
       continue;
     }
-    out.push_back({std::move(key), k, it->second});
+    out.push_back({std::move(key), k, v});
   }
   return out;
 }
@@ -571,6 +627,11 @@ std::optional<std::vector<Entry>> Parser::entries(const YAML::Node& map, const s
 std::optional<std::string> Parser::str(const Entry& e, const std::string& ctx, bool allow_empty) {
   if (!e.value.IsScalar()) {
     problem(value_mark(e), ctx + ": '" + e.key + "' must be a string, got " + what_node(e.value));
+    return std::nullopt;
+  }
+  if (!plain_text(e.value.Scalar())) {
+    problem(value_mark(e), ctx + ": '" + e.key + "' is not plain UTF-8 text (a NUL or an invalid "
+                                                 "byte, perhaps from a \\x escape): " + what_node(e.value));
     return std::nullopt;
   }
   if (!allow_empty && e.value.Scalar().empty()) {
@@ -687,6 +748,12 @@ std::optional<std::map<std::string, std::string>> Parser::string_map(const Entry
     if (!item.value.IsScalar()) {
       problem(value_mark(item), ctx + ": '" + e.key + "': the value of " + quoted(item.key) +
                                     " must be a string or number, got " + what_node(item.value));
+      ok = false;
+      continue;
+    }
+    if (!plain_text(item.value.Scalar())) {
+      problem(value_mark(item), ctx + ": '" + e.key + "': the value of " + quoted(item.key) +
+                                    " is not plain UTF-8 text (a NUL or an invalid byte, perhaps from a \\x escape)");
       ok = false;
       continue;
     }

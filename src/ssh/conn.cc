@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <memory>
 
 #include "common/clock.h"
 
@@ -62,8 +64,14 @@ Status Conn::init() {
 
 ssize_t Conn::recv_cb(libssh2_socket_t fd, void* buf, size_t len, int flags, void** abstract) {
   auto* self = static_cast<Conn*>(*abstract);
-  if (self->broken_) return -ECONNRESET;
   ssize_t n;
+  if (fd != self->sock_.get()) {  // libssh2's ssh-agent client uses our callbacks too
+    do {
+      n = ::recv(fd, buf, len, flags);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+  }
+  if (self->broken_) return -ECONNRESET;
   do {
     n = ::recv(fd, buf, len, flags | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
@@ -79,6 +87,13 @@ ssize_t Conn::recv_cb(libssh2_socket_t fd, void* buf, size_t len, int flags, voi
 
 ssize_t Conn::send_cb(libssh2_socket_t fd, const void* buf, size_t len, int flags, void** abstract) {
   auto* self = static_cast<Conn*>(*abstract);
+  if (fd != self->sock_.get()) {  // the ssh-agent socket: plain, blocking
+    ssize_t n;
+    do {
+      n = ::send(fd, buf, len, flags | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+  }
   if (self->broken_) return -EPIPE;
   const char* p = static_cast<const char*>(buf);
   size_t sent = 0;
@@ -197,7 +212,10 @@ Status Conn::acquire_opener(Lock& lk, int64_t deadline, const std::atomic<bool>*
     if (broken_) return err("connection lost: " + broken_reason_);
     if (cancel && cancel->load()) return err("cancelled", kCancelledRc);
     int64_t now = mono_ms();
-    if (now >= deadline) return err("timed out waiting for another channel open to finish");
+    if (now >= deadline) {
+      return err(opener_stuck_ ? "timed out: an earlier channel open on this connection is still pending"
+                               : "timed out waiting for another channel open to finish");
+    }
     wait(lk, rx_bytes_, clamp_ms(std::min<int64_t>(deadline - now, cancel ? 100 : 1000)), nullptr, 0,
          false);
   }
@@ -228,7 +246,10 @@ void Conn::release_slot() {
 Result<LIBSSH2_CHANNEL*> Conn::open_channel(Lock& lk, const std::function<LIBSSH2_CHANNEL*()>& open,
                                             int64_t deadline, const std::atomic<bool>* cancel,
                                             bool slot_held, const std::string& what) {
-  if (auto s = acquire_opener(lk, deadline, cancel); !s) return s.error();
+  if (auto s = acquire_opener(lk, deadline, cancel); !s) {
+    if (slot_held) release_slot();
+    return s.error();
+  }
   int rc = 0;
   LIBSSH2_CHANNEL* ch = drive_ptr<LIBSSH2_CHANNEL>(lk, open, deadline, &rc, cancel);
   if (ch) {
@@ -239,6 +260,7 @@ Result<LIBSSH2_CHANNEL*> Conn::open_channel(Lock& lk, const std::function<LIBSSH
     // libssh2 cannot abandon an open halfway: finish it in the background,
     // keeping the opener (and the slot) until then.
     auto result = std::make_shared<LIBSSH2_CHANNEL*>(nullptr);
+    opener_stuck_ = true;
     in_background(
         [this, open, result]() -> int {
           *result = open();
@@ -246,6 +268,7 @@ Result<LIBSSH2_CHANNEL*> Conn::open_channel(Lock& lk, const std::function<LIBSSH
           return libssh2_session_last_errno(s_);
         },
         [this, result, slot_held]() {
+          opener_stuck_ = false;
           release_opener();
           if (*result) {
             queue_free(*result, slot_held);
@@ -256,9 +279,10 @@ Result<LIBSSH2_CHANNEL*> Conn::open_channel(Lock& lk, const std::function<LIBSSH
     if (rc == kCancelledRc) return err("cancelled", kCancelledRc);
     return err("timed out opening " + what);
   }
+  std::string why = broken_ ? "connection lost: " + broken_reason_ : "cannot open " + what + ": " + last_error();
   release_opener();
-  if (broken_) return err("connection lost: " + broken_reason_);
-  return err("cannot open " + what + ": " + last_error());
+  if (slot_held) release_slot();
+  return err(why);
 }
 
 void Conn::free_channel(Lock& lk, LIBSSH2_CHANNEL* ch, int64_t deadline, bool slot_held) {

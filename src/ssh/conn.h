@@ -121,11 +121,15 @@ class Conn {
   Status acquire_slot(Lock& lk, const std::atomic<bool>* cancel);
   void release_slot();
   void set_max_channels(int n) { max_channels_ = n > 0 ? n : 1; }
+  /// An open that timed out is still being finished in the background: new
+  /// opens wait behind it (up to the server's own connect timeout).
+  bool opener_stuck() const { return opener_stuck_; }
 
   /// Opens a channel with `open` (holding the opener meanwhile). Past the
   /// deadline the unfinished open is handed to the background thread (which
   /// keeps the opener until it completes and frees the channel; it also
-  /// releases a slot if `slot_held`). `what` names the channel in errors.
+  /// releases a slot if `slot_held`). On any failure the slot is released
+  /// (now or by the background thread). `what` names the channel in errors.
   Result<LIBSSH2_CHANNEL*> open_channel(Lock& lk, const std::function<LIBSSH2_CHANNEL*()>& open,
                                         int64_t deadline, const std::atomic<bool>* cancel,
                                         bool slot_held, const std::string& what);
@@ -173,6 +177,7 @@ class Conn {
   std::vector<int> waiters_;  ///< eventfds of threads in wait()
 
   bool opener_busy_ = false;
+  bool opener_stuck_ = false;
   int slots_used_ = 0;
   int max_channels_ = 10;
 

@@ -89,7 +89,9 @@ Result<Loaded> load(LIBSSH2_SESSION* s, const std::string& file) {
 
 Status append_line(const std::string& file, const std::string& line) {
   auto slash = file.rfind('/');
-  if (slash != std::string::npos && slash > 0) RW_TRY(make_dirs(file.substr(0, slash), 0700));
+  if (slash != std::string::npos && slash > 0 && !path_exists(file.substr(0, slash))) {
+    RW_TRY(make_dirs(file.substr(0, slash), 0700));
+  }
   Fd fd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
   if (!fd.valid()) return sys_err("open " + file, errno);
   // Connections to several new hosts may record keys at the same time.

@@ -1,6 +1,8 @@
 #include "ssh/remote_command.h"
 
+#include <algorithm>
 #include <charconv>
+#include <utility>
 
 namespace rw::ssh {
 

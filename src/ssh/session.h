@@ -9,13 +9,19 @@
 // one session therefore progress concurrently. See conn.h for the details.
 //
 // Jump hosts: a guest's Session runs over a local socketpair; a pump thread
-// (tunnel.h) copies between it and a direct-tcpip channel of the host's
-// Session. No ssh subprocess, no ProxyCommand.
+// (tunnel.h) copies between it and a direct-tcpip channel to the guest. No ssh
+// subprocess, no ProxyCommand. Those channels, and tcp_check probes, use a
+// second connection to the host, opened on first use: libssh2 opens one
+// channel at a time per connection, and a direct-tcpip open to a guest whose
+// firewall drops SYNs only fails when the host's own connect gives up
+// (minutes), which must not hold up the host's exec and push. A connection
+// with such a stuck open is replaced for the next tunnel or probe.
 
 #include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -108,6 +114,12 @@ class Session {
                                                        const ConnectOptions& opt, bool* retryable);
   Status sftp_push(const std::string& local, const std::string& remote, std::optional<int> mode,
                    const std::atomic<bool>* cancel);
+  /// The second connection to this target that carries tunnels to guests
+  /// and tcp_check probes (created on first use).
+  Result<std::shared_ptr<Session>> side_session();
+  /// Forgets the side connection if an open on it is stuck, so the next
+  /// tunnel or probe gets a fresh one.
+  void drop_side_if_stuck(const std::shared_ptr<Session>& side);
 
   Endpoint ep_;
   ConnectOptions opt_;
@@ -117,6 +129,8 @@ class Session {
   std::atomic<int> dependents_{0};  ///< Sessions using this one as their jump host
   std::unique_ptr<Tunnel> tunnel_;  ///< outlives conn_: conn_'s socket is the tunnel's other end
   std::unique_ptr<Conn> conn_;
+  std::mutex side_mu_;
+  std::shared_ptr<Session> side_;
 };
 
 /// Can the controller open a TCP connection to address:port within timeout?

@@ -16,8 +16,8 @@ constexpr size_t kBufferCap = 1 << 20;  // per direction, then back-pressure
 
 }  // namespace
 
-Result<std::unique_ptr<Tunnel>> Tunnel::open(Conn& outer, const std::string& host, int port, int64_t deadline,
-                                             Fd* inner_end) {
+Result<std::unique_ptr<Tunnel>> Tunnel::open(Conn& outer, std::shared_ptr<void> owner, const std::string& host,
+                                             int port, int64_t deadline, Fd* inner_end) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
     return sys_err("socketpair", errno);
@@ -36,14 +36,14 @@ Result<std::unique_ptr<Tunnel>> Tunnel::open(Conn& outer, const std::string& hos
     if (!opened) return opened.error();
     ch = *opened;
   }
-  std::unique_ptr<Tunnel> t(new Tunnel(outer, ch, std::move(mine)));
+  std::unique_ptr<Tunnel> t(new Tunnel(outer, std::move(owner), ch, std::move(mine)));
   t->thread_ = std::thread([p = t.get()] { p->pump(); });
   *inner_end = std::move(theirs);
   return t;
 }
 
-Tunnel::Tunnel(Conn& outer, LIBSSH2_CHANNEL* ch, Fd mine)
-    : outer_(outer), ch_(ch), mine_(std::move(mine)), stop_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+Tunnel::Tunnel(Conn& outer, std::shared_ptr<void> owner, LIBSSH2_CHANNEL* ch, Fd mine)
+    : owner_(std::move(owner)), outer_(outer), ch_(ch), mine_(std::move(mine)), stop_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
 Tunnel::~Tunnel() {
   stopping_ = true;

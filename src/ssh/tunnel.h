@@ -22,18 +22,19 @@ class Tunnel {
  public:
   /// Opens host:port from the far side of `outer` (deadline in mono ms) and
   /// starts pumping. `*inner_end` receives the non-blocking socket for the
-  /// inner session. `outer` must outlive the Tunnel.
-  static Result<std::unique_ptr<Tunnel>> open(Conn& outer, const std::string& host, int port,
-                                              int64_t deadline, Fd* inner_end);
+  /// inner session. `owner` keeps `outer` alive as long as the Tunnel.
+  static Result<std::unique_ptr<Tunnel>> open(Conn& outer, std::shared_ptr<void> owner, const std::string& host,
+                                              int port, int64_t deadline, Fd* inner_end);
   /// Flushes what the inner side wrote (bounded), closes the channel, joins.
   ~Tunnel();
   Tunnel(const Tunnel&) = delete;
   Tunnel& operator=(const Tunnel&) = delete;
 
  private:
-  Tunnel(Conn& outer, LIBSSH2_CHANNEL* ch, Fd mine);
+  Tunnel(Conn& outer, std::shared_ptr<void> owner, LIBSSH2_CHANNEL* ch, Fd mine);
   void pump();
 
+  std::shared_ptr<void> owner_;  ///< destroyed last
   Conn& outer_;
   LIBSSH2_CHANNEL* ch_;
   Fd mine_;  ///< our end of the socketpair

@@ -1,0 +1,34 @@
+#!/bin/bash
+# Installs what runwarden needs to build, test and run, from Debian 12.
+# Skips apt entirely when everything is already there.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential cmake ninja-build pkg-config
+  libsystemd-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev
+  libvirt-dev libssh2-1-dev libcli11-dev libgtest-dev libgmock-dev
+  # run and test: a service manager, sshd hosts in namespaces, a receiver
+  systemd dbus openssh-server openssh-client iproute2 procps psmisc util-linux curl python3
+  # fuzzing
+  clang libclang-rt-14-dev
+)
+# Benchmarks compare against these peers.
+if [[ "${1:-}" == --bench ]]; then PACKAGES+=(pssh ansible); fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: everything is installed"
+  exit 0
+fi
+if [[ $EUID -ne 0 ]]; then
+  echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
