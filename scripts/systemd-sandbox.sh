@@ -30,15 +30,22 @@
 #                             must stay visible inside the sandbox (DIR itself
 #                             is added automatically when it lies there)
 #
-# Why things are the way they are (see tests/TESTING notes in the closing
-# report and /work/shared/TESTING.md):
+# Why things are the way they are (systemd 252, Debian 12; see also
+# /work/shared/TESTING.md):
 # - SYSTEMD_UNIT_PATH must never end in ':'; that appends the host's unit
 #   directories and boots the host's units (tmpfiles once wiped /tmp).
-# - /run, /tmp, /var/tmp, /dev and /var/log/journal are private tmpfs mounts,
-#   /proc/sys and /sys are read-only: PID 1 writes global sysctls
-#   (kernel.core_pattern) and journald would write to the host's journal.
+#   Generators are switched off (SYSTEMD_GENERATOR_PATH=an empty dir).
+# - /run, /tmp, /var/tmp, /dev and /var/log/journal are private tmpfs mounts;
+#   /proc/sys and /sys are read-only: sysctls are global, a PID 1 may write
+#   them, and journald would otherwise write into the host's journal.
 # - Each sandbox gets its own cgroup subtree and a cgroup namespace, so two
 #   sandboxes running the same unit name never kill each other's processes.
+# - / is made shared inside (systemd skips that in containers): per-unit
+#   credential mounts (LoadCredential=/SetCredential=) come out empty without.
+# - The manager refuses private-bus clients from another PID namespace, so
+#   bus-address names a socket proxy that runs inside the sandbox. Use a
+#   direct sd-bus connection (sd_bus_new + sd_bus_set_address + sd_bus_start,
+#   no Hello); busctl always sends Hello and cannot talk to a private bus.
 set -euo pipefail
 
 readonly SYSTEMD_BIN=/lib/systemd/systemd
@@ -153,8 +160,12 @@ copy_unitsrc() {
     if [[ -d "$src" ]]; then
       [[ "$base" == *.d ]] || die "a directory unit source must be a drop-in NAME.d: $src"
       mkdir -p "$dest/$base"
-      cp -rL "$src/." "$dest/$base/"
-      echo "$dest/$base"
+      local f
+      for f in "$src"/*; do
+        [[ -f "$f" ]] || continue
+        cp -L "$f" "$dest/$base/"
+        echo "$dest/$base/$(basename "$f")"
+      done
     else
       cp -L "$src" "$dest/$base"
       echo "$dest/$base"
@@ -186,10 +197,10 @@ make_cgroup() {
 
 # Kill whatever is left in the sandbox's cgroup subtree and remove it.
 remove_cgroup() {
-  local cg=$1 i d
+  local cg=$1 d
   [[ -n "$cg" && -d "$cg" ]] || return 0
-  for i in $(seq 1 100); do
-    [[ -e "$cg/cgroup.kill" ]] && echo 1 >"$cg/cgroup.kill" 2>/dev/null || true
+  for _ in $(seq 1 100); do
+    if [[ -e "$cg/cgroup.kill" ]]; then echo 1 >"$cg/cgroup.kill" 2>/dev/null || true; fi
     # Depth first: children before parents.
     while IFS= read -r d; do rmdir "$d" 2>/dev/null || true; done \
       < <(find "$cg" -mindepth 0 -type d -depth 2>/dev/null)
@@ -329,7 +340,7 @@ sandbox_start() {
   local timeout=${RUNWARDEN_SANDBOX_TIMEOUT:-30}
   local deadline=$((SECONDS + timeout)) pid=""
   while [[ -z "$pid" ]]; do
-    pid=$(cat "/proc/$upid/task/$upid/children" 2>/dev/null | awk '{print $1}') || true
+    pid=$(awk '{print $1}' "/proc/$upid/task/$upid/children" 2>/dev/null) || true
     if [[ -z "$pid" ]]; then
       alive "$upid" || { cat "$dir/console.log" >&2; die "unshare exited before booting systemd"; }
       ((SECONDS < deadline)) || die "timed out waiting for the sandbox's PID 1"
@@ -369,19 +380,22 @@ sandbox_stop() {
   pid=$(cat "$dir/systemd.pid" 2>/dev/null || true)
   upid=$(cat "$dir/unshare.pid" 2>/dev/null || true)
   cg=$(cat "$dir/cgroup" 2>/dev/null || true)
-  if [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid"; then
+  # Only the process we booted: a stale pid file must not kill a recycled pid.
+  if [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" &&
+     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -Eq "^($SYSTEMD_BIN |/bin/bash $dir/boot.sh)"; then
     # PID 1 of the namespace: when it dies the kernel kills the rest of it.
     kill -9 "$pid" 2>/dev/null || true
+  else
+    pid=""
   fi
-  if [[ "$upid" =~ ^[0-9]+$ ]]; then
-    local i
-    for i in $(seq 1 200); do alive "$upid" || break; sleep 0.05; done
-    alive "$upid" && kill -9 "$upid" 2>/dev/null || true
+  if [[ "$upid" =~ ^[0-9]+$ ]] &&
+     tr '\0' ' ' <"/proc/$upid/cmdline" 2>/dev/null | grep -q "^unshare .*$dir/boot.sh"; then
+    for _ in $(seq 1 200); do alive "$upid" || break; sleep 0.05; done
+    if alive "$upid"; then kill -9 "$upid" 2>/dev/null || true; fi
   fi
   if [[ "$pid" =~ ^[0-9]+$ ]]; then
-    local i
-    for i in $(seq 1 200); do alive "$pid" || break; sleep 0.05; done
-    alive "$pid" && die "systemd pid $pid still alive after kill -9"
+    for _ in $(seq 1 200); do alive "$pid" || break; sleep 0.05; done
+    if alive "$pid"; then die "systemd pid $pid still alive after kill -9"; fi
   fi
   remove_cgroup "$cg"
   rm -f "$dir/systemd.pid" "$dir/unshare.pid" "$dir/bus-address" "$dir/mode" "$dir/cgroup"
@@ -423,8 +437,8 @@ host_stop() {
   if [[ -f "$dir/installed" ]]; then
     while IFS= read -r f; do
       name=$(basename "$f")
-      case "$name" in
-        *.d) name=${name%.d} ;;
+      case "$(basename "$(dirname "$f")")" in
+        *.d) name=$(basename "$(dirname "$f")"); name=${name%.d} ;;
       esac
       if [[ "$name" == *@.* ]]; then
         systemctl stop "${name%%@*}@*.${name##*.}" 2>/dev/null || true
@@ -435,7 +449,13 @@ host_stop() {
       fi
     done <"$dir/installed"
     while IFS= read -r f; do
-      case "$f" in "$HOST_UNIT_DIR"/*) rm -rf -- "$f" ;; esac
+      case "$f" in
+        "$HOST_UNIT_DIR"/*)
+          rm -f -- "$f"
+          # A drop-in directory goes when our files were all it held.
+          if [[ "$(dirname "$f")" == *.d ]]; then rmdir -- "$(dirname "$f")" 2>/dev/null || true; fi
+          ;;
+      esac
     done <"$dir/installed"
     rm -f "$dir/installed"
     systemctl daemon-reload

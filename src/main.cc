@@ -6,11 +6,16 @@
 #include <string>
 
 #include "cli/cli.h"
+#include "common/config.h"
 
 int main(int argc, char** argv) {
   std::string self = argv[0];
   if (auto slash = self.rfind('/'); slash != std::string::npos) self = self.substr(slash + 1);
 
+  if (auto s = rw::load_config(); !s) {
+    std::cerr << self << ": " << s.error().message << "\n";
+    return rw::cli::kUsage;
+  }
   CLI::App app{"runwarden: long test and provisioning runs as systemd services, one chat message when done"};
   app.set_version_flag("--version", RUNWARDEN_VERSION);
   app.require_subcommand(1);
