@@ -1,0 +1,22 @@
+#!/bin/bash
+# The units as built pass systemd-analyze verify, and their hardening keeps
+# the exposure scores INSTALL.md quotes.
+set -euo pipefail
+RW_SRC=${RW_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+RW_BUILD=${RW_BUILD:-$RW_SRC/build}
+dir=$(mktemp -d /var/lib/rw-units-verify.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+for u in runner watcher; do
+  # The built unit names the installed binary; point it at the build's.
+  sed "s|^ExecStart=[^ ]*/runwarden |ExecStart=$RW_BUILD/runwarden |" "$RW_BUILD/units/$u@.service" >"$dir/$u@.service"
+  grep -q '%i' "$dir/$u@.service" || { echo "FAIL units_verify: $u@ does not use %i"; exit 1; }
+  if grep -q '%I' "$dir/$u@.service"; then echo "FAIL units_verify: $u@ uses %I"; exit 1; fi
+done
+(cd "$dir" && systemd-analyze verify ./runner@.service ./watcher@.service) ||
+  { echo "FAIL units_verify: systemd-analyze verify"; exit 1; }
+score() { systemd-analyze security --offline=yes "$dir/$1@.service" 2>/dev/null | sed -n 's/.*exposure level for [^:]*: \([0-9.]*\).*/\1/p'; }
+runner=$(score runner) watcher=$(score watcher)
+echo "exposure: runner@ $runner, watcher@ $watcher"
+awk -v w="$watcher" -v r="$runner" 'BEGIN { exit !(w != "" && r != "" && w <= 2.5 && r <= 6.0) }' ||
+  { echo "FAIL units_verify: exposure above 2.5 (watcher) or 6.0 (runner)"; exit 1; }
+echo "PASS units_verify_test"
