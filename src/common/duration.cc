@@ -19,7 +19,7 @@ Result<Millis> parse_duration(std::string_view text) {
     if (!std::isdigit(static_cast<unsigned char>(text[i]))) return bad("expected a number");
     int64_t n = 0;
     while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-      if (n > std::numeric_limits<int64_t>::max() / 10 / 1000 / 86400) return bad("too large");
+      if (n > (std::numeric_limits<int64_t>::max() - 9) / 10) return bad("too large");
       n = n * 10 + (text[i] - '0');
       ++i;
     }
@@ -43,6 +43,8 @@ Result<Millis> parse_duration(std::string_view text) {
     } else {
       return bad("unknown unit '" + std::string(unit) + "'");
     }
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    if (n > kMax / mult || total > kMax - n * mult) return bad("too large");
     total += n * mult;
     any = true;
   }

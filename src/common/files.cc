@@ -83,13 +83,16 @@ Result<std::string> read_tail(const std::string& path, size_t max_bytes) {
   if (::fstat(fd.get(), &st) != 0) return sys_err("stat " + path, errno);
   off_t size = st.st_size;
   off_t start = size > static_cast<off_t>(max_bytes) ? size - static_cast<off_t>(max_bytes) : 0;
-  std::string out(static_cast<size_t>(size - start), '\0');
-  ssize_t n = ::pread(fd.get(), out.data(), out.size(), start);
+  // One byte more in front tells whether the window starts a line.
+  off_t from = start > 0 ? start - 1 : 0;
+  std::string out(static_cast<size_t>(size - from), '\0');
+  ssize_t n = ::pread(fd.get(), out.data(), out.size(), from);
   if (n < 0) return sys_err("read " + path, errno);
   out.resize(static_cast<size_t>(n));
   if (start > 0) {
     auto nl = out.find('\n');
     if (nl != std::string::npos) out.erase(0, nl + 1);
+    else out.erase(0, 1);
   }
   return out;
 }

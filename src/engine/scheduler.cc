@@ -75,6 +75,17 @@ bool Scheduler::recover(int64_t now) {
     auto& stage = st_.stages[s];
     for (size_t t = 0; t < stage.tasks.size(); ++t) {
       auto& task = stage.tasks[t];
+      if (task.status == StepStatus::Error) {
+        // Interrupted while a `retry: stage` stopped the siblings of this
+        // task: finish that decision now.
+        if (stage.attempts <= plan_.stages[s].retries) {
+          retry_pending_[s] = true;
+        } else {
+          task.status = StepStatus::Failed;
+          changed({s, t});
+        }
+        continue;
+      }
       if (task.status != StepStatus::Running && task.status != StepStatus::Aborting) continue;
       task.status = StepStatus::Error;
       task.reason = "interrupted: the runner stopped while this task was running";

@@ -238,7 +238,8 @@ size_t invalid_utf8_at(std::string_view text) {
 /// Where the plan text stops being valid UTF-8 (YAML is Unicode text; a
 /// stray byte would also make the JSON description of the plan unprintable).
 std::optional<Pos> find_invalid_utf8(std::string_view text) {
-  size_t at = invalid_utf8_at(text);
+  // A raw NUL is valid UTF-8 but not YAML; yaml-cpp garbles what follows it.
+  size_t at = std::min(invalid_utf8_at(text), text.find('\0'));
   if (at == std::string_view::npos) return std::nullopt;
   size_t line_start = text.rfind('\n', at == 0 ? 0 : at - 1);
   line_start = (line_start == std::string_view::npos || at == 0) ? 0 : line_start + 1;
@@ -508,7 +509,8 @@ Result<Plan> Parser::parse(const std::string& text) {
                             std::to_string(kMaxPlanBytes / (1024 * 1024)) + " MiB");
   }
   if (auto bad = find_invalid_utf8(text)) {
-    return fail_now(*bad, "the plan is not valid UTF-8 here; plan files must be UTF-8 text");
+    return fail_now(*bad, "the plan is not valid UTF-8 here (or holds a NUL byte); plan files must be "
+                          "UTF-8 text");
   }
   if (auto deep = find_deep_nesting(text, kMaxNesting)) {
     return fail_now(*deep, "the plan nests deeper than " + std::to_string(kMaxNesting) +

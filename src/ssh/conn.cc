@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
-#include <memory>
 
 #include "common/clock.h"
 
@@ -41,7 +40,7 @@ int clamp_ms(int64_t ms) {
 
 }  // namespace
 
-Conn::Conn(Fd sock, std::string label) : sock_(std::move(sock)), label_(std::move(label)) {}
+Conn::Conn(Fd sock) : sock_(std::move(sock)) {}
 
 Conn::~Conn() { shutdown(); }
 
@@ -228,11 +227,16 @@ void Conn::release_opener() {
   notify_waiters_locked();
 }
 
-Status Conn::acquire_slot(Lock& lk, const std::atomic<bool>* cancel) {
+Status Conn::acquire_slot(Lock& lk, int64_t deadline, const std::atomic<bool>* cancel) {
   while (slots_used_ >= max_channels_) {
     if (broken_) return err("connection lost: " + broken_reason_);
     if (cancel && cancel->load()) return err("cancelled", kCancelledRc);
-    wait(lk, rx_bytes_, cancel ? 100 : 1000, nullptr, 0, false);
+    int64_t now = mono_ms();
+    if (now >= deadline) {
+      return err("timed out waiting for a free channel (" + std::to_string(max_channels_) + " in use)",
+                 LIBSSH2_ERROR_TIMEOUT);
+    }
+    wait(lk, rx_bytes_, clamp_ms(std::min<int64_t>(deadline - now, cancel ? 100 : 1000)), nullptr, 0, false);
   }
   ++slots_used_;
   return {};
@@ -243,15 +247,31 @@ void Conn::release_slot() {
   notify_waiters_locked();
 }
 
+bool Conn::pause_before_retry(Lock& lk, int attempt, int64_t deadline, const std::atomic<bool>* cancel) {
+  if (attempt >= 7 || broken_) return false;
+  const int64_t until = mono_ms() + (20LL << attempt);  // 20 ms .. 1.3 s, 2.5 s in all
+  if (until >= deadline) return false;
+  for (int64_t now = mono_ms(); now < until; now = mono_ms()) {
+    if (broken_ || (cancel && cancel->load())) return false;
+    wait(lk, rx_bytes_, clamp_ms(std::min<int64_t>(until - now, 100)), nullptr, 0, false);
+  }
+  return true;
+}
+
 Result<LIBSSH2_CHANNEL*> Conn::open_channel(Lock& lk, const std::function<LIBSSH2_CHANNEL*()>& open,
                                             int64_t deadline, const std::atomic<bool>* cancel,
-                                            bool slot_held, const std::string& what) {
+                                            bool slot_held, const std::string& what, bool retry_refused) {
   if (auto s = acquire_opener(lk, deadline, cancel); !s) {
     if (slot_held) release_slot();
     return s.error();
   }
   int rc = 0;
-  LIBSSH2_CHANNEL* ch = drive_ptr<LIBSSH2_CHANNEL>(lk, open, deadline, &rc, cancel);
+  LIBSSH2_CHANNEL* ch = nullptr;
+  for (int attempt = 0;; ++attempt) {
+    ch = drive_ptr<LIBSSH2_CHANNEL>(lk, open, deadline, &rc, cancel);
+    if (ch || !retry_refused || rc != LIBSSH2_ERROR_CHANNEL_FAILURE) break;
+    if (!pause_before_retry(lk, attempt, deadline, cancel)) break;
+  }
   if (ch) {
     release_opener();
     return ch;

@@ -49,8 +49,8 @@ class Conn {
  public:
   using Lock = std::unique_lock<std::mutex>;
 
-  /// `sock` must be non-blocking. `label` prefixes background diagnostics.
-  Conn(Fd sock, std::string label);
+  /// `sock` must be non-blocking: a TCP socket, or a Tunnel's socketpair end.
+  explicit Conn(Fd sock);
   ~Conn();
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
@@ -117,8 +117,9 @@ class Conn {
   /// The right to open a channel or start SFTP (see the file comment).
   Status acquire_opener(Lock& lk, int64_t deadline, const std::atomic<bool>* cancel);
   void release_opener();
-  /// A slot for a session channel (exec, sftp), at most max_channels at once.
-  Status acquire_slot(Lock& lk, const std::atomic<bool>* cancel);
+  /// A slot for a session channel (exec, sftp), at most max_channels at
+  /// once. A timeout error has code LIBSSH2_ERROR_TIMEOUT.
+  Status acquire_slot(Lock& lk, int64_t deadline, const std::atomic<bool>* cancel);
   void release_slot();
   void set_max_channels(int n) { max_channels_ = n > 0 ? n : 1; }
   /// An open that timed out is still being finished in the background: new
@@ -130,9 +131,15 @@ class Conn {
   /// keeps the opener until it completes and frees the channel; it also
   /// releases a slot if `slot_held`). On any failure the slot is released
   /// (now or by the background thread). `what` names the channel in errors.
+  /// With retry_refused, an open the server refuses is retried a few times
+  /// with backoff: sshd counts a session against MaxSessions until it has
+  /// cleaned it up, which can be just after our close reached it.
   Result<LIBSSH2_CHANNEL*> open_channel(Lock& lk, const std::function<LIBSSH2_CHANNEL*()>& open,
                                         int64_t deadline, const std::atomic<bool>* cancel,
-                                        bool slot_held, const std::string& what);
+                                        bool slot_held, const std::string& what, bool retry_refused = false);
+  /// Backoff for such retries (attempt 0, 1, ...): false when it is time to
+  /// give up (attempts, deadline, cancel, broken connection).
+  bool pause_before_retry(Lock& lk, int attempt, int64_t deadline, const std::atomic<bool>* cancel);
 
   /// Closes and frees a channel, waiting at most until `deadline`; then the
   /// background thread finishes. Releases a slot afterwards if `slot_held`.
@@ -166,7 +173,6 @@ class Conn {
 
   mutable std::mutex mu_;
   Fd sock_;
-  std::string label_;
   LIBSSH2_SESSION* s_ = nullptr;
 
   std::string out_;  ///< bytes libssh2 "sent" that the kernel has not taken yet

@@ -1,6 +1,7 @@
 #pragma once
 // Where to connect and how: what ssh/ needs from a plan target.
 
+#include <atomic>
 #include <string>
 
 #include "common/duration.h"
@@ -27,6 +28,7 @@ struct ConnectOptions {
   Millis retry_delay{1000};
   int keepalive_seconds = 15;  ///< 0: none. Dead peers are detected after about 3 intervals
   int max_channels = 10;       ///< exec/sftp channels open at once (OpenSSH MaxSessions is 10)
+  const std::atomic<bool>* cancel = nullptr;  ///< polled while connecting: true stops it ("cancelled")
 };
 
 }  // namespace rw::ssh

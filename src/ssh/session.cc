@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <cstdlib>
@@ -39,11 +40,13 @@ struct AgentFree {
 };
 
 // Public key authentication; `retryable` is set for network trouble only.
-Status authenticate(Conn& c, Conn::Lock& lk, const Endpoint& ep, int64_t deadline, bool* retryable) {
+Status authenticate(Conn& c, Conn::Lock& lk, const Endpoint& ep, int64_t deadline,
+                    const std::atomic<bool>* cancel, bool* retryable) {
   LIBSSH2_SESSION* s = c.raw();
   const auto ulen = static_cast<unsigned>(ep.user.size());
   auto network = [&](int rc, const char* during) -> Status {
     *retryable = true;
+    if (rc == kCancelledRc) return err("cancelled");
     if (rc == LIBSSH2_ERROR_TIMEOUT) return err(std::string("timed out during ") + during);
     return err(std::string("connection lost during ") + during + ": " + c.broken_reason());
   };
@@ -51,9 +54,11 @@ Status authenticate(Conn& c, Conn::Lock& lk, const Endpoint& ep, int64_t deadlin
   // Also tells us which methods the server would accept, for the error.
   int rc = 0;
   char* methods =
-      c.drive_ptr<char>(lk, [&] { return libssh2_userauth_list(s, ep.user.c_str(), ulen); }, deadline, &rc);
+      c.drive_ptr<char>(lk, [&] { return libssh2_userauth_list(s, ep.user.c_str(), ulen); }, deadline, &rc, cancel);
   if (!methods && libssh2_userauth_authenticated(s)) return {};  // "none" was enough
-  if (!methods && (rc == LIBSSH2_ERROR_TIMEOUT || c.broken())) return network(rc, "authentication");
+  if (!methods && (rc == LIBSSH2_ERROR_TIMEOUT || rc == kCancelledRc || c.broken())) {
+    return network(rc, "authentication");
+  }
   const std::string accepted = methods ? methods : "unknown";
 
   if (!ep.identity.empty()) {
@@ -66,9 +71,9 @@ Status authenticate(Conn& c, Conn::Lock& lk, const Endpoint& ep, int64_t deadlin
           return libssh2_userauth_publickey_fromfile_ex(s, ep.user.c_str(), ulen, nullptr, ep.identity.c_str(),
                                                         nullptr);
         },
-        deadline);
+        deadline, cancel);
     if (rc == 0) return {};
-    if (rc == LIBSSH2_ERROR_TIMEOUT || c.broken()) return network(rc, "authentication");
+    if (rc == LIBSSH2_ERROR_TIMEOUT || rc == kCancelledRc || c.broken()) return network(rc, "authentication");
     if (rc == LIBSSH2_ERROR_FILE || rc == LIBSSH2_ERROR_METHOD_NOT_SUPPORTED) {
       return err("auth failed: cannot use key file " + ep.identity + ": " + c.last_error() +
                  " (use an unencrypted ed25519 or ecdsa key in OpenSSH format, or ssh-agent)");
@@ -94,9 +99,9 @@ Status authenticate(Conn& c, Conn::Lock& lk, const Endpoint& ep, int64_t deadlin
   libssh2_agent_publickey* id = nullptr;
   while (libssh2_agent_get_identity(agent.get(), &id, prev) == 0) {
     ++tried;
-    rc = c.drive(lk, [&] { return libssh2_agent_userauth(agent.get(), ep.user.c_str(), id); }, deadline);
+    rc = c.drive(lk, [&] { return libssh2_agent_userauth(agent.get(), ep.user.c_str(), id); }, deadline, cancel);
     if (rc == 0) return {};
-    if (rc == LIBSSH2_ERROR_TIMEOUT || c.broken()) return network(rc, "authentication");
+    if (rc == LIBSSH2_ERROR_TIMEOUT || rc == kCancelledRc || c.broken()) return network(rc, "authentication");
     prev = id;
   }
   return err("auth failed: the server refused all " + std::to_string(tried) + " ssh-agent keys for user " +
@@ -124,14 +129,22 @@ Result<std::unique_ptr<Session>> Session::connect(const Endpoint& ep_in, Session
     return err(label + ": host_key_policy must be strict or accept-new, not '" + ep.host_key_policy + "'");
   }
   const int attempts = opt.connect_attempts < 1 ? 1 : opt.connect_attempts;
+  auto cancelled = [&] { return opt.cancel && opt.cancel->load(); };
   std::string last;
   for (int i = 1; i <= attempts; ++i) {
     bool retryable = false;
     auto s = connect_once(ep, jump, opt, &retryable);
     if (s) return s;
+    if (cancelled()) return err(label + ": cancelled");
     if (!retryable || attempts == 1) return s.error();
     last = s.error().message;
-    if (i < attempts) std::this_thread::sleep_for(opt.retry_delay);
+    if (i < attempts) {
+      const int64_t until = mono_ms() + opt.retry_delay.count();
+      while (mono_ms() < until) {
+        if (cancelled()) return err(label + ": cancelled");
+        std::this_thread::sleep_for(Millis(std::min<int64_t>(100, until - mono_ms())));
+      }
+    }
   }
   return err(last + " (gave up after " + std::to_string(attempts) + " attempts)");
 }
@@ -155,7 +168,7 @@ Result<std::unique_ptr<Session>> Session::connect_once(const Endpoint& ep, Sessi
       *retryable = true;
       return err(label + ": the jump host " + jump->name() + ": " + side.error().message);
     }
-    auto t = Tunnel::open(*(*side)->conn_, *side, ep.address, ep.port, deadline, &sock);
+    auto t = Tunnel::open(*(*side)->conn_, *side, ep.address, ep.port, deadline, opt.cancel, &sock);
     if (!t) {
       jump->drop_side_if_stuck(*side);
       *retryable = true;
@@ -165,7 +178,7 @@ Result<std::unique_ptr<Session>> Session::connect_once(const Endpoint& ep, Sessi
     s->jump_ = jump;
     ++jump->dependents_;
   } else {
-    auto fd = tcp_connect(ep.address, ep.port, opt.connect_timeout);
+    auto fd = tcp_connect(ep.address, ep.port, opt.connect_timeout, opt.cancel);
     if (!fd) {
       *retryable = true;
       return err(label + ": " + fd.error().message);
@@ -174,7 +187,7 @@ Result<std::unique_ptr<Session>> Session::connect_once(const Endpoint& ep, Sessi
     if (opt.keepalive_seconds > 0) set_tcp_user_timeout(sock.get(), std::max(30, opt.keepalive_seconds * 3));
   }
 
-  s->conn_ = std::make_unique<Conn>(std::move(sock), label);
+  s->conn_ = std::make_unique<Conn>(std::move(sock));
   Conn& c = *s->conn_;
   if (auto st = c.init(); !st) return err(label + ": " + st.error().message);
   c.set_max_channels(opt.max_channels);
@@ -182,7 +195,7 @@ Result<std::unique_ptr<Session>> Session::connect_once(const Endpoint& ep, Sessi
   {
     Conn::Lock lk(c.mutex());
     prefer_known_hostkey_algorithms(c.raw(), hk);
-    int rc = c.drive(lk, [&] { return libssh2_session_handshake(c.raw(), c.fd()); }, deadline);
+    int rc = c.drive(lk, [&] { return libssh2_session_handshake(c.raw(), c.fd()); }, deadline, opt.cancel);
     if (rc != 0) {
       *retryable = true;
       if (rc == LIBSSH2_ERROR_TIMEOUT) {
@@ -195,7 +208,7 @@ Result<std::unique_ptr<Session>> Session::connect_once(const Endpoint& ep, Sessi
     if (auto st = verify_host_key(c.raw(), hk, &s->recorded_host_key_); !st) {
       return err(label + ": " + st.error().message);
     }
-    if (auto st = authenticate(c, lk, ep, deadline, retryable); !st) {
+    if (auto st = authenticate(c, lk, ep, deadline, opt.cancel, retryable); !st) {
       return err(label + ": " + st.error().message);
     }
   }
@@ -238,9 +251,15 @@ Result<Session::ExecResult> Session::exec(const std::string& command, const Exec
 
   Conn::Lock lk(c.mutex());
   if (c.broken()) return lost("before the command started");
-  if (auto s = c.acquire_slot(lk, opt.cancel); !s) {
+  // With max_channels commands running, wait for one to end (bounded by
+  // this command's own timeout).
+  if (auto s = c.acquire_slot(lk, run_deadline, opt.cancel); !s) {
     if (s.error().code == kCancelledRc) {
       res.cancelled = true;
+      return res;
+    }
+    if (s.error().code == LIBSSH2_ERROR_TIMEOUT) {
+      res.timed_out = true;
       return res;
     }
     return err(label_ + ": " + s.error().message);
@@ -248,7 +267,7 @@ Result<Session::ExecResult> Session::exec(const std::string& command, const Exec
   LIBSSH2_SESSION* raw = c.raw();
   auto opened = c.open_channel(
       lk, [raw] { return libssh2_channel_open_session(raw); }, open_deadline, opt.cancel, true,
-      "a session channel");
+      "a session channel", true);
   if (!opened) {
     if (opened.error().code == kCancelledRc) {
       res.cancelled = true;

@@ -73,7 +73,7 @@ class Sftp {
   ~Sftp() { close(); }
 
   Status start(int64_t deadline) {
-    if (auto s = c_.acquire_slot(lk_, cancel_); !s) return s;
+    if (auto s = c_.acquire_slot(lk_, kNoDeadline, cancel_); !s) return s;
     if (auto s = c_.acquire_opener(lk_, deadline, cancel_); !s) {
       c_.release_slot();
       return s;
@@ -82,7 +82,12 @@ class Sftp {
     // session, so it runs under the opener like any channel open.
     LIBSSH2_SESSION* raw = c_.raw();
     int rc = 0;
-    sftp_ = c_.drive_ptr<LIBSSH2_SFTP>(lk_, [raw] { return libssh2_sftp_init(raw); }, deadline, &rc, cancel_);
+    for (int attempt = 0;; ++attempt) {
+      sftp_ = c_.drive_ptr<LIBSSH2_SFTP>(lk_, [raw] { return libssh2_sftp_init(raw); }, deadline, &rc, cancel_);
+      // Refused channel: see Conn::open_channel's retry_refused.
+      if (sftp_ || rc != LIBSSH2_ERROR_CHANNEL_FAILURE) break;
+      if (!c_.pause_before_retry(lk_, attempt, deadline, cancel_)) break;
+    }
     if (sftp_) {
       c_.release_opener();
       return {};

@@ -28,7 +28,7 @@ std::string reason_for(int e, Millis timeout) {
 
 }  // namespace
 
-Result<Fd> tcp_connect(const std::string& address, int port, Millis timeout) {
+Result<Fd> tcp_connect(const std::string& address, int port, Millis timeout, const std::atomic<bool>* cancel) {
   if (address.empty()) return err("no address");
   if (port < 1 || port > 65535) return err("invalid port " + std::to_string(port));
   addrinfo hints{};
@@ -59,10 +59,14 @@ Result<Fd> tcp_connect(const std::string& address, int port, Millis timeout) {
       pollfd p{fd.get(), POLLOUT, 0};
       int n = 0;
       for (;;) {
+        if (cancel && cancel->load()) {
+          ::freeaddrinfo(res);
+          return err("cancelled");
+        }
         int64_t left = deadline - mono_ms();
         if (left <= 0) break;
-        n = ::poll(&p, 1, static_cast<int>(left));
-        if (n < 0 && errno == EINTR) continue;
+        n = ::poll(&p, 1, static_cast<int>(cancel && left > 100 ? 100 : left));
+        if (n == 0 || (n < 0 && errno == EINTR)) continue;
         break;
       }
       if (n <= 0) {

@@ -2,6 +2,7 @@
 // TCP connections from the controller, with a deadline and errors a person
 // can act on.
 
+#include <atomic>
 #include <string>
 
 #include "common/duration.h"
@@ -14,7 +15,9 @@ namespace rw::ssh {
 /// must not wait for Nagle: 6 ms vs 48 ms per command measured here).
 /// Errors are the bare reason: "connection refused", "connection timed out
 /// after 10s", "no route to host", "cannot resolve 'x': ...".
-Result<Fd> tcp_connect(const std::string& address, int port, Millis timeout);
+/// `cancel`, when it becomes true, stops the attempt ("cancelled").
+Result<Fd> tcp_connect(const std::string& address, int port, Millis timeout,
+                       const std::atomic<bool>* cancel = nullptr);
 
 /// Makes a dead peer fail the socket: unacknowledged data older than
 /// `seconds` aborts the connection (TCP_USER_TIMEOUT).

@@ -17,7 +17,8 @@ constexpr size_t kBufferCap = 1 << 20;  // per direction, then back-pressure
 }  // namespace
 
 Result<std::unique_ptr<Tunnel>> Tunnel::open(Conn& outer, std::shared_ptr<void> owner, const std::string& host,
-                                             int port, int64_t deadline, Fd* inner_end) {
+                                             int port, int64_t deadline, const std::atomic<bool>* cancel,
+                                             Fd* inner_end) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
     return sys_err("socketpair", errno);
@@ -32,7 +33,7 @@ Result<std::unique_ptr<Tunnel>> Tunnel::open(Conn& outer, std::shared_ptr<void> 
     // Captured by value: an open that times out is finished in the background.
     auto opened = outer.open_channel(
         lk, [s, host, port] { return libssh2_channel_direct_tcpip_ex(s, host.c_str(), port, "127.0.0.1", 22); },
-        deadline, nullptr, false, "a direct-tcpip channel to " + host + ":" + std::to_string(port));
+        deadline, cancel, false, "a direct-tcpip channel to " + host + ":" + std::to_string(port));
     if (!opened) return opened.error();
     ch = *opened;
   }

@@ -24,7 +24,8 @@ class Tunnel {
   /// starts pumping. `*inner_end` receives the non-blocking socket for the
   /// inner session. `owner` keeps `outer` alive as long as the Tunnel.
   static Result<std::unique_ptr<Tunnel>> open(Conn& outer, std::shared_ptr<void> owner, const std::string& host,
-                                              int port, int64_t deadline, Fd* inner_end);
+                                              int port, int64_t deadline, const std::atomic<bool>* cancel,
+                                              Fd* inner_end);
   /// Flushes what the inner side wrote (bounded), closes the channel, joins.
   ~Tunnel();
   Tunnel(const Tunnel&) = delete;

@@ -39,12 +39,15 @@ Decision decide(const Observation& o) {
     if (state::is_postable(s.status) && !o.posted_marker) {
       // A categorized run speaks through its sub-runs; only a run that failed
       // before reporting any sub-run posts for itself, so it is not silent.
-      d.post_run = !s.categorized || (s.status == RunStatus::Failed && o.subruns.empty());
+      bool any_subrun_posts = false;
+      for (const auto& sub : o.subruns) any_subrun_posts |= sub.readable && state::is_postable(sub.state.status);
+      d.post_run = !s.categorized || (s.status == RunStatus::Failed && !any_subrun_posts);
     }
     d.reason = std::string("run ") + to_string(s.status);
-    if (s.categorized && state::is_postable(s.status)) {
+    // Without an end time (a damaged file) there is nothing to measure from.
+    if (s.categorized && state::is_postable(s.status) && s.ended_at_ms > 0) {
       // Late sub-run reports still arrive in the grace window.
-      int64_t end = (s.ended_at_ms ? s.ended_at_ms : o.now_ms) + s.subrun_grace_ms;
+      int64_t end = s.ended_at_ms + s.subrun_grace_ms;
       if (o.now_ms < end) {
         d.wake_at_ms = end;
         return d;

@@ -7,7 +7,7 @@
 #   source "$(dirname "$0")/lib.sh"
 #   it_setup                       # receiver + service manager + units
 #   receiver_script '["500","ok"]'
-#   "$RW_BIN" start --build-name b1 --runner-command true   # talks to the sandbox
+#   "$RW_BUILD/start-run" b1 --runner-command true   # talks to the sandbox
 #   wait_for test "$(receiver_count)" -ge 1
 #   assert_eq "$(receiver_count)" 1 "exactly one post"
 #   pass
@@ -27,11 +27,19 @@
 #   IT_NAME IT_DIR IT_SANDBOX RW_BIN RECEIVER_PORT RECEIVER_URL WEBHOOK_URL
 #   RUNWARDEN_STATE_DIR RUNWARDEN_WEBHOOK_ENV RUNWARDEN_BUS_ADDRESS
 #
-# Functions: it_setup, it_teardown, ctl, journal, sandbox_exec, reload_units,
-#   add_units,
-#   receiver_script, receiver_count, receiver_bodies, receiver_requests,
-#   wait_for, assert_eq, assert_ne, assert_contains, assert_not_contains,
-#   fail, pass, unit_state, unit_pid, unit_ns_pid.
+# Functions:
+#   it_setup [--no-project-units] [UNITSRC...]   it_teardown (EXIT trap; do
+#     not replace that trap, call it_teardown yourself if you must)
+#   ctl ARGS (systemctl)  journal ARGS (journalctl)  sandbox_exec CMD
+#   reload_units  add_units UNITSRC...  unit_state UNIT (ActiveState)
+#   unit_pid UNIT (MainPID as a pid of the test's namespace, for kill/proc)
+#   unit_ns_pid UNIT (MainPID as the manager reports it)
+#   receiver_script JSON_LIST [DEFAULT]  receiver_reset  receiver_count
+#   receiver_bodies (JSON lines)  receiver_requests (JSON list)
+#   wait_for [-t SECS] [-m MSG] CMD...  assert_eq GOT WANT MSG
+#   assert_ne  assert_contains HAYSTACK NEEDLE MSG  assert_not_contains
+#   fail MSG  pass
+# A command failing unexpectedly (set -e) is reported as FAIL with its line.
 
 set -Eeuo pipefail
 
@@ -215,7 +223,7 @@ it_setup() {
   IT_DIR=$(mktemp -d "$RW_IT_ROOT/$IT_NAME-XXXXXX")
   chmod 0755 "$IT_DIR"
   IT_SANDBOX=$IT_DIR/sandbox
-  trap it_teardown EXIT
+  trap it__on_exit EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
   mkdir -p "$IT_DIR/state" "$IT_DIR/etc" "$IT_DIR/units" "$IT_DIR/work" "$IT_SANDBOX"
@@ -225,8 +233,7 @@ it_setup() {
     --log "$IT_DIR/receiver.jsonl" >"$IT_DIR/receiver.out" 2>&1 &
   IT_RECEIVER_PID=$!
   echo "$IT_RECEIVER_PID" >"$IT_DIR/receiver.pid"
-  local i
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     [[ -s "$IT_DIR/receiver.port" ]] && break
     kill -0 "$IT_RECEIVER_PID" 2>/dev/null || fail "receiver died: $(cat "$IT_DIR/receiver.out")"
     sleep 0.05
@@ -275,9 +282,21 @@ EOF
   export RUNWARDEN_STATE_DIR RUNWARDEN_WEBHOOK_ENV RUNWARDEN_BUS_ADDRESS
 }
 
-# Stops everything it_setup started. Runs from the EXIT trap; safe to call twice.
-it_teardown() {
+# Stops everything it_setup started. Runs from the EXIT trap; safe to call
+# twice (a test may call it itself to check what is left afterwards).
+it_teardown() { it__teardown $?; }
+
+it__on_exit() {
   local rc=$?
+  it__teardown "$rc"
+  if ((rc == 0 && !IT_PASSED)); then
+    echo "WARN $IT_NAME: ended without calling pass" >&2
+  fi
+  return "$rc"
+}
+
+it__teardown() {
+  local rc=$1
   ((IT_TORN_DOWN)) && return 0
   IT_TORN_DOWN=1
   set +e
@@ -291,8 +310,7 @@ it_teardown() {
   fi
   if [[ -n "$IT_RECEIVER_PID" ]] && kill -0 "$IT_RECEIVER_PID" 2>/dev/null; then
     kill -TERM "$IT_RECEIVER_PID" 2>/dev/null
-    local i
-    for i in $(seq 1 50); do kill -0 "$IT_RECEIVER_PID" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 50); do kill -0 "$IT_RECEIVER_PID" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$IT_RECEIVER_PID" 2>/dev/null && kill -KILL "$IT_RECEIVER_PID" 2>/dev/null
     wait "$IT_RECEIVER_PID" 2>/dev/null
   fi

@@ -60,6 +60,19 @@ record() {  # remembers what we created, so `down` deletes only that
   grep -qx -- "$1" "$DIR/created" 2>/dev/null || echo "$1" >>"$DIR/created"
 }
 
+ours() { grep -qx -- "$1" "$DIR/created" 2>/dev/null; }
+
+# An object with our name that this DIR did not create belongs to someone
+# else (another set of hosts, another test run): never adopt it.
+claim_netns() {
+  if ns_exists "$1"; then
+    ours "netns $1" || die "namespace $1 exists but was not created for $DIR (another set is up? set RW_NETNS_PREFIX)"
+  else
+    ip netns add "$1"
+    record "netns $1"
+  fi
+}
+
 # sshd's pid from its pid file, if that process is alive and is our sshd.
 sshd_pid() {
   local pidfile=$1/sshd.pid pid
@@ -132,7 +145,9 @@ cmd_up() {
   [[ -f $DIR/id_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C runwarden-test -f "$DIR/id_ed25519"
   cp "$DIR/id_ed25519.pub" "$DIR/authorized_keys"
 
-  if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+  if ip link show "$BRIDGE" >/dev/null 2>&1; then
+    ours "link $BRIDGE" || die "bridge $BRIDGE exists but was not created for $DIR (another set is up? set RW_NETNS_PREFIX)"
+  else
     ip link add "$BRIDGE" type bridge
     record "link $BRIDGE"
   fi
@@ -142,10 +157,7 @@ cmd_up() {
   for ((i = 1; i <= n; i++)); do
     ns=$(host_ns "$i")
     addr=$(host_addr "$i")
-    if ! ns_exists "$ns"; then
-      ip netns add "$ns"
-      record "netns $ns"
-    fi
+    claim_netns "$ns"
     if ! ip link show "${PREFIX}v$i" >/dev/null 2>&1; then
       ip link add "${PREFIX}v$i" type veth peer name eth0 netns "$ns"
       ip link set "${PREFIX}v$i" master "$BRIDGE" up
@@ -159,10 +171,7 @@ cmd_up() {
   # The guest: a namespace linked to host 1 only.
   local h1 g1addr=$GNET.11
   h1=$(host_ns 1)
-  if ! ns_exists "$GUEST"; then
-    ip netns add "$GUEST"
-    record "netns $GUEST"
-  fi
+  claim_netns "$GUEST"
   if ! ip -n "$h1" link show "${PREFIX}gv1" >/dev/null 2>&1; then
     ip -n "$h1" link add "${PREFIX}gv1" type veth peer name eth0 netns "$GUEST"
   fi
@@ -175,7 +184,8 @@ cmd_up() {
   # The root namespace has a default route to the outside world: without this
   # a direct connection to the guest network would leave the machine instead
   # of failing. Make it fail at once, locally.
-  if ! ip route show type unreachable "$GNET.0/24" | grep -q .; then
+  if ! ours "route $GNET.0/24"; then
+    ip route show "$GNET.0/24" | grep -q . && die "a route for $GNET.0/24 exists already (set RW_NETNS_GNET)"
     ip route add unreachable "$GNET.0/24"
     record "route $GNET.0/24"
   fi

@@ -3,6 +3,7 @@
 # shows in status and the journal, reaches the receiver from inside the
 # sandbox, stops; the receiver follows its script; teardown leaves nothing.
 # Needs no runwarden build.
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 SYS_PYTHON=/usr/bin/python3

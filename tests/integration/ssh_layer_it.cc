@@ -135,12 +135,23 @@ int unique_seconds() {
   return 3000 + static_cast<int>(rng() % 6000);
 }
 
-std::string temp_dir(const std::string& tag) {
-  std::string t = "/tmp/rw-ssh-it-" + tag + "-XXXXXX";
-  std::vector<char> buf(t.begin(), t.end());
-  buf.push_back('\0');
-  return ::mkdtemp(buf.data()) ? std::string(buf.data()) : std::string();
-}
+// A directory under /tmp (the hosts share the controller's filesystem, so
+// it serves as a remote path too), removed when the test ends either way.
+struct TempDir {
+  std::string path;
+  explicit TempDir(const std::string& tag) {
+    std::string t = "/tmp/rw-ssh-it-" + tag + "-XXXXXX";
+    std::vector<char> buf(t.begin(), t.end());
+    buf.push_back('\0');
+    if (::mkdtemp(buf.data())) path = buf.data();
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
 
 class SshLayer : public ::testing::Test {
  protected:
@@ -254,6 +265,58 @@ TEST_F(SshLayer, FourThreadsRunCommandsConcurrentlyOnOneSession) {
   EXPECT_LT(elapsed, 6000) << "execs on one session did not overlap";
 }
 
+TEST_F(SshLayer, MoreCommandsThanTheServersMaxSessionsWaitForAChannel) {
+  // OpenSSH allows 10 session channels per connection (MaxSessions).
+  auto s = connect_host(1);
+  ASSERT_TRUE(s);
+  std::atomic<int> ok{0};
+  std::vector<std::string> errors(14);
+  std::vector<std::thread> threads;
+  int64_t t0 = mono_ms();
+  for (int t = 0; t < 14; ++t) {
+    threads.emplace_back([&, t] {
+      auto r = s->exec("sleep 0.5", {}, nullptr);
+      if (r.ok() && r->exit_code == 0) {
+        ++ok;
+      } else {
+        errors[t] = r.ok() ? "exit" : r.error().message;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+  EXPECT_EQ(ok.load(), 14);
+  EXPECT_GE(mono_ms() - t0, 1000) << "14 commands cannot all have had a channel at once";
+}
+
+TEST_F(SshLayer, ABigPushAndCommandsShareOneSession) {
+  TempDir dir_tmp("big");
+  const std::string dir = dir_tmp.path;
+  std::string big = dir + "/big.bin";
+  ASSERT_EQ(local("head -c 30000000 /dev/urandom > " + big + " && echo ok"), "ok\n");
+  auto s = connect_host(1);
+  ASSERT_TRUE(s);
+  std::atomic<bool> pushing{true};
+  std::atomic<int> execs{0}, bad{0};
+  std::thread t([&] {
+    while (pushing) {
+      Output o;
+      auto r = s->exec("echo ping", {}, o.fn());
+      if (!r.ok() || o.out != "ping\n") ++bad;
+      ++execs;
+    }
+  });
+  int64_t t0 = mono_ms();
+  auto p = s->push(big, dir + "/copy/big.bin");
+  int64_t took = mono_ms() - t0;
+  pushing = false;
+  t.join();
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(local("cmp " + big + " " + dir + "/copy/big.bin && echo same"), "same\n");
+  std::printf("push of 30 MB: %lld ms, with %d execs meanwhile\n", static_cast<long long>(took), execs.load());
+}
+
 TEST_F(SshLayer, GuestRunsCommandsThroughTheJumpHost) {
   auto h1 = connect_host(1);
   ASSERT_TRUE(h1);
@@ -297,7 +360,8 @@ TEST_F(SshLayer, GuestRunsCommandsThroughTheJumpHost) {
 }
 
 TEST_F(SshLayer, UnknownHostKeyIsRefusedWhenStrictAndRecordedWithAcceptNew) {
-  std::string dir = temp_dir("kh");
+  TempDir dir_tmp("kh");
+  const std::string dir = dir_tmp.path;
   std::string kh = dir + "/sub/known_hosts";  // accept-new creates the directory too
   Endpoint e = host(2);
   e.known_hosts = kh;
@@ -328,11 +392,11 @@ TEST_F(SshLayer, UnknownHostKeyIsRefusedWhenStrictAndRecordedWithAcceptNew) {
   ASSERT_TRUE(again.ok()) << again.error().message;
   EXPECT_EQ((*again)->recorded_host_key(), "");
   EXPECT_EQ(*read_file(kh), *text);
-  fs::remove_all(dir);
 }
 
 TEST_F(SshLayer, ChangedHostKeyIsRefusedEvenWithAcceptNew) {
-  std::string dir = temp_dir("kh2");
+  TempDir dir_tmp("kh2");
+  const std::string dir = dir_tmp.path;
   std::string kh = dir + "/known_hosts";
   // Host 1's address with host 2's key: what a man in the middle looks like.
   auto pub = read_file(std::string(std::getenv("RW_NETNS_DIR")) + "/" + host_ns(2) + "/ssh_host_ed25519_key.pub");
@@ -354,17 +418,18 @@ TEST_F(SshLayer, ChangedHostKeyIsRefusedEvenWithAcceptNew) {
     EXPECT_NE(m.find("man-in-the-middle"), std::string::npos) << m;
     EXPECT_NE(m.find("ssh-keygen -R"), std::string::npos) << m;
   }
-  fs::remove_all(dir);
 }
 
 TEST_F(SshLayer, PushCopiesADirectoryKeepingModesAndReplacesFilesAtomically) {
-  std::string src = temp_dir("src");
+  TempDir src_tmp("src");
+  const std::string src = src_tmp.path;
   ASSERT_TRUE(write_file_atomic(src + "/run.sh", "#!/bin/sh\necho script-ran \"$1\"\n", 0755).ok());
   ASSERT_TRUE(write_file_atomic(src + "/secret", "s3cret\n", 0600).ok());
   ASSERT_TRUE(make_dirs(src + "/nested/deeper", 0750).ok());
   ASSERT_EQ(::chmod((src + "/nested").c_str(), 0750), 0);
   ASSERT_TRUE(write_file_atomic(src + "/nested/deeper/data.txt", std::string(300000, 'd'), 0644).ok());
-  std::string remote_root = temp_dir("dst");  // same filesystem: lets us clean up
+  TempDir remote_root_tmp("dst");
+  const std::string remote_root = remote_root_tmp.path;  // same filesystem: lets us clean up
   std::string dst = remote_root + "/a/b/suite";
 
   auto s = connect_host(1);
@@ -403,12 +468,11 @@ TEST_F(SshLayer, PushCopiesADirectoryKeepingModesAndReplacesFilesAtomically) {
   auto missing = s->push(src + "/nope", remote_root + "/x");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message.find("nope"), std::string::npos);
-  fs::remove_all(src);
-  fs::remove_all(remote_root);
 }
 
 TEST_F(SshLayer, FetchCopiesARemoteFileWithItsMode) {
-  std::string dir = temp_dir("fetch");
+  TempDir dir_tmp("fetch");
+  const std::string dir = dir_tmp.path;
   auto s = connect_host(1);
   ASSERT_TRUE(s);
   std::string remote = dir + "/remote.log";
@@ -429,7 +493,6 @@ TEST_F(SshLayer, FetchCopiesARemoteFileWithItsMode) {
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.error().message.find("no such file"), std::string::npos) << missing.error().message;
   EXPECT_FALSE(path_exists(dir + "/x"));
-  fs::remove_all(dir);
 }
 
 TEST_F(SshLayer, CancelKillsTheWholeRemoteProcessGroup) {
@@ -594,6 +657,28 @@ TEST_F(SshLayer, ConnectingWhereNoSshdListensGivesAClearError) {
   EXPECT_TRUE(tcp_probe(host_addr(1), 22, Millis(1000)).ok());
 }
 
+TEST_F(SshLayer, ConnectingStopsWhenCancelled) {
+  Endpoint nobody = host(1);
+  nobody.name = "ghost";
+  nobody.address = var("RW_NETNS_HOST_NET") + ".97";
+  std::atomic<bool> cancel{false};
+  ConnectOptions o;
+  o.connect_timeout = Millis(20000);
+  o.connect_attempts = 3;
+  o.cancel = &cancel;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    cancel = true;
+  });
+  int64_t t0 = mono_ms();
+  auto s = Session::connect(nobody, nullptr, o);
+  int64_t took = mono_ms() - t0;
+  canceller.join();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("cancelled"), std::string::npos) << s.error().message;
+  EXPECT_LT(took, 2500);
+}
+
 TEST_F(SshLayer, UnreachableJumpHostAndGuestGiveClearErrors) {
   // The jump host itself is down.
   Endpoint jump = host(1);
@@ -634,7 +719,8 @@ TEST_F(SshLayer, UnreachableJumpHostAndGuestGiveClearErrors) {
 }
 
 TEST_F(SshLayer, AuthenticationFailureIsNotRetriedAndSaysWhy) {
-  std::string dir = temp_dir("auth");
+  TempDir dir_tmp("auth");
+  const std::string dir = dir_tmp.path;
   std::string key = dir + "/other_key";
   ASSERT_EQ(local("ssh-keygen -q -t ed25519 -N '' -f " + key + " >/dev/null 2>&1; echo $?"), "0\n");
   Endpoint e = host(1);
@@ -653,11 +739,11 @@ TEST_F(SshLayer, AuthenticationFailureIsNotRetriedAndSaysWhy) {
   s = Session::connect(e, nullptr, o);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("missing_key"), std::string::npos) << s.error().message;
-  fs::remove_all(dir);
 }
 
 TEST_F(SshLayer, AuthenticatesThroughSshAgentWithoutAnIdentityFile) {
-  std::string dir = temp_dir("agent");
+  TempDir dir_tmp("agent");
+  const std::string dir = dir_tmp.path;
   std::string sock = dir + "/agent.sock";
   // Our own agent in the foreground, so we can stop and reap it by pid.
   std::vector<std::string> args = {"ssh-agent", "-D", "-a", sock};
@@ -689,7 +775,6 @@ TEST_F(SshLayer, AuthenticatesThroughSshAgentWithoutAnIdentityFile) {
   Output o;
   ASSERT_TRUE((*s)->exec("echo via-agent", {}, o.fn()).ok());
   EXPECT_EQ(o.out, "via-agent\n");
-  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -1,0 +1,279 @@
+#include "engine/local_executor.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace rw::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t elapsed_ms(Clock::time_point since) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
+}
+
+/// Whether `pid` is a live process (a zombie waiting for its reaper is not).
+bool alive(pid_t pid) {
+  if (::kill(pid, 0) != 0) return false;
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+bool gone_within(pid_t pid, int ms) {
+  for (auto start = Clock::now(); elapsed_ms(start) < ms;) {
+    if (!alive(pid)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return !alive(pid);
+}
+
+/// A command to run, and what it printed on each stream.
+struct Command {
+  SpawnSpec spec;
+  std::string out, err;
+  TaskOutcome outcome;
+  int64_t took_ms = 0;
+
+  explicit Command(std::string command) {
+    spec.command = std::move(command);
+    spec.output = [this](bool is_stderr, std::string_view data) { (is_stderr ? err : out).append(data); };
+  }
+  Command& go() {
+    auto start = Clock::now();
+    outcome = run_process_group(spec);
+    took_ms = elapsed_ms(start);
+    return *this;
+  }
+  /// The first line of stdout as a pid (the commands below echo $!).
+  pid_t echoed_pid() const { return static_cast<pid_t>(std::atoi(out.c_str())); }
+};
+
+TEST(LocalExecutor, ACommandThatSucceedsIsOkWithExitCode0) {
+  Command r("true");
+  r.go();
+  EXPECT_TRUE(r.outcome.ok);
+  EXPECT_EQ(r.outcome.exit_code, 0);
+  EXPECT_FALSE(r.outcome.signal.has_value());
+  EXPECT_FALSE(r.outcome.timed_out);
+  EXPECT_FALSE(r.outcome.cancelled);
+}
+
+TEST(LocalExecutor, TheExitCodeIsReported) {
+  Command r("exit 3");
+  r.go();
+  EXPECT_FALSE(r.outcome.ok);
+  EXPECT_EQ(r.outcome.exit_code, 3);
+  EXPECT_EQ(r.outcome.reason, "exit code 3");
+}
+
+TEST(LocalExecutor, OutputIsCapturedOnBothStreams) {
+  Command r("echo out; echo err >&2; printf 'no newline'");
+  r.go();
+  EXPECT_TRUE(r.outcome.ok);
+  EXPECT_EQ(r.out, "out\nno newline");
+  EXPECT_EQ(r.err, "err\n");
+}
+
+TEST(LocalExecutor, OutputLargerThanAPipeBufferIsReadWhole) {
+  Command r("head -c 300000 /dev/zero; head -c 200000 /dev/zero >&2");
+  r.go();
+  EXPECT_TRUE(r.outcome.ok) << r.outcome.reason;
+  EXPECT_EQ(r.out.size(), 300'000u);
+  EXPECT_EQ(r.err.size(), 200'000u);
+}
+
+TEST(LocalExecutor, StdinIsEmpty) {
+  Command r("cat; echo done");
+  r.go();
+  EXPECT_TRUE(r.outcome.ok);
+  EXPECT_EQ(r.out, "done\n");
+  EXPECT_LT(r.took_ms, 5'000);
+}
+
+TEST(LocalExecutor, AProcessKilledByASignalReportsTheSignal) {
+  Command r("kill -9 $$");
+  r.go();
+  EXPECT_FALSE(r.outcome.ok);
+  EXPECT_EQ(r.outcome.signal, 9);
+  EXPECT_FALSE(r.outcome.exit_code.has_value());
+  EXPECT_NE(r.outcome.reason.find("killed by signal"), std::string::npos) << r.outcome.reason;
+}
+
+TEST(LocalExecutor, ATimeoutKillsTheWholeProcessGroupIncludingABackgroundChild) {
+  Command r("sleep 30 & echo $!; wait");
+  r.spec.timeout = Millis(300);
+  r.spec.kill_grace = Millis(2'000);
+  r.go();
+  EXPECT_FALSE(r.outcome.ok);
+  EXPECT_TRUE(r.outcome.timed_out);
+  EXPECT_NE(r.outcome.reason.find("timed out"), std::string::npos) << r.outcome.reason;
+  EXPECT_GE(r.took_ms, 300);
+  EXPECT_LT(r.took_ms, 2'000) << "SIGTERM was enough, no need to wait for the grace";
+  pid_t child = r.echoed_pid();
+  ASSERT_GT(child, 1) << "output: " << r.out;
+  EXPECT_TRUE(gone_within(child, 2'000)) << "background child " << child << " survived the timeout";
+}
+
+TEST(LocalExecutor, NothingOfTheGroupOutlivesATaskThatExited) {
+  // The shell exits at once; its background job still holds the pipes.
+  Command r("sleep 30 & echo $!");
+  r.spec.kill_grace = Millis(2'000);
+  r.go();
+  EXPECT_TRUE(r.outcome.ok) << r.outcome.reason;
+  EXPECT_EQ(r.outcome.exit_code, 0);
+  EXPECT_LT(r.took_ms, 2'000);
+  pid_t child = r.echoed_pid();
+  ASSERT_GT(child, 1) << "output: " << r.out;
+  EXPECT_TRUE(gone_within(child, 2'000)) << "background child " << child << " outlived its task";
+}
+
+TEST(LocalExecutor, ACancelFlagSetFromAnotherThreadStopsTheCommand) {
+  std::atomic<bool> cancel{false};
+  Command r("sleep 30");
+  r.spec.cancel = &cancel;
+  r.spec.kill_grace = Millis(1'000);
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    cancel = true;
+  });
+  r.go();
+  canceller.join();
+  EXPECT_FALSE(r.outcome.ok);
+  EXPECT_TRUE(r.outcome.cancelled);
+  EXPECT_FALSE(r.outcome.timed_out);
+  EXPECT_EQ(r.outcome.reason, "cancelled");
+  EXPECT_EQ(r.outcome.signal, SIGTERM);
+  EXPECT_GE(r.took_ms, 200);
+  EXPECT_LT(r.took_ms, 200 + 1'000) << "stopped within the grace";
+}
+
+TEST(LocalExecutor, AnAlreadySetCancelFlagStopsTheCommandAtOnce) {
+  std::atomic<bool> cancel{true};
+  Command r("sleep 30");
+  r.spec.cancel = &cancel;
+  r.go();
+  EXPECT_TRUE(r.outcome.cancelled);
+  EXPECT_FALSE(r.outcome.ok);
+  EXPECT_LT(r.took_ms, 2'000);
+}
+
+TEST(LocalExecutor, AChildIgnoringSigtermIsKilledAfterTheGrace) {
+  Command r("trap '' TERM; sleep 30 & echo $!; wait");
+  r.spec.timeout = Millis(200);
+  r.spec.kill_grace = Millis(500);
+  r.go();
+  EXPECT_TRUE(r.outcome.timed_out);
+  EXPECT_FALSE(r.outcome.ok);
+  EXPECT_EQ(r.outcome.signal, SIGKILL);
+  EXPECT_GE(r.took_ms, 200 + 500) << "SIGKILL only after the grace";
+  EXPECT_LT(r.took_ms, 200 + 500 + 2'000);
+  pid_t child = r.echoed_pid();
+  ASSERT_GT(child, 1) << "output: " << r.out;
+  EXPECT_TRUE(gone_within(child, 2'000));
+}
+
+TEST(LocalExecutor, SignalsBlockedByTheRunnerAreUnblockedInTheCommand) {
+  // The runner blocks SIGTERM for its signalfd; the command must still die
+  // of the SIGTERM a timeout sends, not wait for SIGKILL.
+  sigset_t term, old;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &term, &old), 0);
+  Command r("sleep 30");
+  r.spec.timeout = Millis(200);
+  r.spec.kill_grace = Millis(5'000);
+  r.go();
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  EXPECT_TRUE(r.outcome.timed_out);
+  EXPECT_EQ(r.outcome.signal, SIGTERM);
+  EXPECT_LT(r.took_ms, 3'000);
+}
+
+TEST(LocalExecutor, TheWorkdirIsApplied) {
+  std::string tmpl = ::testing::TempDir() + "rw-exec-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  char real[PATH_MAX];
+  ASSERT_NE(::realpath(tmpl.c_str(), real), nullptr);
+  Command r("pwd -P");
+  r.spec.workdir = tmpl;
+  r.go();
+  std::error_code ec;
+  std::filesystem::remove_all(tmpl, ec);
+  EXPECT_TRUE(r.outcome.ok) << r.outcome.reason;
+  EXPECT_EQ(r.out, std::string(real) + "\n");
+}
+
+TEST(LocalExecutor, AMissingWorkdirIsAFailureNamingIt) {
+  Command r("true");
+  r.spec.workdir = "/nonexistent/rw-workdir";
+  r.go();
+  EXPECT_FALSE(r.outcome.ok);
+  EXPECT_FALSE(r.outcome.exit_code == 0);
+  EXPECT_NE(r.outcome.reason.find("/nonexistent/rw-workdir"), std::string::npos) << r.outcome.reason;
+}
+
+TEST(LocalExecutor, TheEnvironmentIsAppliedOnTopOfTheRunners) {
+  ::setenv("RW_TEST_OVERRIDDEN", "old", 1);
+  ::setenv("RW_TEST_INHERITED", "kept", 1);
+  Command r("printf '%s|%s|%s|' \"$RW_TEST_NEW\" \"$RW_TEST_OVERRIDDEN\" \"$RW_TEST_INHERITED\"; "
+        "env | grep -c '^RW_TEST_OVERRIDDEN='");
+  r.spec.env = {{"RW_TEST_NEW", "hello world"}, {"RW_TEST_OVERRIDDEN", "new"}};
+  r.go();
+  ::unsetenv("RW_TEST_OVERRIDDEN");
+  ::unsetenv("RW_TEST_INHERITED");
+  EXPECT_TRUE(r.outcome.ok) << r.outcome.reason;
+  EXPECT_EQ(r.out, "hello world|new|kept|1\n");
+}
+
+TEST(LocalExecutor, TheExecutorTellsTheCommandAboutItsRun) {
+  plan::Task task;
+  task.name = "suite";
+  task.run = "echo \"$RUNWARDEN_BUILD $RUNWARDEN_TASK $RUNWARDEN_ATTEMPT $RUNWARDEN_EVENTS $RUNWARDEN_RUN_DIR $EXTRA\"";
+  task.env = {{"EXTRA", "x"}};
+  TaskContext ctx;
+  ctx.task = &task;
+  ctx.build = "b1";
+  ctx.run_dir = "/state/runs/b1";
+  ctx.events_file = "/state/runs/b1/events.jsonl";
+  ctx.attempt = 2;
+  std::string out;
+  ctx.output = [&](bool, std::string_view d) { out.append(d); };
+  LocalExecutor ex;
+  auto o = ex.run(ctx);
+  EXPECT_TRUE(o.ok) << o.reason;
+  EXPECT_EQ(out, "b1 suite 2 /state/runs/b1/events.jsonl /state/runs/b1 x\n");
+}
+
+TEST(LocalExecutor, TheTasksTimeoutIsApplied) {
+  plan::Task task;
+  task.name = "slow";
+  task.run = "sleep 30";
+  task.timeout = Millis(200);
+  TaskContext ctx;
+  ctx.task = &task;
+  ctx.kill_grace = Millis(1'000);
+  LocalExecutor ex;
+  auto start = Clock::now();
+  auto o = ex.run(ctx);
+  EXPECT_TRUE(o.timed_out);
+  EXPECT_FALSE(o.ok);
+  EXPECT_LT(elapsed_ms(start), 3'000);
+}
+
+}  // namespace
+}  // namespace rw::engine

@@ -1,0 +1,623 @@
+#include "state/store.h"
+
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/files.h"
+
+namespace rw::state {
+namespace {
+
+namespace fs = std::filesystem;
+
+RunState full_state() {
+  RunState s;
+  s.build = "e2e-redhat9.6-ubuntu24.04-w2k25-fc";
+  s.status = RunStatus::Failed;
+  s.decided_by = "runner";
+  s.reason = "exit code 3";
+  s.created_at_ms = 1'700'000'000'000;
+  s.started_at_ms = 1'700'000'001'000;
+  s.ended_at_ms = 1'700'000'901'000;
+  s.hung_after_ms = 45 * 60'000;
+  s.subrun_grace_ms = 12'345;
+  s.categorized = true;
+  s.host = "controller-1";
+  s.workdir = "/srv/e2e";
+  s.plan_file = "plan.yaml";
+  s.runner_command = "./run-suite --all";
+  s.template_command = "python3 ./make-templates.py --name e2e";
+  s.meta = {{"config_family", "gold"}, {"integration", "pure with fc"}};
+  s.mention_on_failure = "@qa-oncall";
+  s.exit_code = 3;
+  s.signal = 15;
+  s.runner_starts = 2;
+  s.failure = FailureInfo{"test", "windows", "controller", "tasks/test/windows@controller.log"};
+  s.progress = "stage 2/2 test: 1/2 done, 1 failed";
+
+  StageState prepare;
+  prepare.name = "prepare";
+  prepare.status = StepStatus::Completed;
+  prepare.attempts = 1;
+  prepare.started_at_ms = 1'700'000'001'000;
+  prepare.ended_at_ms = 1'700'000'002'000;
+  TaskState clean;
+  clean.name = "clean";
+  clean.target = "hv1";
+  clean.status = StepStatus::Completed;
+  clean.attempts = 1;
+  clean.exit_code = 0;
+  clean.log = "tasks/prepare/clean@hv1.log";
+  prepare.tasks.push_back(clean);
+
+  StageState test;
+  test.name = "test";
+  test.status = StepStatus::Failed;
+  test.attempts = 2;
+  TaskState linux_task;
+  linux_task.name = "linux";
+  linux_task.target = "controller";
+  linux_task.status = StepStatus::Completed;
+  linux_task.attempts = 1;
+  linux_task.exit_code = 0;
+  TaskState windows;
+  windows.name = "windows";
+  windows.target = "controller";
+  windows.status = StepStatus::Failed;
+  windows.attempts = 2;
+  windows.exit_code = 3;
+  windows.signal = 9;
+  windows.reason = "exit code 3";
+  windows.started_at_ms = 5;
+  windows.ended_at_ms = 6;
+  windows.retry_at_ms = 7;
+  windows.log = "tasks/test/windows@controller.log";
+  test.tasks = {linux_task, windows};
+  s.stages = {prepare, test};
+  return s;
+}
+
+void expect_same_task(const TaskState& a, const TaskState& b) {
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.target, b.target);
+  EXPECT_EQ(a.status, b.status) << a.name;
+  EXPECT_EQ(a.attempts, b.attempts) << a.name;
+  EXPECT_EQ(a.exit_code, b.exit_code) << a.name;
+  EXPECT_EQ(a.signal, b.signal) << a.name;
+  EXPECT_EQ(a.reason, b.reason);
+  EXPECT_EQ(a.started_at_ms, b.started_at_ms);
+  EXPECT_EQ(a.ended_at_ms, b.ended_at_ms);
+  EXPECT_EQ(a.retry_at_ms, b.retry_at_ms);
+  EXPECT_EQ(a.log, b.log);
+}
+
+void expect_same(const RunState& a, const RunState& b) {
+  EXPECT_EQ(a.schema, b.schema);
+  EXPECT_EQ(a.build, b.build);
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_EQ(a.decided_by, b.decided_by);
+  EXPECT_EQ(a.reason, b.reason);
+  EXPECT_EQ(a.created_at_ms, b.created_at_ms);
+  EXPECT_EQ(a.started_at_ms, b.started_at_ms);
+  EXPECT_EQ(a.ended_at_ms, b.ended_at_ms);
+  EXPECT_EQ(a.hung_after_ms, b.hung_after_ms);
+  EXPECT_EQ(a.subrun_grace_ms, b.subrun_grace_ms);
+  EXPECT_EQ(a.categorized, b.categorized);
+  EXPECT_EQ(a.host, b.host);
+  EXPECT_EQ(a.workdir, b.workdir);
+  EXPECT_EQ(a.plan_file, b.plan_file);
+  EXPECT_EQ(a.runner_command, b.runner_command);
+  EXPECT_EQ(a.template_command, b.template_command);
+  EXPECT_EQ(a.meta, b.meta);
+  EXPECT_EQ(a.mention_on_failure, b.mention_on_failure);
+  EXPECT_EQ(a.exit_code, b.exit_code);
+  EXPECT_EQ(a.signal, b.signal);
+  EXPECT_EQ(a.runner_starts, b.runner_starts);
+  ASSERT_EQ(a.failure.has_value(), b.failure.has_value());
+  if (a.failure) {
+    EXPECT_EQ(a.failure->stage, b.failure->stage);
+    EXPECT_EQ(a.failure->task, b.failure->task);
+    EXPECT_EQ(a.failure->target, b.failure->target);
+    EXPECT_EQ(a.failure->log, b.failure->log);
+  }
+  EXPECT_EQ(a.progress, b.progress);
+  ASSERT_EQ(a.stages.size(), b.stages.size());
+  for (size_t i = 0; i < a.stages.size(); ++i) {
+    EXPECT_EQ(a.stages[i].name, b.stages[i].name);
+    EXPECT_EQ(a.stages[i].status, b.stages[i].status);
+    EXPECT_EQ(a.stages[i].attempts, b.stages[i].attempts);
+    EXPECT_EQ(a.stages[i].started_at_ms, b.stages[i].started_at_ms);
+    EXPECT_EQ(a.stages[i].ended_at_ms, b.stages[i].ended_at_ms);
+    ASSERT_EQ(a.stages[i].tasks.size(), b.stages[i].tasks.size());
+    for (size_t t = 0; t < a.stages[i].tasks.size(); ++t) expect_same_task(a.stages[i].tasks[t], b.stages[i].tasks[t]);
+  }
+}
+
+/// Parses without letting an exception escape the test's expectations.
+Result<RunState> parse(const std::string& text) {
+  try {
+    return run_state_from_json(text);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "run_state_from_json threw: " << e.what() << "\ninput: " << text;
+    return err("threw");
+  }
+}
+
+std::string minimal(const std::string& extra) {
+  return std::string(R"({"schema": 1, "build": "b", "status": "RUNNING")") + (extra.empty() ? "" : ", " + extra) + "}";
+}
+
+TEST(StateJson, AFullRunStateSurvivesARoundTrip) {
+  RunState s = full_state();
+  auto back = parse(to_json(s));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  expect_same(s, *back);
+}
+
+TEST(StateJson, ADefaultRunStateSurvivesARoundTrip) {
+  RunState s;
+  s.build = "b";
+  auto back = parse(to_json(s));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  expect_same(s, *back);
+  EXPECT_FALSE(back->failure.has_value());
+  EXPECT_FALSE(back->exit_code.has_value());
+}
+
+TEST(StateJson, EveryRunStatusSurvivesARoundTrip) {
+  for (auto st : {RunStatus::Pending, RunStatus::Running, RunStatus::Completed, RunStatus::Failed,
+                  RunStatus::Cancelled, RunStatus::Terminated, RunStatus::Hung, RunStatus::FailedToStart}) {
+    RunState s;
+    s.status = st;
+    auto back = parse(to_json(s));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(back->status, st) << to_string(st);
+  }
+}
+
+TEST(StateJson, InvalidUtf8InAStringIsReplacedNotThrown) {
+  RunState s;
+  s.reason = "bad \xff\xfe bytes";
+  std::string text;
+  ASSERT_NO_THROW(text = to_json(s));
+  auto back = parse(text);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->reason, "bad \xEF\xBF\xBD\xEF\xBF\xBD bytes");
+}
+
+TEST(StateJson, DamagedJsonIsAnErrorNotAnException) {
+  for (const char* text : {"", "{", "{\"schema\": 1,", "null", "[1, 2]", "\"x\"", "5", "{\"schema\":1}}",
+                           "\xff\xfe", "{\"schema\": 1e400}"}) {
+    auto r = parse(text);
+    EXPECT_FALSE(r.ok()) << "accepted: " << text;
+  }
+  std::string truncated = to_json(full_state());
+  truncated.resize(truncated.size() / 2);
+  EXPECT_FALSE(parse(truncated).ok());
+}
+
+TEST(StateJson, AMissingOrUnknownSchemaIsRefused) {
+  auto r = parse(R"({"build": "b", "status": "RUNNING"})");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("schema"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(parse(R"({"schema": 2, "status": "RUNNING"})").ok());
+  EXPECT_FALSE(parse(R"({"schema": "1", "status": "RUNNING"})").ok());
+}
+
+TEST(StateJson, ANumericStatusIsUnknown) {
+  auto r = parse(R"({"schema": 1, "status": 5})");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, RunStatus::Unknown);
+}
+
+TEST(StateJson, StatusesAreParsedStrictly) {
+  for (const char* st : {"completed", "Completed", " COMPLETED", ""}) {
+    auto r = parse(std::string(R"({"schema": 1, "status": ")") + st + "\"}");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, RunStatus::Unknown) << st;
+  }
+  auto missing = parse(R"({"schema": 1})");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, RunStatus::Unknown);
+}
+
+TEST(StateJson, StagesThatAreNotAListAreIgnored) {
+  for (const char* v : {R"("x")", "5", "{}", "null"}) {
+    auto r = parse(minimal(std::string(R"("stages": )") + v));
+    ASSERT_TRUE(r.ok()) << v << ": " << r.error().message;
+    EXPECT_TRUE(r->stages.empty()) << v;
+  }
+}
+
+TEST(StateJson, AStageEntryThatIsNotAnObjectIsAnError) {
+  auto r = parse(minimal(R"("stages": [5])"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("stage"), std::string::npos) << r.error().message;
+}
+
+TEST(StateJson, AStageOrTaskWithAnUnknownStatusIsAnErrorNamingIt) {
+  auto stage = parse(minimal(R"("stages": [{"name": "prep", "status": "DONE", "tasks": []}])"));
+  ASSERT_FALSE(stage.ok());
+  EXPECT_NE(stage.error().message.find("prep"), std::string::npos) << stage.error().message;
+  auto task = parse(
+      minimal(R"("stages": [{"name": "prep", "status": "RUNNING", "tasks": [{"name": "clean", "status": 1}]}])"));
+  ASSERT_FALSE(task.ok());
+  EXPECT_NE(task.error().message.find("clean"), std::string::npos) << task.error().message;
+  EXPECT_FALSE(parse(minimal(R"("stages": [{"name": "p", "status": "RUNNING", "tasks": ["x"]}])")).ok());
+}
+
+TEST(StateJson, WrongTypesInsideATaskFallBackToDefaults) {
+  auto r = parse(minimal(
+      R"("stages": [{"name": "t", "status": "RUNNING", "attempts": "one", "tasks": [)"
+      R"({"name": "a", "status": "ERROR", "attempts": "two", "exit_code": "3", "signal": 9.5,)"
+      R"( "reason": 7, "started_at_ms": "soon", "retry_at_ms": [], "log": {}, "target": null}]}])"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->stages.size(), 1u);
+  EXPECT_EQ(r->stages[0].attempts, 0);
+  ASSERT_EQ(r->stages[0].tasks.size(), 1u);
+  const auto& t = r->stages[0].tasks[0];
+  EXPECT_EQ(t.status, StepStatus::Error);
+  EXPECT_EQ(t.attempts, 0);
+  EXPECT_FALSE(t.exit_code.has_value());
+  EXPECT_FALSE(t.signal.has_value());
+  EXPECT_EQ(t.reason, "");
+  EXPECT_EQ(t.started_at_ms, 0);
+  EXPECT_EQ(t.retry_at_ms, 0);
+  EXPECT_EQ(t.log, "");
+  EXPECT_EQ(t.target, "");
+}
+
+TEST(StateJson, WrongTypesAtTheTopFallBackToDefaults) {
+  auto r = parse(R"({"schema": 1, "status": "COMPLETED", "build": 7, "categorized": "yes",)"
+                 R"( "created_at_ms": "now", "subrun_grace_ms": "long", "exit_code": "0", "signal": true,)"
+                 R"( "meta": {"a": 1, "b": "x", "c": null}, "failure": "x", "runner_starts": 1.5,)"
+                 R"( "progress": ["p"], "hung_after_ms": -1})");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, RunStatus::Completed);
+  EXPECT_EQ(r->build, "");
+  EXPECT_FALSE(r->categorized);
+  EXPECT_EQ(r->created_at_ms, 0);
+  EXPECT_EQ(r->subrun_grace_ms, 30'000);
+  EXPECT_FALSE(r->exit_code.has_value());
+  EXPECT_FALSE(r->signal.has_value());
+  EXPECT_EQ(r->meta, (std::map<std::string, std::string>{{"b", "x"}}));
+  EXPECT_FALSE(r->failure.has_value());
+  EXPECT_EQ(r->runner_starts, 0);
+  EXPECT_EQ(r->progress, "");
+  EXPECT_EQ(r->hung_after_ms, -1);
+}
+
+TEST(StateJson, OutOfRangeIntegersDoNotThrow) {
+  auto r = parse(minimal(R"("exit_code": 18446744073709551615, "runner_starts": 99999999999999,)"
+                         R"( "stages": [{"name": "s", "status": "SCHEDULED", "attempts": -99999999999999}])"));
+  EXPECT_TRUE(r.ok());
+}
+
+TEST(SubrunJson, ASubrunSurvivesARoundTrip) {
+  SubrunState s;
+  s.key = "windows";
+  s.status = RunStatus::Failed;
+  s.started_at_ms = 10;
+  s.ended_at_ms = 20;
+  s.exit_code = 3;
+  s.message = "3 failed";
+  s.log = "/srv/e2e/win.log";
+  auto back = subrun_state_from_json(to_json(s));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->key, "windows");
+  EXPECT_EQ(back->status, RunStatus::Failed);
+  EXPECT_EQ(back->started_at_ms, 10);
+  EXPECT_EQ(back->ended_at_ms, 20);
+  EXPECT_EQ(back->exit_code, 3);
+  EXPECT_EQ(back->message, "3 failed");
+  EXPECT_EQ(back->log, "/srv/e2e/win.log");
+}
+
+TEST(SubrunJson, DamagedOrOddlyTypedSubrunsNeverThrow) {
+  EXPECT_FALSE(subrun_state_from_json("{").ok());
+  EXPECT_FALSE(subrun_state_from_json("[]").ok());
+  Result<SubrunState> r = err("unset");
+  ASSERT_NO_THROW(r = subrun_state_from_json(R"({"key": 1, "status": "completed", "exit_code": "0"})"));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, RunStatus::Unknown);
+  EXPECT_FALSE(r->exit_code.has_value());
+}
+
+class Store : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "rw-store-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  /// A run directory with a saved PENDING state created at `created`.
+  RunDir make_run(const std::string& build, int64_t created = 1'700'000'000'000) {
+    RunDir dir(root_, build);
+    EXPECT_TRUE(make_dirs(dir.path()).ok());
+    RunState s;
+    s.build = build;
+    s.created_at_ms = created;
+    EXPECT_TRUE(dir.save(s).ok());
+    return dir;
+  }
+  std::vector<std::string> history(const std::string& build) const {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(root_ + "/history/" + build, ec))
+      out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::string root_;
+};
+
+TEST_F(Store, RunDirPathsLiveUnderRunsBuild) {
+  RunDir dir(root_, "b1");
+  EXPECT_EQ(dir.path(), root_ + "/runs/b1");
+  EXPECT_EQ(dir.state_file(), root_ + "/runs/b1/state.json");
+  EXPECT_EQ(dir.posted_marker_for(""), root_ + "/runs/b1/posted.marker");
+  EXPECT_EQ(dir.posted_marker_for("linux"), root_ + "/runs/b1/subruns/linux/posted.marker");
+  EXPECT_EQ(dir.notification_file_for("linux"), root_ + "/runs/b1/subruns/linux/notification.json");
+  EXPECT_FALSE(dir.exists());
+}
+
+TEST_F(Store, SaveThenLoadGivesTheSameState) {
+  RunDir dir(root_, "b1");
+  ASSERT_TRUE(make_dirs(dir.path()).ok());
+  RunState s = full_state();
+  ASSERT_TRUE(dir.save(s).ok());
+  EXPECT_TRUE(dir.exists());
+  auto back = dir.load();
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  expect_same(s, *back);
+}
+
+TEST_F(Store, LoadingAMissingStateIsAnErrorNamingTheFile) {
+  RunDir dir(root_, "b1");
+  auto r = dir.load();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find(dir.state_file()), std::string::npos) << r.error().message;
+}
+
+TEST_F(Store, LoadingADamagedStateIsAnErrorNamingTheFile) {
+  RunDir dir(root_, "b1");
+  ASSERT_TRUE(make_dirs(dir.path()).ok());
+  ASSERT_TRUE(write_file_atomic(dir.state_file(), "{\"schema\": 1, \"sta").ok());
+  auto r = dir.load();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find(dir.state_file()), std::string::npos) << r.error().message;
+}
+
+TEST_F(Store, UpdateChangesTheSavedState) {
+  RunDir dir = make_run("b1");
+  ASSERT_TRUE(dir.update([](RunState& s) {
+                   s.status = RunStatus::Running;
+                   s.meta["k"] = "v";
+                   return true;
+                 }).ok());
+  auto r = dir.load();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, RunStatus::Running);
+  EXPECT_EQ(r->meta.at("k"), "v");
+}
+
+TEST_F(Store, UpdateReturningFalseLeavesTheFileAlone) {
+  RunDir dir = make_run("b1");
+  auto before = read_file(dir.state_file());
+  ASSERT_TRUE(before.ok());
+  ASSERT_TRUE(dir.update([](RunState& s) {
+                   s.status = RunStatus::Failed;
+                   return false;
+                 }).ok());
+  EXPECT_EQ(*read_file(dir.state_file()), *before);
+}
+
+TEST_F(Store, UpdateOfAMissingStateFailsWithoutCallingTheChange) {
+  RunDir dir(root_, "b1");
+  ASSERT_TRUE(make_dirs(dir.path()).ok());
+  bool called = false;
+  auto s = dir.update([&](RunState&) {
+    called = true;
+    return true;
+  });
+  EXPECT_FALSE(s.ok());
+  EXPECT_FALSE(called);
+  EXPECT_FALSE(path_exists(dir.state_file()));
+}
+
+TEST_F(Store, ConcurrentUpdatesNeverLoseAnIncrement) {
+  RunDir dir = make_run("b1");
+  auto increment = [&] {
+    for (int i = 0; i < 200; ++i) {
+      auto s = dir.update([](RunState& st) {
+        int n = st.meta.count("counter") ? std::stoi(st.meta["counter"]) : 0;
+        st.meta["counter"] = std::to_string(n + 1);
+        return true;
+      });
+      if (!s.ok()) {
+        ADD_FAILURE() << s.error().message;
+        return;
+      }
+    }
+  };
+  std::thread a(increment), b(increment);
+  a.join();
+  b.join();
+  auto r = dir.load();
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->meta["counter"], "400");
+}
+
+TEST_F(Store, SubrunsAreSavedUnderTheirKeyAndListedSorted) {
+  RunDir dir = make_run("b1");
+  for (const char* key : {"windows", "linux", "bsd"}) {
+    SubrunState s;
+    s.key = key;
+    s.status = RunStatus::Completed;
+    ASSERT_TRUE(dir.save_subrun(s).ok());
+  }
+  EXPECT_EQ(dir.subrun_keys(), (std::vector<std::string>{"bsd", "linux", "windows"}));
+  auto linux_sub = dir.load_subrun("linux");
+  ASSERT_TRUE(linux_sub.ok());
+  EXPECT_EQ(linux_sub->key, "linux");
+  EXPECT_EQ(linux_sub->status, RunStatus::Completed);
+  EXPECT_TRUE(path_exists(dir.subrun_dir("linux") + "/state.json"));
+  EXPECT_FALSE(dir.load_subrun("macos").ok());
+}
+
+TEST_F(Store, ARunWithoutSubrunsListsNone) { EXPECT_TRUE(make_run("b1").subrun_keys().empty()); }
+
+TEST_F(Store, NotificationRecordsRoundTripWithTheirPayloadAndArePrivate) {
+  RunDir dir = make_run("b1");
+  NotificationRecord n;
+  n.subrun = "linux";
+  n.status = "failed";
+  n.attempts = 3;
+  n.last_http_status = 503;
+  n.last_error = "HTTP 503";
+  n.updated_at_ms = 42;
+  n.payload = R"({"text":"run COMPLETED","username":"runwarden"})";
+  ASSERT_TRUE(dir.save_notification(n).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.notification_file_for("linux").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  auto back = dir.load_notification("linux");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->subrun, "linux");
+  EXPECT_EQ(back->status, "failed");
+  EXPECT_EQ(back->attempts, 3);
+  EXPECT_EQ(back->last_http_status, 503);
+  EXPECT_EQ(back->last_error, "HTTP 503");
+  EXPECT_EQ(back->updated_at_ms, 42);
+  EXPECT_EQ(back->payload, n.payload);
+  EXPECT_FALSE(dir.load_notification("").ok());  // the run's own was never saved
+}
+
+TEST_F(Store, ANotificationWithoutAnObjectPayloadIsAnError) {
+  RunDir dir = make_run("b1");
+  ASSERT_TRUE(write_file_atomic(dir.notification_file(), R"({"status": "sent", "payload": "text"})").ok());
+  EXPECT_FALSE(dir.load_notification("").ok());
+  ASSERT_TRUE(write_file_atomic(dir.notification_file(), "{").ok());
+  EXPECT_FALSE(dir.load_notification("").ok());
+}
+
+TEST_F(Store, ListBuildsNamesRunDirectoriesSorted) {
+  EXPECT_TRUE(list_builds(root_).empty());
+  make_run("zeta");
+  make_run("alpha");
+  ASSERT_TRUE(write_file_atomic(root_ + "/runs/not-a-dir", "").ok());
+  EXPECT_EQ(list_builds(root_), (std::vector<std::string>{"alpha", "zeta"}));
+}
+
+TEST_F(Store, ArchiveRunMovesTheRunToHistoryNamedByItsStartTime) {
+  const int64_t created = 1'700'000'000'123;
+  RunDir dir = make_run("b1", created);
+  ASSERT_TRUE(touch_marker(dir.posted_marker()).ok());
+  ASSERT_TRUE(archive_run(root_, "b1", 5).ok());
+  EXPECT_FALSE(dir.exists());
+  std::string dest = root_ + "/history/b1/" + compact_time(created);
+  EXPECT_TRUE(path_exists(dest + "/state.json"));
+  EXPECT_TRUE(path_exists(dest + "/posted.marker"));  // moved, nothing deleted
+  EXPECT_EQ(history("b1"), std::vector<std::string>{compact_time(created)});
+}
+
+TEST_F(Store, ArchiveRunOfAnAbsentRunDoesNothing) {
+  EXPECT_TRUE(archive_run(root_, "never", 3).ok());
+  EXPECT_FALSE(path_exists(root_ + "/history/never"));
+}
+
+TEST_F(Store, ArchiveRunKeepsOnlyTheNewestEntries) {
+  const int64_t base = 1'700'000'000'000;
+  for (int i = 0; i < 4; ++i) {
+    make_run("b1", base + i * 60'000);
+    ASSERT_TRUE(archive_run(root_, "b1", 2).ok());
+  }
+  EXPECT_EQ(history("b1"), (std::vector<std::string>{compact_time(base + 2 * 60'000), compact_time(base + 3 * 60'000)}));
+}
+
+TEST_F(Store, ArchiveRunWithKeepZeroKeepsEverything) {
+  const int64_t base = 1'700'000'000'000;
+  for (int i = 0; i < 3; ++i) {
+    make_run("b1", base + i * 1'000);
+    ASSERT_TRUE(archive_run(root_, "b1", 0).ok());
+  }
+  EXPECT_EQ(history("b1").size(), 3u);
+}
+
+TEST_F(Store, ArchivingTwoRunsWithTheSameStartTimeKeepsBoth) {
+  make_run("b1", 1'700'000'000'000);
+  ASSERT_TRUE(archive_run(root_, "b1", 5).ok());
+  make_run("b1", 1'700'000'000'000);
+  ASSERT_TRUE(archive_run(root_, "b1", 5).ok());
+  auto h = history("b1");
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0], compact_time(1'700'000'000'000));
+  EXPECT_EQ(h[1], compact_time(1'700'000'000'000) + "-1");
+}
+
+TEST_F(Store, ArchivingADamagedRunStillMovesIt) {
+  RunDir dir(root_, "b1");
+  ASSERT_TRUE(make_dirs(dir.path()).ok());
+  ASSERT_TRUE(write_file_atomic(dir.state_file(), "garbage").ok());
+  ASSERT_TRUE(archive_run(root_, "b1", 5).ok());
+  EXPECT_FALSE(dir.exists());
+  EXPECT_EQ(history("b1").size(), 1u);
+}
+
+TEST_F(Store, BuildLockRefusesASecondHolderWithCode3) {
+  auto first = BuildLock::acquire(root_, "b1");
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_TRUE(path_exists(root_ + "/locks/b1.lock"));
+  // flock belongs to the open file description: a new open conflicts even
+  // in the same process.
+  auto second = BuildLock::acquire(root_, "b1");
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, 3);
+  EXPECT_NE(second.error().message.find("b1"), std::string::npos) << second.error().message;
+}
+
+TEST_F(Store, BuildLocksOfDifferentBuildsAreIndependent) {
+  auto a = BuildLock::acquire(root_, "a");
+  auto b = BuildLock::acquire(root_, "b");
+  EXPECT_TRUE(a.ok());
+  EXPECT_TRUE(b.ok());
+}
+
+TEST_F(Store, ABuildLockIsReleasedWhenItsHolderGoes) {
+  {
+    auto first = BuildLock::acquire(root_, "b1");
+    ASSERT_TRUE(first.ok());
+  }
+  auto again = BuildLock::acquire(root_, "b1");
+  EXPECT_TRUE(again.ok()) << (again.ok() ? "" : again.error().message);
+}
+
+TEST(StateRoot, TheEnvironmentOverridesTheDefault) {
+  const char* old = std::getenv("RUNWARDEN_STATE_DIR");
+  std::string saved = old ? old : "";
+  ::setenv("RUNWARDEN_STATE_DIR", "/tmp/rw-elsewhere", 1);
+  EXPECT_EQ(state_root(), "/tmp/rw-elsewhere");
+  ::setenv("RUNWARDEN_STATE_DIR", "", 1);
+  EXPECT_EQ(state_root(), "/var/lib/runwarden");
+  ::unsetenv("RUNWARDEN_STATE_DIR");
+  EXPECT_EQ(state_root(), "/var/lib/runwarden");
+  if (old) ::setenv("RUNWARDEN_STATE_DIR", saved.c_str(), 1);
+}
+
+}  // namespace
+}  // namespace rw::state
