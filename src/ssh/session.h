@@ -81,8 +81,9 @@ class Session {
   Result<ExecResult> exec(const std::string& command, const ExecOptions& opt, const OutputFn& on_output);
 
   /// Copies a local file or directory (recursively, following symlinks) over
-  /// SFTP. A file goes to `remote` itself; a directory's contents go into the
-  /// directory `remote` (created). Each file is written to a temporary name
+  /// SFTP. A file goes to `remote` itself, or into it under its own name when
+  /// `remote` ends in '/' or is a directory (like cp); a directory's contents
+  /// go into the directory `remote` (created). Each file is written to a temporary name
   /// in its destination directory and renamed over the target, so a reader
   /// sees the old file or the new one. Modes are kept, or `mode` for every
   /// file when set. Missing parent directories are created (0755).

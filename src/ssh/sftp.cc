@@ -353,6 +353,7 @@ Status Session::sftp_push(const std::string& local, const std::string& remote, s
   if (::stat(local.c_str(), &st) != 0) return sys_err("stat " + local, errno);
   if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) return err(local + " is not a regular file or directory");
   std::string dst = remote;
+  const bool into_dir = dst.back() == '/';
   while (dst.size() > 1 && dst.back() == '/') dst.pop_back();
 
   std::vector<std::pair<std::string, std::string>> moves;
@@ -364,6 +365,13 @@ Status Session::sftp_push(const std::string& local, const std::string& remote, s
     RW_TRY(sftp.start(mono_ms() + opt_.connect_timeout.count()));
     RW_TRY(sftp.ensure_parents(dst));
     if (S_ISREG(st.st_mode)) {
+      // Like cp: "dir/" or an existing directory receives the file under its own name.
+      RW_ASSIGN(auto existing, sftp.stat(dst));
+      if (into_dir || (existing && LIBSSH2_SFTP_S_ISDIR(existing->permissions))) {
+        if (!existing) RW_TRY(sftp.ensure_dir(dst, 0755));
+        std::string name = local.substr(local.rfind('/') == std::string::npos ? 0 : local.rfind('/') + 1);
+        dst = (dst == "/" ? "" : dst) + "/" + name;
+      }
       RW_TRY(sftp.put_file(local, st, dst, mode ? *mode : static_cast<int>(st.st_mode & 07777), &moves));
     } else {
       // Depth-first, directories before their contents; (dev, inode) pairs

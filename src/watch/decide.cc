@@ -44,10 +44,11 @@ Decision decide(const Observation& o) {
       d.post_run = !s.categorized || (s.status == RunStatus::Failed && !any_subrun_posts);
     }
     d.reason = std::string("run ") + to_string(s.status);
-    // Without an end time (a damaged file) there is nothing to measure from.
-    if (s.categorized && state::is_postable(s.status) && s.ended_at_ms > 0) {
-      // Late sub-run reports still arrive in the grace window.
-      int64_t end = s.ended_at_ms + s.subrun_grace_ms;
+    if (s.categorized && state::is_postable(s.status)) {
+      // Late sub-run reports still arrive in the grace window. Without an
+      // end time (a damaged file) it starts when the watcher saw the end.
+      int64_t base = s.ended_at_ms ? s.ended_at_ms : (o.terminal_seen_ms ? o.terminal_seen_ms : o.now_ms);
+      int64_t end = base + s.subrun_grace_ms;
       if (o.now_ms < end) {
         d.wake_at_ms = end;
         return d;

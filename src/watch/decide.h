@@ -30,6 +30,9 @@ struct Observation {
   systemd::UnitState runner;
   int64_t now_ms = 0;
   int64_t last_progress_ms = 0;
+  /// When this watcher first saw the run terminal: the grace window's start
+  /// when the state has no end time.
+  int64_t terminal_seen_ms = 0;
 };
 
 struct Decision {

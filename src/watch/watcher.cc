@@ -60,6 +60,7 @@ class Watcher {
   std::set<std::string> watched_subruns_;
   bool subruns_dir_watched_ = false;
   int64_t armed_at_ = -1;
+  int64_t terminal_seen_ms_ = 0;
 };
 
 void Watcher::watch_subruns() {
@@ -105,6 +106,8 @@ Observation Watcher::observe() {
   o.runner_known = runner_known_;
   o.runner = runner_;
   // Progress: output, events and task transitions all touch one of these.
+  if (o.state_readable && state::is_terminal(o.state.status) && terminal_seen_ms_ == 0) terminal_seen_ms_ = o.now_ms;
+  o.terminal_seen_ms = terminal_seen_ms_;
   o.last_progress_ms = std::max({mtime_ms(dir_.runner_log()), mtime_ms(dir_.events_file()),
                                  mtime_ms(dir_.state_file()), o.state.started_at_ms, o.state.created_at_ms});
   return o;

@@ -130,6 +130,12 @@ bool gone_within(const std::string& pattern, int ms) {
   return pgrep_on_h1(pattern).empty();
 }
 
+// A file's content, "" when it cannot be read.
+std::string slurp(const std::string& path) {
+  auto r = read_file(path);
+  return r.ok() ? *r : std::string();
+}
+
 int unique_seconds() {
   static std::mt19937 rng(std::random_device{}());
   return 3000 + static_cast<int>(rng() % 6000);
@@ -391,7 +397,7 @@ TEST_F(SshLayer, UnknownHostKeyIsRefusedWhenStrictAndRecordedWithAcceptNew) {
   auto again = Session::connect(e, nullptr, quick());
   ASSERT_TRUE(again.ok()) << again.error().message;
   EXPECT_EQ((*again)->recorded_host_key(), "");
-  EXPECT_EQ(*read_file(kh), *text);
+  EXPECT_EQ(slurp(kh), *text);
 }
 
 TEST_F(SshLayer, ChangedHostKeyIsRefusedEvenWithAcceptNew) {
@@ -463,6 +469,12 @@ TEST_F(SshLayer, PushCopiesADirectoryKeepingModesAndReplacesFilesAtomically) {
   r = s->exec("stat -c %a " + remote_root + "/single/tool && " + remote_root + "/single/tool x", {}, o3.fn());
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(o3.out, "700\nscript-ran x\n");
+
+  // Into an existing directory, and into "dir/" (created), like cp.
+  ASSERT_TRUE(s->push(src + "/secret", remote_root + "/single").ok());
+  ASSERT_TRUE(s->push(src + "/secret", remote_root + "/newdir/").ok());
+  EXPECT_EQ(slurp(remote_root + "/single/secret"), "changed\n");
+  EXPECT_EQ(slurp(remote_root + "/newdir/secret"), "changed\n");
 
   // A missing source says so.
   auto missing = s->push(src + "/nope", remote_root + "/x");

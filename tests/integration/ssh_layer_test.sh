@@ -6,7 +6,8 @@
 # Brings up 3 SSH test hosts and a guest behind host 1 in network namespaces
 # (netns-hosts.sh), runs $RW_BUILD/ssh_layer_it with RW_NETNS_DIR pointing at
 # them, and tears everything down again, also on failure or Ctrl-C. Needs
-# root. The exit status is the test binary's.
+# root, ip(8) and sshd; without them it exits 77 (ctest's SKIP_RETURN_CODE).
+# Otherwise the exit status is the test binary's.
 #
 # Environment:
 #   RW_BUILD           build directory holding ssh_layer_it (default: build)
@@ -20,8 +21,10 @@ build=${RW_BUILD:-$here/../../build}
 bin=$build/ssh_layer_it
 
 die() { echo "ssh_layer_test: $*" >&2; exit 1; }
+skip() { echo "ssh_layer_test: skipped: $*" >&2; exit 77; }
 
-[[ $(id -u) -eq 0 ]] || die "needs root (network namespaces)"
+[[ $(id -u) -eq 0 ]] || skip "needs root (network namespaces)"
+command -v ip >/dev/null && [[ -x /usr/sbin/sshd ]] || skip "needs iproute2 and openssh-server"
 [[ -x $bin ]] || die "no test binary at $bin (build the ssh_layer_it target, or set RW_BUILD)"
 
 dir=$(mktemp -d /tmp/rw-ssh-hosts.XXXXXX)

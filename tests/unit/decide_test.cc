@@ -248,6 +248,7 @@ TEST(Decide, ACategorizedRunWithoutAnEndTimeStillExitsAfterTheGraceWindow) {
   o.state.categorized = true;
   o.state.ended_at_ms = 0;
   o.state.subrun_grace_ms = 30'000;
+  o.terminal_seen_ms = o.now_ms;  // the watcher remembers when it saw the end
   auto d = decide(o);
   ASSERT_FALSE(d.exit);
   ASSERT_GT(d.wake_at_ms, 0);
