@@ -20,6 +20,7 @@
 #include "common/files.h"
 #include "engine/local_executor.h"
 #include "engine/scheduler.h"
+#include "engine/ssh_executor.h"
 #include "plan/parser.h"
 #include "state/events.h"
 #include "state/store.h"
@@ -36,17 +37,6 @@ namespace sd = rw::systemd;
 namespace {
 
 constexpr int64_t kHeartbeatMs = 10'000;
-
-class LocalOnlyExecutors : public ExecutorSet {
- public:
-  Executor* find(const plan::Task& task, const plan::Target& target) override {
-    if (target.local && task.kind == plan::TaskKind::Run) return &local_;
-    return nullptr;
-  }
-
- private:
-  LocalExecutor local_;
-};
 
 /// Splits a byte stream into lines for runner.log and the journal.
 class LineSplitter {
@@ -207,7 +197,7 @@ void Runner::launch(TaskRef ref) {
     Executor* ex = executors_->find(*task, *target);
     if (!ex) {
       out.reason = std::string("no executor for a ") + plan::to_string(task->kind) + " task on target " +
-                   target->name + (target->local ? "" : " (SSH targets are not available in this build)");
+                   target->name;
     } else {
       out = ex->run(ctx);
     }
@@ -527,7 +517,9 @@ int Runner::finish() {
 
 }  // namespace
 
-std::unique_ptr<ExecutorSet> default_executors(const plan::Plan&) { return std::make_unique<LocalOnlyExecutors>(); }
+std::unique_ptr<ExecutorSet> default_executors(const plan::Plan& plan) {
+  return std::make_unique<StandardExecutors>(plan);
+}
 
 int run_runner(const std::string& build) {
   Runner r(build);

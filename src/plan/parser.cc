@@ -9,6 +9,7 @@
 #include <exception>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <span>
 #include <string_view>
@@ -304,11 +305,13 @@ std::string join(std::span<const std::string_view> items) {
   return out;
 }
 
-/// "a, b, c" for at most 12 names: enough to spot a typo, short enough to read.
-std::string join_names(const std::vector<std::string>& names) {
+/// "a, b, c" for at most 12 names: enough to spot a typo, short enough to
+/// read. `total` counts names the caller left out of `names`.
+std::string join_names(const std::vector<std::string>& names, size_t total = 0) {
   std::string out;
+  total = std::max(total, names.size());
   for (size_t i = 0; i < names.size(); ++i) {
-    if (i == 12) return out + ", ... (" + std::to_string(names.size()) + " in all)";
+    if (i == 12) return out + ", ... (" + std::to_string(total) + " in all)";
     if (i) out += ", ";
     out += names[i];
   }
@@ -383,6 +386,10 @@ constexpr std::string_view kFetchKeys[] = {"src", "dst"};
 constexpr std::string_view kWaitForKeys[] = {"ssh", "tcp", "timeout"};
 
 constexpr int kMaxRetries = 1000;
+constexpr size_t kMaxStoredProblems = 10'000;
+/// Jump hosts on the way to a guest. Nested virtualisation goes two or three
+/// deep; the bound keeps chains (and the messages naming them) short.
+constexpr size_t kMaxJumps = 8;
 constexpr int kMaxParallel = 100'000;
 
 /// One key: value pair of a YAML map, in file order.
@@ -456,7 +463,11 @@ class Parser {
     return file_ + ":" + std::to_string(p.line) + ":" + std::to_string(p.column) + ": ";
   }
   Error fail_now(Pos p, const std::string& msg) const { return err(where(p) + msg, kBadInput); }
-  void problem(const YAML::Mark& m, std::string msg) { problems_.push_back({pos_of(m), std::move(msg)}); }
+  void problem(const YAML::Mark& m, std::string msg) {
+    // Bounded so a huge broken plan costs memory in proportion to what is shown.
+    if (problems_.size() < kMaxStoredProblems) problems_.push_back({pos_of(m), std::move(msg)});
+    else ++dropped_;
+  }
   Mark mark_of(const YAML::Mark& m) const {
     Pos p = pos_of(m);
     return Mark{file_, p.line, p.column};
@@ -499,6 +510,7 @@ class Parser {
   std::map<std::string, YAML::Mark> via_mark_;  ///< where each guest's via is written
   std::map<std::string, Pos> stage_names_;
   std::vector<YAML::Mark> restart_marks_;  ///< per stage, where restart_from is written
+  size_t dropped_ = 0;  ///< problems past kMaxStoredProblems, counted only
   size_t instances_ = 0;
   bool stop_ = false;  ///< too much work: stop walking
 };
@@ -581,9 +593,10 @@ Result<Plan> Parser::finish() {
     if (i) msg += "\n";
     msg += where(problems_[i].pos) + problems_[i].text;
   }
-  if (problems_.size() > kMaxErrors) {
-    msg += "\n" + where(problems_[kMaxErrors].pos) + "... and " +
-           std::to_string(problems_.size() - kMaxErrors) + " more problems";
+  if (problems_.size() + dropped_ > kMaxErrors) {
+    Pos next = problems_.size() > kMaxErrors ? problems_[kMaxErrors].pos : problems_.back().pos;
+    msg += "\n" + where(next) + "... and " + std::to_string(problems_.size() + dropped_ - kMaxErrors) +
+           " more problems";
   }
   return err(msg, kBadInput);
 }
@@ -960,9 +973,13 @@ void Parser::parse_guests(const Entry& guests) {
 }
 
 std::string Parser::declared_targets() const {
-  std::vector<std::string> names;
-  for (const auto& [n, t] : plan_.targets) names.push_back(n);
-  return join_names(names);
+  std::string out;
+  size_t i = 0;
+  for (const auto& [n, t] : plan_.targets) {
+    if (i == 12) return out + ", ... (" + std::to_string(plan_.targets.size()) + " in all)";
+    out += (i++ ? ", " : "") + n;
+  }
+  return out;
 }
 
 void Parser::resolve_via() {
@@ -1003,6 +1020,31 @@ void Parser::resolve_via() {
     Target& t = plan_.targets[g];
     if (!t.via.empty() && plan_.targets[t.via].local) t.via.clear();
   }
+  // Chains are acyclic now: count the jumps to each guest, each chain once.
+  std::map<std::string, size_t> jumps;
+  for (const std::string& g : guest_order_) {
+    std::vector<std::string> path;
+    std::string cur = g;
+    size_t base = 0;
+    for (;;) {
+      if (auto known = jumps.find(cur); known != jumps.end()) {
+        base = known->second;
+        break;
+      }
+      const Target& t = plan_.targets[cur];
+      if (t.via.empty()) break;  // a host, or a guest reached directly
+      path.push_back(cur);
+      cur = t.via;
+    }
+    for (auto it = path.rbegin(); it != path.rend(); ++it) {
+      jumps[*it] = ++base;
+      if (base == kMaxJumps + 1) {  // report where the chain first gets too long
+        problem(via_mark_[*it], "guest '" + *it + "' is reached through more than " +
+                                    std::to_string(kMaxJumps) + " jump hosts; at most " +
+                                    std::to_string(kMaxJumps) + " are supported");
+      }
+    }
+  }
 }
 
 void Parser::parse_stages(const Entry& e) {
@@ -1013,26 +1055,31 @@ void Parser::parse_stages(const Entry& e) {
     return;
   }
   size_t count = e.value.size();
-  for (size_t i = 0; i < count && !stop_; ++i) parse_stage(e.value[i], i, count);
+  size_t i = 0;
+  for (auto it = e.value.begin(); it != e.value.end() && !stop_; ++it) parse_stage(*it, i++, count);
   if (stop_) return;
 
   // restart_from names an earlier stage: checked once every name is known.
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < plan_.stages.size(); ++i) index.emplace(plan_.stages[i].name, i);
   for (size_t i = 0; i < plan_.stages.size(); ++i) {
-    Stage& s = plan_.stages[i];
+    const Stage& s = plan_.stages[i];
     if (s.restart_from.empty()) continue;
-    std::vector<std::string> earlier;
-    for (size_t j = 0; j < i; ++j) earlier.push_back(plan_.stages[j].name);
-    std::string allowed = earlier.empty() ? "the first stage has no earlier stage to restart from"
-                                          : "it must name an earlier stage: " + join_names(earlier);
-    auto target = std::find_if(plan_.stages.begin(), plan_.stages.end(),
-                               [&](const Stage& o) { return o.name == s.restart_from; });
-    std::string ctx = "stage '" + s.name + "': restart_from " + quoted(s.restart_from);
-    size_t j = static_cast<size_t>(target - plan_.stages.begin());
-    if (target == plan_.stages.end()) {
+    auto found = index.find(s.restart_from);
+    if (found != index.end() && found->second < i) continue;
+    std::string allowed = "the first stage has no earlier stage to restart from";
+    if (i > 0) {
+      std::vector<std::string> earlier;
+      for (size_t j = 0; j < i && j <= 12; ++j) earlier.push_back(plan_.stages[j].name);
+      allowed = "it must name an earlier stage: " + join_names(earlier, i);
+    }
+    std::string ctx = (s.name.empty() ? "stage " + std::to_string(i + 1) : "stage '" + s.name + "'") +
+                      ": restart_from " + quoted(s.restart_from);
+    if (found == index.end()) {
       problem(restart_marks_[i], ctx + " is not a stage of this plan; " + allowed);
-    } else if (j == i) {
+    } else if (found->second == i) {
       problem(restart_marks_[i], ctx + " names the stage itself; " + allowed);
-    } else if (j > i) {
+    } else {
       problem(restart_marks_[i], ctx + " names a later stage; " + allowed);
     }
   }
@@ -1093,8 +1140,9 @@ void Parser::parse_stage(const YAML::Node& n, size_t index, size_t count) {
                                     (e->value.IsSequence() ? std::string("an empty list") : what_node(e->value)));
     } else {
       std::map<std::string, Pos> names;
-      for (size_t k = 0; k < e->value.size() && !stop_; ++k) {
-        if (auto t = parse_task(e->value[k], k, ctx, names)) s.tasks.push_back(std::move(*t));
+      size_t k = 0;
+      for (auto it = e->value.begin(); it != e->value.end() && !stop_; ++it) {
+        if (auto t = parse_task(*it, k++, ctx, names)) s.tasks.push_back(std::move(*t));
       }
     }
   } else {
@@ -1170,7 +1218,9 @@ void Parser::parse_on(const Entry& e, const std::string& ctx, Task& t) {
                                (e.value.IsSequence() ? std::string("an empty list") : what_node(e.value)));
     return;
   }
+  std::set<std::string> seen;
   for (const YAML::Node& item : items) {
+    if (instances_ + t.on.size() > kMaxTaskInstances) break;  // parse_task reports it
     if (!item.IsScalar()) {
       problem(item.Mark(), ctx + ": each entry of 'on' must be a target name, got " + what_node(item));
       continue;
@@ -1181,7 +1231,7 @@ void Parser::parse_on(const Entry& e, const std::string& ctx, Task& t) {
                                " is not declared; declared targets: " + declared_targets());
       continue;
     }
-    if (std::find(t.on.begin(), t.on.end(), target) != t.on.end()) {
+    if (!seen.insert(target).second) {
       problem(item.Mark(), ctx + ": target " + quoted(target) + " is listed twice in 'on'");
       continue;
     }

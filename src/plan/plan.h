@@ -107,10 +107,10 @@ struct Plan {
     std::vector<std::string> chain;
     auto it = targets.find(target);
     while (it != targets.end() && !it->second.via.empty() && chain.size() < targets.size()) {
-      chain.insert(chain.begin(), it->second.via);
+      chain.push_back(it->second.via);
       it = targets.find(it->second.via);
     }
-    return chain;
+    return {chain.rbegin(), chain.rend()};
   }
 };
 

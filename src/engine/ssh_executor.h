@@ -1,0 +1,66 @@
+#pragma once
+// Executors for targets reached over SSH (hosts, and guests through them),
+// plus the local forms of script/wait_for. One session per target, reused by
+// every task on it for the whole run.
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "engine/executor.h"
+#include "engine/local_executor.h"
+#include "ssh/session.h"
+
+namespace rw::engine {
+
+/// Connects targets on first use (their jump hosts first) and keeps the
+/// sessions; a dead session is replaced on the next use. Thread-safe.
+class SessionPool {
+ public:
+  explicit SessionPool(const plan::Plan& plan) : plan_(plan) {}
+  ~SessionPool();
+  Result<ssh::Session*> get(const std::string& target, const std::atomic<bool>* cancel);
+
+ private:
+  const plan::Plan& plan_;
+  std::mutex mu_;
+  /// Connecting a guest holds its jump host's entry; one mutex per target
+  /// keeps slow connects to one host from blocking others.
+  struct Entry {
+    std::mutex mu;
+    std::unique_ptr<ssh::Session> session;
+  };
+  std::map<std::string, std::unique_ptr<Entry>> entries_;
+  std::vector<std::unique_ptr<ssh::Session>> retired_;  ///< dead sessions still used as jump hosts
+};
+
+ssh::Endpoint endpoint_for(const plan::Target& t);
+
+class RemoteExecutor : public Executor {
+ public:
+  explicit RemoteExecutor(SessionPool& pool) : pool_(pool) {}
+  TaskOutcome run(const TaskContext& ctx) override;
+
+ private:
+  SessionPool& pool_;
+};
+
+/// Local script and wait_for tasks on the controller.
+class LocalExtrasExecutor : public Executor {
+ public:
+  TaskOutcome run(const TaskContext& ctx) override;
+};
+
+class StandardExecutors : public ExecutorSet {
+ public:
+  explicit StandardExecutors(const plan::Plan& plan) : pool_(plan), remote_(pool_) {}
+  Executor* find(const plan::Task& task, const plan::Target& target) override;
+
+ private:
+  SessionPool pool_;
+  LocalExecutor local_;
+  LocalExtrasExecutor local_extras_;
+  RemoteExecutor remote_;
+};
+
+}  // namespace rw::engine
