@@ -59,6 +59,7 @@ IT_RECEIVER_PID=""
 IT_FAILED=0
 IT_PASSED=0
 IT_TORN_DOWN=0
+IT_EXTRA_TEARDOWN=()  # commands it_teardown runs after stopping the manager
 export RW_SRC RW_BUILD IT_NAME
 
 # ------------------------------------------------------------------ results
@@ -308,6 +309,11 @@ it__teardown() {
   if [[ -n "$IT_SANDBOX" && -f "$IT_SANDBOX/mode" ]]; then
     "$IT_SANDBOX_SH" stop "$IT_SANDBOX" >&2
   fi
+  # What tests added (network namespaces with sshd hosts, ...), newest first.
+  local i
+  for ((i = ${#IT_EXTRA_TEARDOWN[@]} - 1; i >= 0; i--)); do
+    eval "${IT_EXTRA_TEARDOWN[i]}" >&2
+  done
   if [[ -n "$IT_RECEIVER_PID" ]] && kill -0 "$IT_RECEIVER_PID" 2>/dev/null; then
     kill -TERM "$IT_RECEIVER_PID" 2>/dev/null
     for _ in $(seq 1 50); do kill -0 "$IT_RECEIVER_PID" 2>/dev/null || break; sleep 0.1; done

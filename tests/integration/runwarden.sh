@@ -32,3 +32,30 @@ no_process_matching() { ! pgrep -f -- "$1" >/dev/null; }
 
 # A number unique to this test, for command lines that must be found later.
 unique_seconds() { echo $((3000 + RANDOM % 5000)); }
+
+# hosts_up N: N sshd hosts and a guest behind host 1, torn down with the test.
+# Writes $IT_DIR/hosts.yaml (the plan's hosts/guests section: h1..hN, g1 via h1).
+hosts_up() {
+  local n=$1 i
+  HOSTS_DIR=$IT_DIR/netns
+  export RW_NETNS_PREFIX=${RW_NETNS_PREFIX:-rwi} RW_NETNS_NET=${RW_NETNS_NET:-10.213.0} RW_NETNS_GNET=${RW_NETNS_GNET:-10.214.0}
+  "$RW_SRC/tests/integration/netns-hosts.sh" up "$HOSTS_DIR" "$n" >"$IT_DIR/netns.out" 2>&1 ||
+    fail "netns hosts: $(cat "$IT_DIR/netns.out")"
+  IT_EXTRA_TEARDOWN+=("$RW_SRC/tests/integration/netns-hosts.sh down $HOSTS_DIR")
+  # shellcheck disable=SC1091
+  source "$HOSTS_DIR/netns.env"
+  {
+    echo "hosts:"
+    for ((i = 1; i <= n; i++)); do
+      echo "  h$i: {address: $RW_NETNS_HOST_NET.$((10 + i)), user: root, identity: $RW_NETNS_KEY, known_hosts: $RW_NETNS_KNOWN_HOSTS}"
+    done
+    echo "guests:"
+    echo "  g1: {via: h1, address: $RW_NETNS_GUEST_ADDR, user: root, identity: $RW_NETNS_KEY, known_hosts: $RW_NETNS_KNOWN_HOSTS}"
+  } >"$IT_DIR/hosts.yaml"
+}
+
+# plan_file NAME: writes $IT_DIR/work/NAME.yaml from stdin, with the hosts section.
+plan_file() {
+  { echo "version: 1"; cat "$IT_DIR/hosts.yaml"; cat; } >"$IT_DIR/work/$1.yaml"
+
+}
