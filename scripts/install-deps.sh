@@ -16,6 +16,12 @@ PACKAGES=(
 # Benchmarks compare against these peers.
 if [[ "${1:-}" == --bench ]]; then PACKAGES+=(pssh ansible); fi
 
+# Every runner and watcher holds an inotify instance; the default of 128 per
+# user caps a controller (and the test suite) at about 60 concurrent runs.
+if [[ $EUID -eq 0 && $(sysctl -n fs.inotify.max_user_instances 2>/dev/null || echo 1024) -lt 1024 ]]; then
+  sysctl -qw fs.inotify.max_user_instances=1024 || true
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

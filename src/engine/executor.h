@@ -55,6 +55,8 @@ class ExecutorSet {
   virtual ~ExecutorSet() = default;
   /// nullptr when no executor handles this kind on this target.
   virtual Executor* find(const plan::Task& task, const plan::Target& target) = 0;
+  /// The run is being cancelled: give up connects and waits in progress.
+  virtual void stop() {}
 };
 
 }  // namespace rw::engine

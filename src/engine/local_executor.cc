@@ -164,6 +164,7 @@ TaskOutcome LocalExecutor::run(const TaskContext& ctx) {
   spec.env["RUNWARDEN_RUN_DIR"] = ctx.run_dir;
   spec.env["RUNWARDEN_EVENTS"] = ctx.events_file;
   spec.env["RUNWARDEN_TASK"] = ctx.task->name;
+  spec.env["RUNWARDEN_TARGET"] = ctx.target ? ctx.target->name : "controller";
   spec.env["RUNWARDEN_ATTEMPT"] = std::to_string(ctx.attempt);
   spec.timeout = ctx.task->timeout;
   spec.cancel = ctx.cancel;

@@ -394,7 +394,11 @@ int Runner::run() {
   runner_log_ = Fd(::open(dir_.runner_log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
   (void)touch_marker(dir_.events_file());
   Fd ino(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-  ::inotify_add_watch(ino.get(), dir_.events_file().c_str(), IN_MODIFY | IN_CLOSE_WRITE);
+  // Without inotify (fs.inotify.max_user_instances reached) events are read
+  // once a second instead: late, never lost.
+  const bool poll_events = !ino.valid();
+  if (poll_events) sd::log_warning(fields_, errno_message("inotify (reading events every second)", errno));
+  else ::inotify_add_watch(ino.get(), dir_.events_file().c_str(), IN_MODIFY | IN_CLOSE_WRITE);
   heartbeat();
   sd::notify_ready(st_.progress);
   sd::log_info(fields_, "run started: " + std::to_string(plan_.stages.size()) + " stage(s), plan " + plan_.source);
@@ -418,7 +422,7 @@ int Runner::run() {
     for (auto ref : starts) launch(ref);
     if (sched_->done() && running_.empty()) break;
 
-    int64_t wake_at = next_heartbeat;
+    int64_t wake_at = poll_events ? std::min(next_heartbeat, now_ms() + 1000) : next_heartbeat;
     if (int64_t w = sched_->next_wakeup(); w > 0 && w < wake_at) wake_at = w;
     int timeout = static_cast<int>(std::max<int64_t>(0, wake_at - now_ms()));
     pollfd fds[3] = {{sigfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {ino.get(), POLLIN, 0}};
@@ -433,6 +437,7 @@ int Runner::run() {
         sd::log_warning(fields_, std::string("stopping on ") + strsignal(static_cast<int>(si.ssi_signo)) +
                                      (stop_without_marker_ ? "" : " (cancel-run)") + ": aborting running tasks");
         sd::notify_stopping("aborting");
+        executors_->stop();
         for (auto ref : sched_->cancel_all()) {
           for (auto& run : running_)
             if (run.ref.stage == ref.stage && run.ref.task == ref.task) run.cancel = true;
@@ -450,6 +455,7 @@ int Runner::run() {
       }
       read_events();
     }
+    if (poll_events) read_events();
     if (now_ms() >= next_heartbeat) {
       heartbeat();
       next_heartbeat = now_ms() + kHeartbeatMs;

@@ -124,8 +124,9 @@ Result<ssh::Session*> SessionPool::get(const std::string& target, const std::ato
     std::lock_guard<std::mutex> g(mu_);
     retired_.push_back(std::move(e->session));
   }
+  if (stopping_ || (cancel && cancel->load())) return err(t->second.name + ": cancelled");
   ssh::ConnectOptions opt;
-  opt.cancel = cancel;
+  opt.cancel = &stopping_;
   auto s = ssh::Session::connect(endpoint_for(t->second), jump, opt);
   if (!s) return s.error();
   e->session = std::move(s).value();
@@ -164,6 +165,7 @@ TaskOutcome RemoteExecutor::run(const TaskContext& ctx) {
   opt.env = task.env;
   opt.env["RUNWARDEN_BUILD"] = ctx.build;
   opt.env["RUNWARDEN_TASK"] = task.name;
+  opt.env["RUNWARDEN_TARGET"] = ctx.target->name;
   opt.env["RUNWARDEN_ATTEMPT"] = std::to_string(ctx.attempt);
   opt.workdir = task.workdir;
   opt.timeout = task.timeout;

@@ -19,10 +19,15 @@ class SessionPool {
  public:
   explicit SessionPool(const plan::Plan& plan) : plan_(plan) {}
   ~SessionPool();
+  /// `cancel` stops this call's connect; it is not kept: sessions outlive
+  /// the task that opened them.
   Result<ssh::Session*> get(const std::string& target, const std::atomic<bool>* cancel);
+  /// Makes every connect in progress or to come give up (the run is ending).
+  void stop() { stopping_ = true; }
 
  private:
   const plan::Plan& plan_;
+  std::atomic<bool> stopping_{false};
   std::mutex mu_;
   /// Connecting a guest holds its jump host's entry; one mutex per target
   /// keeps slow connects to one host from blocking others.
@@ -55,6 +60,7 @@ class StandardExecutors : public ExecutorSet {
  public:
   explicit StandardExecutors(const plan::Plan& plan) : pool_(plan), remote_(pool_) {}
   Executor* find(const plan::Task& task, const plan::Target& target) override;
+  void stop() override { pool_.stop(); }
 
  private:
   SessionPool pool_;

@@ -158,7 +158,9 @@ std::optional<Pos> find_deep_nesting(std::string_view text, int limit) {
         }
         if (flow == 0 && (c == '|' || c == '>') && is_block_scalar_header(line.substr(i + 1))) {
           in_block_scalar = true;
-          block_scalar_parent = static_cast<int>(indent);
+          // Content is indented past the innermost block node ("- run: |"
+          // opens a map at the column after "- ").
+          block_scalar_parent = block.empty() ? static_cast<int>(indent) : block.back();
           break;
         }
         if (c == '&' || c == '!') {
@@ -1055,8 +1057,8 @@ void Parser::parse_stages(const Entry& e) {
     return;
   }
   size_t count = e.value.size();
-  size_t i = 0;
-  for (auto it = e.value.begin(); it != e.value.end() && !stop_; ++it) parse_stage(*it, i++, count);
+  size_t position = 0;
+  for (auto it = e.value.begin(); it != e.value.end() && !stop_; ++it) parse_stage(*it, position++, count);
   if (stop_) return;
 
   // restart_from names an earlier stage: checked once every name is known.

@@ -21,8 +21,10 @@ inline constexpr int kMaxNesting = 64;
 inline constexpr std::size_t kMaxTaskInstances = 10'000;
 /// Errors listed in one message; the rest are counted.
 inline constexpr std::size_t kMaxErrors = 20;
-/// Plan files larger than this are refused unread.
-inline constexpr std::size_t kMaxPlanBytes = 4 * 1024 * 1024;
+/// Plan files larger than this are refused unread. Real plans are a few
+/// kilobytes; yaml-cpp reads about 1-2 MB/s, so this also bounds the time a
+/// hostile file can cost.
+inline constexpr std::size_t kMaxPlanBytes = 1024 * 1024;
 
 /// Parses and validates plan text. Never throws. Errors carry exit code 2
 /// (bad input); every line of the message starts with "FILE:LINE:COLUMN: "

@@ -24,6 +24,7 @@
 //   the background thread finishes it and closes the result.
 // - The background thread sends keepalives, flushes output nobody else is
 //   flushing, and finishes abandoned opens and channel frees.
+// - Callers never run user code (output callbacks) with the mutex held.
 
 #include <libssh2.h>
 #include <poll.h>

@@ -342,7 +342,9 @@ Result<std::vector<std::pair<std::string, LocalEntry>>> list_dir(const std::stri
 Status Session::push(const std::string& local, const std::string& remote, std::optional<int> mode,
                      const std::atomic<bool>* cancel) {
   auto s = sftp_push(local, remote, mode, cancel);
-  if (!s && s.error().code != kCancelledRc) return err(label_ + ": push " + local + " to " + remote + ": " + s.error().message);
+  // (kCancelledRc stays inside ssh/: a cancelled push is an ordinary error
+  // whose message says "cancelled"; the caller knows it asked for it.)
+  if (!s) return err(label_ + ": push " + local + " to " + remote + ": " + s.error().message);
   return s;
 }
 
@@ -428,7 +430,6 @@ Status Session::sftp_push(const std::string& local, const std::string& remote, s
 
 Status Session::fetch(const std::string& remote, const std::string& local, const std::atomic<bool>* cancel) {
   auto fail = [&](const Error& e) -> Status {
-    if (e.code == kCancelledRc) return e;
     return err(label_ + ": fetch " + remote + " to " + local + ": " + e.message);
   };
   std::string dir = local.rfind('/') == std::string::npos ? "." : local.substr(0, local.rfind('/'));

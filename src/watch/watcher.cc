@@ -161,7 +161,8 @@ int Watcher::run() {
   ino_ = Fd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   timer_ = Fd(::timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK));
   if (!ino_.valid() || !timer_.valid()) {
-    sd::log_error(fields_, errno_message("inotify/timerfd", errno));
+    sd::log_error(fields_, errno_message("inotify/timerfd", errno) +
+                               (errno == EMFILE ? " (raise fs.inotify.max_user_instances: see INSTALL.md)" : ""));
     return 1;
   }
   // Everything that matters is written by rename (state, markers) or closed

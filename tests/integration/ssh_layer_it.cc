@@ -323,6 +323,25 @@ TEST_F(SshLayer, ABigPushAndCommandsShareOneSession) {
   std::printf("push of 30 MB: %lld ms, with %d execs meanwhile\n", static_cast<long long>(took), execs.load());
 }
 
+TEST_F(SshLayer, PushStopsWhenCancelledAndLeavesNoTemporaryFile) {
+  TempDir dir_tmp("pcancel");
+  const std::string dir = dir_tmp.path;
+  ASSERT_EQ(local("head -c 200000000 /dev/zero > " + dir + "/huge && echo ok"), "ok\n");
+  auto s = connect_host(1);
+  ASSERT_TRUE(s);
+  std::atomic<bool> cancel{false};
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cancel = true;
+  });
+  auto p = s->push(dir + "/huge", dir + "/out/huge", std::nullopt, &cancel);
+  canceller.join();
+  ASSERT_FALSE(p.ok()) << "200 MB copied in 300 ms?";
+  EXPECT_NE(p.error().message.find("cancelled"), std::string::npos) << p.error().message;
+  EXPECT_EQ(local("ls -A " + dir + "/out"), "");
+  EXPECT_TRUE(s->exec("true", {}, nullptr).ok());  // the session is still usable
+}
+
 TEST_F(SshLayer, GuestRunsCommandsThroughTheJumpHost) {
   auto h1 = connect_host(1);
   ASSERT_TRUE(h1);

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
@@ -374,6 +375,18 @@ TEST(PlanParser, ParserRejectsUndefinedTargetsInOn) {
               StartsWith("plan.yaml:6:37: stage 's', task 't': 'on' must be a target name or a non-empty list"));
 }
 
+TEST(PlanParser, ParserRejectsJumpChainsLongerThanEight) {
+  std::string text = "hosts: {hv: {address: h}}\nguests:\n";
+  std::string via = "hv";
+  for (int i = 1; i <= 10; ++i) {
+    text += "  g" + std::to_string(i) + ": {via: " + via + ", address: a}\n";
+    via = "g" + std::to_string(i);
+  }
+  text += "stages: [{name: s, tasks: [{name: t, on: g8, run: x}]}]\n";
+  std::string msg = parse_error(text);
+  EXPECT_EQ(msg, "plan.yaml:11:13: guest 'g9' is reached through more than 8 jump hosts; at most 8 are supported");
+}
+
 TEST(PlanParser, ParserRejectsAnUndefinedVia) {
   std::string msg = parse_error("guests:\n  web1: {via: hv9, address: a}\nstages: [{name: s, tasks: [{name: t, run: x}]}]\n");
   EXPECT_THAT(msg, StartsWith("plan.yaml:2:15: guest 'web1': via 'hv9' is not a declared host or guest; "
@@ -538,6 +551,11 @@ TEST(PlanParser, ParserRejectsNestingDeeperThan64Levels) {
                     "      - name: b\n        run: |\n          " + deep_text + "\n          [[\n"
                     "      - {name: c, run: '" + deep_text + "'}\n");
   EXPECT_EQ(p.stages.at(0).tasks.at(1).run, deep_text + "\n[[\n");
+  // A block scalar ends where its map does, even in compact "- key: |" form:
+  // the brackets quoted on the following lines are strings, not nesting.
+  Plan q = parse_ok("stages:\n  - name: s\n    tasks:\n      - run: |\n          echo\n"
+                    "        workdir: \"" + deep_text + "\n          " + deep_text + "\"\n        name: t\n");
+  EXPECT_EQ(q.stages.at(0).tasks.at(0).run, "echo\n");
 }
 
 TEST(PlanParser, ParserReportsSeveralProblemsInFileOrder) {
@@ -582,6 +600,37 @@ TEST(PlanParser, ParserBoundsTheWorkAliasesCanMultiply) {
   text += "]}\n";
   for (int i = 1; i < 200; ++i) text += "  - {name: s" + std::to_string(i) + ", tasks: *t}\n";
   EXPECT_THAT(parse_error(text), HasSubstr("more than 10000 task instances"));
+}
+
+TEST(PlanParser, ParserReadsALargePlan) {
+  std::string text = "hosts:\n";
+  for (int i = 0; i < 2000; ++i) text += "  h" + std::to_string(i) + ": {address: 10.0." + std::to_string(i) + "}\n";
+  std::string on = "[";
+  for (int i = 0; i < 40; ++i) on += (i ? ", h" : "h") + std::to_string(i * 50);
+  on += "]";
+  text += "stages:\n";
+  for (int i = 0; i < 200; ++i) {
+    text += "  - {name: s" + std::to_string(i) + (i ? ", restart_from: s0" : "") +
+            ", tasks: [{name: t, on: " + on + ", run: x}]}\n";
+  }
+  Plan p = parse_ok(text);
+  EXPECT_EQ(p.targets.size(), 2001u);
+  ASSERT_EQ(p.stages.size(), 200u);
+  EXPECT_EQ(p.stages[199].tasks[0].on.size(), 40u);
+}
+
+TEST(PlanParser, ParserShowsTheFirstTwentyProblemsAndCountsTheRest) {
+  std::string text = "stages:\n";
+  for (int i = 0; i < 5000; ++i) text += "  - {name: s" + std::to_string(i) + ", restart_from: nope, tasks: [{name: t, run: x}]}\n";
+  std::string msg = parse_error(text);
+  EXPECT_THAT(msg, StartsWith("plan.yaml:2:30: stage 's0': restart_from 'nope' is not a stage of this plan; "
+                              "the first stage has no earlier stage to restart from\n"
+                              "plan.yaml:3:30: stage 's1': restart_from 'nope' is not a stage of this plan; "
+                              "it must name an earlier stage: s0\n"));
+  EXPECT_THAT(msg, HasSubstr("it must name an earlier stage: s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, "
+                             "... (19 in all)\n"));
+  EXPECT_THAT(msg, HasSubstr("\nplan.yaml:22:31: ... and 4980 more problems"));
+  EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 20);
 }
 
 TEST(PlanParser, ParserNeverThrowsOnHostileInput) {
