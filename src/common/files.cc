@@ -59,21 +59,25 @@ Status write_file_atomic(const std::string& path, const std::string& content, in
   return {};
 }
 
-Result<std::string> read_file(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return sys_err("open " + path, errno);
+Result<std::string> read_all(int fd, const std::string& what) {
   std::string out;
   char buf[65536];
   for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return sys_err("read " + path, errno);
+      return sys_err("read " + what, errno);
     }
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
   }
   return out;
+}
+
+Result<std::string> read_file(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return sys_err("open " + path, errno);
+  return read_all(fd.get(), path);
 }
 
 Result<std::string> read_tail(const std::string& path, size_t max_bytes) {

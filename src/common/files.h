@@ -12,6 +12,9 @@ namespace rw {
 /// file or the new one, never a torn one.
 Status write_file_atomic(const std::string& path, const std::string& content, int mode = 0644);
 
+/// Reads what is left of an open descriptor; `what` names it in errors.
+Result<std::string> read_all(int fd, const std::string& what);
+
 /// Reads a whole file.
 Result<std::string> read_file(const std::string& path);
 

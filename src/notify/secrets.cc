@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "common/fd.h"
+#include "common/files.h"
 
 extern char** environ;
 
@@ -50,17 +51,7 @@ Result<std::optional<std::string>> read_secret_file(const std::string& path, boo
                "refusing to use it. Fix: chmod 600 " + path);
   }
   if (static_cast<size_t>(st.st_size) > kMaxSecretFile) return err(path + " is larger than 1 MiB; it is not a webhook env file");
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return sys_err("read " + path, errno);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
+  RW_ASSIGN(std::string out, read_all(fd.get(), path));
   return std::optional<std::string>(std::move(out));
 }
 
