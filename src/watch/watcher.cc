@@ -44,6 +44,9 @@ class Watcher {
 
  private:
   Observation observe();
+  /// Reads the runner unit's state from the manager (when signals said it
+  /// changed, or when `force`d).
+  void refresh_runner(bool force);
   void watch_subruns();
   void act(const Decision& d, const Observation& o);
   void arm_timer(int64_t at_ms);
@@ -93,16 +96,9 @@ Observation Watcher::observe() {
     s.posted = path_exists(dir_.posted_marker_for(key));
     o.subruns.push_back(std::move(s));
   }
-  if (runner_dirty_ && bus_) {
-    auto u = bus_->unit_state(runner_unit_);
-    if (u.ok()) {
-      runner_ = *u;
-      runner_known_ = true;
-      runner_dirty_ = false;
-    } else {
-      sd::log_warning(fields_, "cannot read " + runner_unit_ + ": " + u.error().message);
-    }
-  }
+  // The unit only matters while the run has not ended; a finished run is
+  // posted without asking the (possibly busy) manager anything.
+  if (o.state_readable && !state::is_terminal(o.state.status)) refresh_runner(false);
   o.runner_known = runner_known_;
   o.runner = runner_;
   // Progress: output, events and task transitions all touch one of these.
@@ -111,6 +107,19 @@ Observation Watcher::observe() {
   o.last_progress_ms = std::max({mtime_ms(dir_.runner_log()), mtime_ms(dir_.events_file()),
                                  mtime_ms(dir_.state_file()), o.state.started_at_ms, o.state.created_at_ms});
   return o;
+}
+
+void Watcher::refresh_runner(bool force) {
+  if (!(runner_dirty_ || force) || !bus_) return;
+  runner_dirty_ = false;
+  auto u = bus_->unit_state(runner_unit_);
+  if (u.ok()) {
+    runner_ = *u;
+    runner_known_ = true;
+  } else {
+    runner_dirty_ = true;
+    sd::log_warning(fields_, "cannot read " + runner_unit_ + ": " + u.error().message);
+  }
 }
 
 void Watcher::act(const Decision& d, const Observation& o) {
@@ -197,6 +206,16 @@ int Watcher::run() {
   for (;;) {
     Observation o = observe();
     Decision d = decide(o);
+    if (d.verdict == RunStatus::Terminated) {
+      // The unit state may be older than the file (a runner that just
+      // started) or the file older than the unit state (a runner that wrote
+      // its end and exited since): ask the manager now, then read the file
+      // again. A runner writes its terminal state before it exits, so what
+      // is still not terminal after a fresh "gone" really ended without one.
+      refresh_runner(true);
+      o = observe();
+      d = decide(o);
+    }
     act(d, o);
     if (d.exit) {
       sd::notify_stopping(d.reason);
