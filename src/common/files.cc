@@ -34,7 +34,7 @@ std::string dir_of(const std::string& path) {
 
 }  // namespace
 
-Status write_file_atomic(const std::string& path, const std::string& content, int mode) {
+Status write_file_atomic(const std::string& path, const std::string& content, int mode, bool durable) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
   if (!fd.valid()) return sys_err("create " + tmp, errno);
@@ -43,7 +43,7 @@ Status write_file_atomic(const std::string& path, const std::string& content, in
     ::unlink(tmp.c_str());
     return s;
   }
-  if (::fsync(fd.get()) != 0) {
+  if (durable && ::fsync(fd.get()) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());
     return sys_err("fsync " + tmp, e);
@@ -54,6 +54,7 @@ Status write_file_atomic(const std::string& path, const std::string& content, in
     ::unlink(tmp.c_str());
     return sys_err("rename to " + path, e);
   }
+  if (!durable) return {};
   Fd dir(::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.valid()) ::fsync(dir.get());
   return {};

@@ -9,8 +9,11 @@ namespace rw {
 
 /// Replaces `path` with `content` atomically: temp file in the same
 /// directory, fsync, rename, fsync of the directory. Readers see the old
-/// file or the new one, never a torn one.
-Status write_file_atomic(const std::string& path, const std::string& content, int mode = 0644);
+/// file or the new one, never a torn one. With `durable` false the fsyncs
+/// are skipped: still atomic for readers, but a power loss may keep the old
+/// file (for records that are rebuilt anyway after a crash).
+Status write_file_atomic(const std::string& path, const std::string& content, int mode = 0644,
+                         bool durable = true);
 
 /// Reads what is left of an open descriptor; `what` names it in errors.
 Result<std::string> read_all(int fd, const std::string& what);

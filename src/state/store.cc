@@ -289,9 +289,9 @@ Result<NotificationRecord> RunDir::load_notification(const std::string& subrun) 
   return n;
 }
 
-Status RunDir::save_notification(const NotificationRecord& n) const {
+Status RunDir::save_notification(const NotificationRecord& n, bool durable) const {
   if (!n.subrun.empty()) RW_TRY(make_dirs(subrun_dir(n.subrun), 0755));
-  return write_file_atomic(notification_file_for(n.subrun), to_json(n), 0640);
+  return write_file_atomic(notification_file_for(n.subrun), to_json(n), 0640, durable);
 }
 
 namespace {

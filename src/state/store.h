@@ -55,7 +55,9 @@ class RunDir {
   std::string posted_marker_for(const std::string& subrun) const;
   std::string notification_file_for(const std::string& subrun) const;
   Result<NotificationRecord> load_notification(const std::string& subrun) const;
-  Status save_notification(const NotificationRecord& n) const;
+  /// `durable` false for the "pending" record written just before a post:
+  /// a watcher restarted after a crash renders it again.
+  Status save_notification(const NotificationRecord& n, bool durable = true) const;
 
   /// Keys of subruns/<key>/ directories, sorted.
   std::vector<std::string> subrun_keys() const;

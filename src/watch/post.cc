@@ -91,7 +91,9 @@ Result<bool> deliver(const state::RunDir& dir, const std::string& subrun, const 
         -1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   rec.updated_at_ms = now_ms();
-  RW_TRY(dir.save_notification(rec));
+  // Not fsynced: it is on the path to the post, and after a crash the
+  // watcher renders the message again from the state.
+  RW_TRY(dir.save_notification(rec, false));
   if (!cfg) {
     rec.status = "failed";
     rec.last_error = cfg.error().message;
