@@ -110,7 +110,8 @@ fi
 if ((STRACE)); then
   echo "== what woke the runwarden watcher in 25 s (strace -e read,recvmsg; inotify names / bus members):"
   timeout -s INT 25 strace -tt -e trace=read,recvmsg -s 64 -p "$wpid" -o "$IT_DIR/why.txt" 2>/dev/null || true
-  grep -v EAGAIN "$IT_DIR/why.txt" | grep -E 'read\(3,|recvmsg' | sed -E 's/\\0+/ /g; s/^[0-9]+ //' | cut -c1-150 | sed 's/^/  /'
+  woke=$(grep -v EAGAIN "$IT_DIR/why.txt" | grep -E 'read\(3,|recvmsg' | sed -E 's/\\0+/ /g; s/^[0-9]+ //' | cut -c1-150 || true)
+  if [[ -n $woke ]]; then sed 's/^/  /' <<<"$woke"; else echo "  nothing"; fi
   echo "  run directory (mtime):"
   ls -l --time-style=+%H:%M:%S "$RUNWARDEN_STATE_DIR/runs/$B" | sed 's/^/    /'
 fi
