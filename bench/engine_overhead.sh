@@ -18,9 +18,13 @@
 # References, same machine, same moment (T = STAGES*PER_STAGE commands):
 #   seq:    for i in 1..T: /bin/sh -c true             (bash loop, sequential)
 #   xargs:  seq T | xargs -P P -n 1 /bin/sh -c true    (same parallelism)
+#   spawn:  python3 os.posix_spawn("/bin/sh", ["sh", "-c", "true"]) + waitpid, T
+#           times, from P threads (P = 1: a plain loop): the way runwarden
+#           starts a task (posix_spawn = vfork+exec; bash and xargs fork, which
+#           costs about twice as much on these VMs)
 # engine overhead per task = (runner wall - reference wall) / T, against the
-# reference of the same parallelism (seq for parallel 1, xargs -P otherwise;
-# unbounded is compared with xargs -P PER_STAGE). Target < 1 ms.
+# references of the same parallelism (seq or xargs -P, and spawn; unbounded is
+# compared with P = PER_STAGE). Target < 1 ms.
 #
 # state.json writes: an inotify watcher (python, ctypes) on the run directory
 # counts IN_MOVED_TO of state.json (every write is tmp + fsync + rename)
@@ -120,14 +124,34 @@ ref_xargs() {  # P
   seq "$T" | xargs -P "$1" -n 1 /bin/sh -c true
   ms_since "$t0"
 }
+SPAWN_PY=$(cat <<'PY'
+import concurrent.futures as cf, os, sys, time
+n, p = int(sys.argv[1]), int(sys.argv[2])
+def one(_):
+    pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", "true"], os.environ)
+    if os.waitpid(pid, 0)[1] != 0:
+        sys.exit("/bin/sh -c true failed")
+t0 = time.perf_counter()
+if p == 1:
+    for i in range(n):
+        one(i)
+else:
+    with cf.ThreadPoolExecutor(p) as ex:
+        list(ex.map(one, range(n)))
+print(int((time.perf_counter() - t0) * 1000))
+PY
+)
+ref_spawn() { python3 -c "$SPAWN_PY" "$T" "$1"; }
 declare -A REF
 ref_all() {
   local p v k
   v=$(ref_seq); REF[seq]=$(( ${REF[seq]:-0} + v )); echo "#   seq loop /bin/sh -c true x$T: $v ms"
+  v=$(ref_spawn 1); REF[s1]=$(( ${REF[s1]:-0} + v )); echo "#   posix_spawn /bin/sh -c true x$T, 1 thread: $v ms"
   for p in $PARS; do
     k=$p; [[ $p == 0 ]] && k=$PER_STAGE
     [[ $k == 1 ]] && continue
     v=$(ref_xargs "$k"); REF[x$k]=$(( ${REF[x$k]:-0} + v )); echo "#   seq $T | xargs -P $k -n 1 /bin/sh -c true: $v ms"
+    v=$(ref_spawn "$k"); REF[s$k]=$(( ${REF[s$k]:-0} + v )); echo "#   posix_spawn /bin/sh -c true x$T, $k threads: $v ms"
   done
 }
 echo "# references (before):"
@@ -176,19 +200,21 @@ echo "# references (after):"
 ref_all
 
 echo
-printf '%-10s %8s %8s %9s %12s %9s %8s %10s %9s %11s %10s\n' parallel rw_ms ref ref_ms overhead/task rw_cpu/t writes writes/task writes/s state_bytes MB_written
+printf '%-10s %8s %9s %8s %9s %8s %9s %8s %9s %8s %10s %11s %10s\n' parallel rw_ms ref ref_ms ovh/task spawn_ms ovh/task rw_cpu/t writes wr/task writes/s state_bytes MB_written
 for row in "${ROWS[@]}"; do
   read -r p wall cu cs writes overflow first last size task_ms <<<"$row"
   k=$p; [[ $p == 0 ]] && k=$PER_STAGE
   if [[ $k == 1 ]]; then ref=seq; refms=$((REF[seq] / 2)); else ref="xargs-P$k"; refms=$((REF[x$k] / 2)); fi
+  spms=$((REF[s$k] / 2))
   awk -v p="$([[ $p == 0 ]] && echo unbounded || echo "$p")" -v wall="$wall" -v ref="$ref" -v refms="$refms" -v t="$T" \
-      -v cu="$cu" -v cs="$cs" -v w="$writes" -v ov="$overflow" -v size="$size" -v f="$first" -v l="$last" 'BEGIN {
+      -v spms="$spms" -v cu="$cu" -v cs="$cs" -v w="$writes" -v ov="$overflow" -v size="$size" 'BEGIN {
     span = wall / 1000.0
-    printf "%-10s %8d %8s %9d %12.3f %9.3f %8d %10.2f %9.0f %11d %10.1f%s\n", p, wall, ref, refms,
-      (wall - refms) / t, (cu + cs) * 1000.0 / t, w, w / t, w / span, size, w * size / 1e6,
+    printf "%-10s %8d %9s %8d %9.3f %8d %9.3f %8.2f %9d %8.2f %10.0f %11d %10.1f%s\n", p, wall, ref, refms,
+      (wall - refms) / t, spms, (wall - spms) / t, (cu + cs) * 1000.0 / t, w, w / t, w / span, size, w * size / 1e6,
       ov ? "  (inotify queue overflowed: count is a lower bound)" : "" }'
 done
-echo "# ref_ms: mean of the before/after reference runs; overhead/task = (rw_ms - ref_ms) / $T (target < 1 ms);"
+echo "# ref_ms, spawn_ms: means of the before/after reference runs (shell loop or xargs; python posix_spawn, same parallelism);"
+echo "# ovh/task = (rw_ms - ref_ms) / $T and (rw_ms - spawn_ms) / $T, in ms (target < 1 ms);"
 echo "# rw_cpu/t: runner user+sys CPU ms per task (children included); writes: state.json renames seen by inotify;"
 echo "# writes/s over the runner's wall time; MB_written ~ writes x final state.json size (upper bound)."
 

@@ -23,6 +23,8 @@
 # Target: < 10 ms per task.
 #
 # Reference figures in the same run, to place the number:
+#   - the same plan with `on: controller` (local executor, no SSH): the
+#     engine's own per-task cost at this plan size, state.json writes included;
 #   - `bash -c true` spawned TASKS times locally (what sshd's child does at
 #     least: the login shell), and the same with runwarden's remote wrapper
 #     (captured from a real task: /proc/$PPID/cmdline of the command's shell),
@@ -73,9 +75,9 @@ KEY=$H/id_ed25519 KH=$H/known_hosts
 
 now_ns() { date +%s%N; }
 
-# make_run BUILD TASKS COMMAND: a run directory with a one-stage plan.
+# make_run BUILD TASKS COMMAND [TARGET=h1]: a run directory with a one-stage plan.
 make_run() {
-  local b=$1 n=$2 cmd=$3 i d=$STATE/runs/$1
+  local b=$1 n=$2 cmd=$3 on=${4:-h1} i d=$STATE/runs/$1
   mkdir -p "$d"
   {
     echo "version: 1"
@@ -85,7 +87,7 @@ make_run() {
     echo "  - name: s"
     echo "    parallel: 1"
     echo "    tasks:"
-    for ((i = 1; i <= n; i++)); do printf "      - {name: t%04d, on: h1, run: '%s'}\n" "$i" "$cmd"; done
+    for ((i = 1; i <= n; i++)); do printf "      - {name: t%04d, on: %s, run: '%s'}\n" "$i" "$on" "$cmd"; done
   } >"$d/plan.yaml"
   printf '{"schema":1,"build":"%s","status":"PENDING","plan_file":"plan.yaml","workdir":"%s"}\n' "$b" "$W/work" >"$d/state.json"
 }
@@ -113,13 +115,7 @@ run_runner probe >/dev/null
 [[ -s $W/wrapper.b64 ]] || { echo "session_reuse: probe did not capture the wrapper" >&2; exit 1; }
 
 # 2. The measured runs.
-echo "# command: RUNWARDEN_STATE_DIR=$STATE $RW runner --build-name sr-N   (plan: $STATE/runs/sr-1/plan.yaml)"
-printf '%-6s %8s %10s %8s %8s %8s %8s %8s %10s\n' run status mean_ms p50_ms p90_ms max_ms first_ms gap_ms wall/task
-for ((r = 1; r <= RUNS; r++)); do
-  b=sr-$r
-  make_run "$b" "$TASKS" true
-  wall=$(run_runner "$b")
-  python3 - "$STATE/runs/$b/state.json" "$wall" "$TASKS" "$b" <<'PY'
+SUMMARY_PY=$(cat <<'PY'
 import json, sys
 path, wall, n, b = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 s = json.load(open(path))
@@ -136,11 +132,25 @@ print("%-6s %8s %10.1f %8d %8d %8d %8d %8.1f %10.1f" % (
     b, s["status"], sum(d) / len(d), pct(rest, 50), pct(rest, 90), max(d), d[0],
     sum(gaps) / max(1, len(gaps)), wall / n))
 PY
+)
+echo "# command: RUNWARDEN_STATE_DIR=$STATE $RW runner --build-name sr-N   (plan: $STATE/runs/sr-1/plan.yaml)"
+printf '%-6s %8s %10s %8s %8s %8s %8s %8s %10s\n' run status mean_ms p50_ms p90_ms max_ms first_ms gap_ms wall/task
+for ((r = 1; r <= RUNS; r++)); do
+  b=sr-$r
+  make_run "$b" "$TASKS" true
+  wall=$(run_runner "$b")
+  python3 -c "$SUMMARY_PY" "$STATE/runs/$b/state.json" "$wall" "$TASKS" "$b"
 done
 echo "# mean_ms: mean of ended-started over all tasks (incl. task 1); p50/p90 over tasks 2..N;"
 echo "# first_ms: task 1 (connects); gap_ms: mean idle between a task's end and the next start"
 
 # 3. References.
+# The same plan on the controller (local executor, no SSH): what the engine
+# itself costs per task at this plan size (state.json writes included).
+make_run local-1 "$TASKS" true controller
+wall=$(run_runner local-1)
+echo "# reference, the same $TASKS tasks on the controller (on: controller), same runner:"
+python3 -c "$SUMMARY_PY" "$STATE/runs/local-1/state.json" "$wall" "$TASKS" local-1 | sed 's/^/#   /'
 python3 - "$W/wrapper.b64" "$TASKS" <<'PY'
 import base64, subprocess, sys, time
 argv = base64.b64decode(open(sys.argv[1]).read()).split(b"\0")[:-1]
