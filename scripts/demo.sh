@@ -11,7 +11,7 @@
 #   scripts/demo.sh --keep     leave the service manager running afterwards
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
-export RW_BUILD=${RW_BUILD:-$src/build}
+export RW_BUILD; RW_BUILD=$("$src/scripts/build-dir.sh")
 fail_run=0 keep=0
 for a in "$@"; do
   case "$a" in

@@ -11,7 +11,7 @@
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 export RW_SRC=$src
-export RW_BUILD=${RW_BUILD:-$src/build}
+export RW_BUILD; RW_BUILD=$("$src/scripts/build-dir.sh")
 what=${1:-all}
 glob=${2:-*}
 
