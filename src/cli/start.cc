@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -60,24 +61,22 @@ int start(const StartOptions& o) {
   plan::Plan plan;
   std::string plan_text;
   if (!o.plan_file.empty()) {
-    auto p = plan::load_plan(o.plan_file);
+    // Read once: the run keeps exactly the text that was validated.
+    auto text = read_file(o.plan_file);
+    if (!text) return fail(err("cannot read the plan file: " + text.error().message, kUsage));
+    plan_text = *text;
+    auto p = plan::parse_plan(plan_text, o.plan_file);
     if (!p) return fail(err(p.error().message, kUsage));
     plan = std::move(p).value();
-    auto text = read_file(o.plan_file);
-    if (!text) return fail(err(text.error().message, kUsage));
-    plan_text = *text;
   } else {
     plan = plan::Plan::from_command(o.runner_command, o.categorize);
   }
   std::string template_command = !o.template_command.empty() ? o.template_command : plan.template_command;
   std::string workdir = !o.workdir.empty() ? o.workdir : plan.workdir;
-  if (workdir.empty()) {
+  if (workdir.empty() || workdir[0] != '/') {
     char cwd[4096];
-    if (::getcwd(cwd, sizeof cwd)) workdir = cwd;
-  }
-  if (workdir[0] != '/') {
-    char cwd[4096];
-    if (::getcwd(cwd, sizeof cwd)) workdir = std::string(cwd) + "/" + workdir;
+    if (!::getcwd(cwd, sizeof cwd)) return fail(sys_err("getcwd", errno));
+    workdir = workdir.empty() ? std::string(cwd) : std::string(cwd) + "/" + workdir;
   }
   if (::access(workdir.c_str(), X_OK) != 0)
     return fail(err("--workdir " + workdir + ": not an accessible directory", kUsage));
