@@ -232,9 +232,26 @@ Status RunDir::update(const std::function<bool(RunState&)>& change) const {
   while (::flock(fd.get(), LOCK_EX) != 0) {
     if (errno != EINTR) return sys_err("lock " + lock_path, errno);
   }
-  RW_ASSIGN(RunState s, load());
+  auto file_id = [&]() -> std::string {
+    struct stat st {};
+    if (::stat(state_file().c_str(), &st) != 0) return "";
+    return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+           std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
+           std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
+  };
+  std::lock_guard<std::mutex> guard(last_->mu);
+  RunState s;
+  std::string id = file_id();
+  if (last_->state && !id.empty() && id == last_->id) {
+    s = *last_->state;  // nobody else wrote since: skip the parse
+  } else {
+    RW_ASSIGN(s, load());
+  }
   if (!change(s)) return {};
-  return save(s);
+  RW_TRY(save(s));
+  last_->state = std::move(s);
+  last_->id = file_id();
+  return {};
 }
 
 Result<SubrunState> RunDir::load_subrun(const std::string& key) const {

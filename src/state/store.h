@@ -3,6 +3,9 @@
 // and writes state JSON.
 
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,7 +49,9 @@ class RunDir {
   Status save(const RunState& s) const;
   /// Read-modify-write under an exclusive lock on state.lock, so the runner,
   /// the watcher and cancel-run never lose each other's writes. `change`
-  /// returns false to leave the file as it is.
+  /// returns false to leave the file as it is. When the file is still the
+  /// one this RunDir wrote last (same inode, size and times), the state it
+  /// wrote is used instead of parsing the file again.
   Status update(const std::function<bool(RunState&)>& change) const;
 
   Result<SubrunState> load_subrun(const std::string& key) const;
@@ -66,6 +71,14 @@ class RunDir {
   std::string root_;
   std::string build_;
   std::string path_;
+  /// What update() wrote last, and the file's identity right after; shared
+  /// by copies and guarded by its mutex (threads may share a RunDir).
+  struct LastWritten {
+    std::mutex mu;
+    std::optional<RunState> state;
+    std::string id;
+  };
+  std::shared_ptr<LastWritten> last_ = std::make_shared<LastWritten>();
 };
 
 /// Names of builds with a run directory, sorted.
