@@ -78,6 +78,15 @@ int start(const StartOptions& o) {
     if (!::getcwd(cwd, sizeof cwd)) return fail(sys_err("getcwd", errno));
     workdir = workdir.empty() ? std::string(cwd) : std::string(cwd) + "/" + workdir;
   }
+  // runner@ has its own /tmp and /var/tmp (PrivateTmp=yes): a workdir there
+  // would not be the directory the user sees.
+  for (const char* priv : {"/tmp", "/var/tmp"}) {
+    std::string p = priv;
+    if (workdir == p || workdir.rfind(p + "/", 0) == 0)
+      return fail(err("workdir " + workdir + " is under " + p +
+                          ", which runner@ does not share (PrivateTmp=yes); give --workdir elsewhere",
+                      kUsage));
+  }
   if (::access(workdir.c_str(), X_OK) != 0)
     return fail(err("--workdir " + workdir + ": not an accessible directory", kUsage));
   int64_t hung_after = plan.hung_after ? plan.hung_after->count() : 0;

@@ -34,6 +34,7 @@ expect_refused 2 "is not allowed" --build-name "caf$(printf '\xc3\xa9')" --runne
 expect_refused 2 "exactly one of" --build-name ok --runner-command true --plan /dev/null
 expect_refused 2 "--hung-after" --build-name ok --runner-command true --hung-after 5x
 expect_refused 2 "KEY=VALUE" --build-name ok --runner-command true --meta novalue
+expect_refused 2 "PrivateTmp" --build-name ok --runner-command true --workdir /tmp
 
 printf 'version: 1\nstages:\n  - name: a\n    tasks: [ {name: t, run: "x"}\n' >"$IT_DIR/work/syntax.yaml"
 rc=0; msg=$(start_run --build-name p1 --plan "$IT_DIR/work/syntax.yaml" 2>&1) || rc=$?

@@ -281,6 +281,8 @@ EOF
   RUNWARDEN_BUS_ADDRESS=$(cat "$IT_SANDBOX/bus-address")
   export IT_DIR IT_SANDBOX RW_BIN RECEIVER_PORT RECEIVER_URL WEBHOOK_URL
   export RUNWARDEN_STATE_DIR RUNWARDEN_WEBHOOK_ENV RUNWARDEN_BUS_ADDRESS
+  # start-run's default workdir is the current directory: one the services see.
+  cd "$IT_DIR/work"
 }
 
 # Stops everything it_setup started. Runs from the EXIT trap; safe to call
