@@ -49,7 +49,10 @@ if [[ -f $env_file ]] && grep -q '^MATTERMOST_WEBHOOK_URL=' "$env_file"; then
   step "posting to the Mattermost configured in $env_file"
 else
   step "no Mattermost configured: a local receiver on 127.0.0.1 stands in for it"
-  python3 "$src/tests/receiver.py" --port-file "$work/receiver.port" --log "$work/receiver.jsonl" \
+  # The distribution's python: a version-manager shim would run it as a
+  # child, and stopping the shim would leave the receiver behind.
+  py=/usr/bin/python3; [[ -x $py ]] || py=python3
+  "$py" "$src/tests/receiver.py" --port-file "$work/receiver.port" --log "$work/receiver.jsonl" \
     >"$work/receiver.out" 2>&1 &
   receiver_pid=$!
   for _ in $(seq 50); do [[ -s $work/receiver.port ]] && break; sleep 0.1; done
