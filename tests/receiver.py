@@ -16,6 +16,8 @@ webhook request pops the next entry, the default answers once the script is
 empty ("reset": true also forgets the recorded requests). Entries:
 
     ok        200, body "ok" (what Mattermost answers on success)
+    json      200 with a JSON body (Rocket.Chat, Zulip: Slack-compatible)
+    204       204 No Content (Discord)
     400       400, Mattermost's JSON error for an unknown/invalid hook
     429:N     429 with Retry-After: N
     500       500 with a JSON error (any other 3-digit code works the same)
@@ -98,7 +100,7 @@ class State:
 def validate_entry(entry):
     if not isinstance(entry, str):
         raise ValueError("script entries are strings")
-    if entry in ("ok", "drop"):
+    if entry in ("ok", "json", "drop"):
         return
     if entry.startswith("429:"):
         int(entry[4:])
@@ -205,6 +207,12 @@ class Handler(BaseHTTPRequestHandler):
     def _answer(self, answer):
         if answer == "ok":
             self._send(200, "ok")
+        elif answer == "json":
+            self._send_json(200, {"success": True, "ts": "1700000000.000100"})
+        elif answer == "204":
+            self.send_response(204)
+            self.end_headers()
+            self.wfile.flush()
         elif answer == "drop":
             self.close_connection = True
             try:

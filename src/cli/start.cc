@@ -1,9 +1,13 @@
 // start-run: validate, lock, archive, write the run (PENDING), run the
 // template command, start watcher@ (ready) then runner@ through sd-bus.
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstring>
+#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -28,6 +32,7 @@ struct StartOptions {
   std::string plan_file;
   std::string runner_command;
   std::string template_command;
+  std::string template_timeout;
   bool categorize = false;
   std::vector<std::string> meta;
   std::string workdir;
@@ -37,6 +42,78 @@ struct StartOptions {
   bool json = false;
   bool quiet = false;
 };
+
+constexpr Millis kDefaultTemplateTimeout{2 * 3600 * 1000};
+constexpr Millis kDefaultUnitStartTimeout{90'000};
+
+/// The signal that interrupted start-run while the template command ran.
+std::atomic<int> g_interrupted{0};
+extern "C" void on_interrupt(int sig) { g_interrupted.store(sig); }
+
+/// How long start-run waits for each unit's start job:
+/// $RUNWARDEN_START_TIMEOUT (a duration), else 90s.
+Millis unit_start_timeout() {
+  const char* v = std::getenv("RUNWARDEN_START_TIMEOUT");
+  if (!v || !*v) return kDefaultUnitStartTimeout;
+  auto d = parse_duration(v);
+  return d ? *d : kDefaultUnitStartTimeout;
+}
+
+enum class TemplateEnd { Ok, Failed, Cancelled, Interrupted };
+
+/// Runs the template command in its own process group, into template.log.
+/// Its group is killed on a timeout, on SIGINT/SIGTERM/SIGHUP to start-run,
+/// and when cancel-run writes the run's cancelled.marker.
+TemplateEnd run_template(const StartOptions& o, const state::RunDir& dir, const std::string& command,
+                         const std::string& workdir, Millis timeout, std::string* reason) {
+  if (!o.quiet && !o.json) std::fprintf(stderr, "running template command: %s\n", command.c_str());
+  std::FILE* log = std::fopen(dir.template_log().c_str(), "we");
+  std::atomic<bool> stop{false};
+  std::atomic<bool> done{false};
+  struct sigaction sa {}, old_int{}, old_term{}, old_hup{};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  g_interrupted.store(0);
+  ::sigaction(SIGINT, &sa, &old_int);
+  ::sigaction(SIGTERM, &sa, &old_term);
+  ::sigaction(SIGHUP, &sa, &old_hup);
+  std::thread stopper([&] {
+    while (!done.load()) {
+      if (g_interrupted.load() || path_exists(dir.cancelled_marker())) {
+        stop.store(true);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  engine::SpawnSpec spec;
+  spec.command = command;
+  spec.workdir = workdir;
+  spec.env = {{"RUNWARDEN_BUILD", o.build}, {"RUNWARDEN_RUN_DIR", dir.path()}};
+  spec.timeout = timeout;
+  spec.cancel = &stop;
+  spec.kill_grace = Millis(5'000);
+  spec.output = [&](bool, std::string_view data) {
+    if (log) std::fwrite(data.data(), 1, data.size(), log);
+    if (!o.quiet && !o.json) std::fwrite(data.data(), 1, data.size(), stderr);
+  };
+  auto out = engine::run_process_group(spec);
+  done.store(true);
+  stopper.join();
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  ::sigaction(SIGHUP, &old_hup, nullptr);
+  if (log) std::fclose(log);
+  if (out.cancelled) {
+    int sig = g_interrupted.load();
+    *reason = sig ? std::string("start-run was interrupted (") + strsignal(sig) + ") during the template command"
+                  : "cancelled by cancel-run during the template command";
+    return sig ? TemplateEnd::Interrupted : TemplateEnd::Cancelled;
+  }
+  if (out.ok) return TemplateEnd::Ok;
+  *reason = "template command failed (" + out.reason + "); see " + dir.template_log() + "; nothing was started";
+  return TemplateEnd::Failed;
+}
 
 int history_keep() {
   const char* v = std::getenv("RUNWARDEN_HISTORY_KEEP");
@@ -95,6 +172,13 @@ int start(const StartOptions& o) {
     if (!d) return fail(err("--hung-after: " + d.error().message, kUsage));
     hung_after = d->count();
   }
+  Millis template_timeout = plan.template_timeout.value_or(kDefaultTemplateTimeout);
+  if (!o.template_timeout.empty()) {
+    auto d = parse_duration(o.template_timeout);
+    if (!d || d->count() <= 0)
+      return fail(err("--template-timeout: " + (d ? std::string("must be positive") : d.error().message), kUsage));
+    template_timeout = *d;
+  }
   int64_t grace = 30'000;
   if (!o.subrun_grace.empty()) {
     auto d = parse_duration(o.subrun_grace);
@@ -117,9 +201,11 @@ int start(const StartOptions& o) {
   if (!lock) return fail(lock.error());
   auto bus = systemd::Bus::connect();
   if (!bus) return fail(bus.error());
+  std::vector<std::string> failed_units;
   for (const auto& unit : {runner_unit(o.build), watcher_unit(o.build)}) {
     auto st = bus->unit_state(unit);
     if (!st) return fail(st.error());
+    if (st->active == "failed") failed_units.push_back(unit);
     if (st->running() || st->active == "deactivating" || st->sub == "auto-restart")
       return fail(err("build " + o.build + " is already running: " + unit + " is " + st->active +
                           " (cancel it with: cancel-run --build-name " + o.build + ")",
@@ -154,9 +240,18 @@ int start(const StartOptions& o) {
   }
   if (auto s = dir.save(st); !s) return fail(s.error());
 
-  auto failed_to_start = [&](const std::string& reason, int code) {
+  // Units this start-run asked the manager to start: a start that fails
+  // half-way stops them again, so nothing runs for a run that did not start.
+  std::vector<std::string> started;
+  auto end_before_start = [&](state::RunStatus status, const std::string& reason, int code) {
+    for (auto it = started.rbegin(); it != started.rend(); ++it) {
+      auto r = bus->stop_unit(*it, Millis(120'000));
+      if (!r) std::fprintf(stderr, "start-run: cannot stop %s: %s\n", it->c_str(), r.error().message.c_str());
+    }
+    // Never over a terminal state: a cancel-run or the watcher decided first.
     (void)dir.update([&](state::RunState& cur) {
-      cur.status = state::RunStatus::FailedToStart;
+      if (state::is_terminal(cur.status)) return false;
+      cur.status = status;
       cur.decided_by = "start-run";
       cur.reason = reason;
       cur.ended_at_ms = now_ms();
@@ -167,32 +262,31 @@ int start(const StartOptions& o) {
 
   // 4. The template command runs here, synchronously.
   if (!template_command.empty()) {
-    if (!o.quiet && !o.json) std::fprintf(stderr, "running template command: %s\n", template_command.c_str());
-    std::FILE* log = std::fopen(dir.template_log().c_str(), "we");
-    engine::SpawnSpec spec;
-    spec.command = template_command;
-    spec.workdir = workdir;
-    spec.env = {{"RUNWARDEN_BUILD", o.build}, {"RUNWARDEN_RUN_DIR", dir.path()}};
-    spec.output = [&](bool, std::string_view data) {
-      if (log) std::fwrite(data.data(), 1, data.size(), log);
-      if (!o.quiet && !o.json) std::fwrite(data.data(), 1, data.size(), stderr);
-    };
-    auto out = engine::run_process_group(spec);
-    if (log) std::fclose(log);
-    if (!out.ok)
-      return failed_to_start("template command failed (" + out.reason + "); see " + dir.template_log() +
-                                 "; nothing was started",
-                             kTemplateFailed);
+    std::string reason;
+    switch (run_template(o, dir, template_command, workdir, template_timeout, &reason)) {
+      case TemplateEnd::Ok: break;
+      case TemplateEnd::Failed: return end_before_start(state::RunStatus::FailedToStart, reason, kTemplateFailed);
+      case TemplateEnd::Cancelled: return end_before_start(state::RunStatus::Cancelled, reason, kFailed);
+      case TemplateEnd::Interrupted:
+        return end_before_start(state::RunStatus::Cancelled, reason, 128 + g_interrupted.load());
+    }
   }
+  if (path_exists(dir.cancelled_marker()))
+    return end_before_start(state::RunStatus::Cancelled, "cancelled by cancel-run before the units started",
+                            kFailed);
 
-  // 5. The watcher first, ready before the runner can end the run.
+  // 5. Both units' old failures are cleared before either starts: a watcher
+  // must not see the previous run's failed runner@ as this run's end.
+  for (const auto& unit : failed_units) (void)bus->reset_failed(unit);
+  // The watcher first, ready before the runner can end the run.
   for (const auto& unit : {watcher_unit(o.build), runner_unit(o.build)}) {
-    (void)bus->reset_failed(unit);
-    auto job = bus->start_unit(unit, Millis(90'000));
-    if (!job) return failed_to_start(job.error().message, kSystemd);
+    started.push_back(unit);
+    auto job = bus->start_unit(unit, unit_start_timeout());
+    if (!job) return end_before_start(state::RunStatus::FailedToStart, job.error().message, kSystemd);
     if (*job != "done")
-      return failed_to_start("starting " + unit + " ended with '" + *job + "' (see: journalctl -u " + unit + ")",
-                             kSystemd);
+      return end_before_start(state::RunStatus::FailedToStart,
+                              "starting " + unit + " ended with '" + *job + "' (see: journalctl -u " + unit + ")",
+                              kSystemd);
   }
 
   if (o.json) {
@@ -223,12 +317,18 @@ void add_start(CLI::App& app, Action* action) {
       "  start-run --build-name nightly-42 --runner-command './run-suite --all' --meta branch=main\n"
       "  start-run --build-name e2e-rhel9 --plan e2e.yaml --hung-after 45m\n"
       "  start-run --build-name suites --categorize --runner-command ./suites.sh   # sub-runs via runwarden event\n"
-      "Exit codes: 0 started, 2 bad input, 3 already running, 5 template command failed, 6 service manager error.");
+      "Exit codes: 0 started, 1 cancelled (cancel-run) before it started, 2 bad input, 3 already running,\n"
+      "5 template command failed or timed out, 6 service manager error, 130 interrupted (Ctrl-C).\n"
+      "$RUNWARDEN_START_TIMEOUT (default 90s): how long to wait for each unit to start; on a timeout\n"
+      "what was started is stopped again and the run ends FAILED_TO_START.");
   cmd->add_option("--build-name,-b", o->build, "Build name: [A-Za-z0-9][A-Za-z0-9._-]{0,127}")->required();
   cmd->add_option("--plan", o->plan_file, "Plan file (YAML); see `runwarden validate`");
   cmd->add_option("--runner-command", o->runner_command, "Shell command to run (a one-stage plan on the controller)");
   cmd->add_option("--template-command", o->template_command,
                   "Shell command run first, synchronously; if it fails nothing starts");
+  cmd->add_option("--template-timeout", o->template_timeout,
+                  "Kill the template command after this long, e.g. 30m (plan: template_timeout; default 2h). "
+                  "Ctrl-C or cancel-run also stop it");
   cmd->add_flag("--categorize", o->categorize,
                 "The command reports sub-runs (runwarden event subrun ...); one message per sub-run");
   cmd->add_option("--meta", o->meta, "KEY=VALUE shown in the chat message (repeatable)");

@@ -46,6 +46,8 @@ std::string body_detail(const std::string& body) {
   return printable(body, kMaxBodyInReason);
 }
 
+bool is_success(int status) { return status >= 200 && status <= 299; }
+
 bool retryable(int status) { return status == 0 || status == 429 || (status >= 500 && status <= 599); }
 
 Millis backoff(const RetryPolicy& p, int attempt) {
@@ -61,13 +63,18 @@ std::string describe(const Attempt& a) {
   if (a.http_status == 0)
     return "connection error: " + (a.transport_error.empty() ? std::string("no HTTP response") : printable(a.transport_error, kMaxBodyInReason));
   std::string out = "HTTP " + std::to_string(a.http_status);
-  if (a.http_status == 200) return out + " with body \"" + printable(a.body, kMaxBodyInReason) + "\" instead of \"ok\"";
+  if (is_success(a.http_status)) {
+    std::string body = printable(a.body, kMaxBodyInReason);
+    return body.empty() ? out : out + " " + body;
+  }
   std::string detail = body_detail(a.body);
   return detail.empty() ? out : out + " (" + detail + ")";
 }
 
 Decision decide(const RetryPolicy& p, int attempt, const Attempt& a) {
-  if (a.http_status == 200 && trim(a.body) == "ok") return {Verdict::Delivered, Millis(0), "HTTP 200 ok"};
+  // Mattermost answers 200 "ok", Slack-compatible servers 200 with JSON
+  // (Rocket.Chat, Zulip) or 204 (Discord): any 2xx means the post arrived.
+  if (is_success(a.http_status)) return {Verdict::Delivered, Millis(0), describe(a)};
   if (!retryable(a.http_status)) return {Verdict::GiveUp, Millis(0), describe(a) + "; not retried"};
   if (attempt >= p.max_attempts)
     return {Verdict::GiveUp, Millis(0), describe(a) + "; gave up after " + std::to_string(attempt) + " attempts"};

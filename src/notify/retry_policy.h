@@ -32,11 +32,11 @@ struct Decision {
   std::string reason;  ///< human readable; never the URL
 };
 
-/// attempt is 1-based. Delivered only for HTTP 200 with body "ok" (trimmed).
+/// attempt is 1-based. Delivered for any 2xx, whatever the body.
 /// 5xx, 429 and connection errors: Retry after base*2^(attempt-1) capped at
 /// max_delay, or after Retry-After (capped at max_retry_after) when a 429 or
 /// 503 carries one; GiveUp once attempt reaches max_attempts. Anything else
-/// (other 4xx, 3xx, 2xx without "ok") is GiveUp at once: it would fail again.
+/// (other 4xx, 3xx) is GiveUp at once: it would fail again.
 Decision decide(const RetryPolicy& p, int attempt, const Attempt& a);
 
 /// "HTTP 400 (Mattermost error ID: MESSAGE)", "HTTP 502 (first 200 chars of

@@ -133,6 +133,7 @@ nlohmann::json describe_json(const Plan& p) {
           {"version", p.version},
           {"workdir", p.workdir},
           {"template_command", p.template_command},
+          {"template_timeout_ms", optional_ms(p.template_timeout)},
           {"hung_after_ms", optional_ms(p.hung_after)},
           {"meta", p.meta},
           {"mention_on_failure", p.mention_on_failure},

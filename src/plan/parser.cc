@@ -370,9 +370,9 @@ bool valid_env_name(std::string_view s) {
 }
 
 // Keys allowed at each level, in the order the documentation lists them.
-constexpr std::string_view kTopKeys[] = {"version", "workdir", "template_command", "hung_after",
-                                         "meta",    "notify",  "hosts",            "guests",
-                                         "stages"};
+constexpr std::string_view kTopKeys[] = {"version",    "workdir", "template_command", "template_timeout",
+                                         "hung_after", "meta",    "notify",           "hosts",
+                                         "guests",     "stages"};
 constexpr std::string_view kNotifyKeys[] = {"mention_on_failure"};
 constexpr std::string_view kHostKeys[] = {"local", "address",     "port",    "user",
                                           "identity", "known_hosts", "host_key"};
@@ -806,6 +806,9 @@ void Parser::parse_top(const YAML::Node& root) {
   }
   if (const Entry* e = find(*top, "template_command")) {
     if (auto v = str(*e, ctx)) plan_.template_command = *v;
+  }
+  if (const Entry* e = find(*top, "template_timeout")) {
+    if (auto v = duration(*e, ctx, true)) plan_.template_timeout = *v;
   }
   if (const Entry* e = find(*top, "hung_after")) {
     if (auto v = duration(*e, ctx, true)) plan_.hung_after = *v;

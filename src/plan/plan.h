@@ -89,6 +89,9 @@ struct Plan {
   std::string source;  ///< file name, or "<command>"
   std::string workdir;
   std::string template_command;
+  /// The template command is killed (its whole process group) after this;
+  /// the run then ends FAILED_TO_START. Unset: start-run's default.
+  std::optional<Millis> template_timeout;
   std::optional<Millis> hung_after;
   std::map<std::string, std::string> meta;
   std::string mention_on_failure;

@@ -119,11 +119,14 @@ namespace rw::state {
 /// to send, so `runwarden notify --resend` can deliver a post that failed.
 struct NotificationRecord {
   std::string subrun;  ///< empty for the run's own message
-  std::string status;  ///< pending | sent | failed
+  /// pending (being delivered, or a watcher died mid-delivery) | sent |
+  /// failed (finally: only `runwarden notify --resend` tries again)
+  std::string status;
   int attempts = 0;
   int last_http_status = 0;
   std::string last_error;
   int64_t updated_at_ms = 0;
+  std::string response;  ///< the server's answer to the delivered post, e.g. "HTTP 200 ok"
   std::string payload;  ///< the JSON body, as sent
 };
 

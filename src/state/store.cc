@@ -275,6 +275,7 @@ std::string to_json(const NotificationRecord& n) {
          {"attempts", n.attempts},
          {"last_http_status", n.last_http_status},
          {"last_error", n.last_error},
+         {"response", n.response},
          {"updated_at_ms", n.updated_at_ms},
          {"payload", payload}};
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
@@ -300,6 +301,7 @@ Result<NotificationRecord> RunDir::load_notification(const std::string& subrun) 
   n.last_http_status = get_or<int>(j, "last_http_status", 0);
   n.last_error = get_or<std::string>(j, "last_error", "");
   n.updated_at_ms = get_or<int64_t>(j, "updated_at_ms", 0);
+  n.response = get_or<std::string>(j, "response", "");
   auto it = j.find("payload");
   if (it == j.end() || !it->is_object()) return err(path + ": no payload");
   n.payload = it->dump(-1, ' ', false, json::error_handler_t::replace);
@@ -349,6 +351,20 @@ Status archive_run(const std::string& root, const std::string& build, int keep) 
     }
   }
   return {};
+}
+
+Result<Fd> RunDir::lock_delivery(bool wait) const {
+  // Read-only: closing it raises no IN_CLOSE_WRITE, so it does not wake the watcher.
+  std::string path = file("delivery.lock");
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd.valid()) return sys_err("open " + path, errno);
+  while (::flock(fd.get(), LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+    if (errno == EWOULDBLOCK && !wait)
+      return err("watcher@" + build_ + " is delivering a message of this run right now; try again when it is done",
+                 3);
+    if (errno != EINTR) return sys_err("lock " + path, errno);
+  }
+  return fd;
 }
 
 Result<BuildLock> BuildLock::acquire(const std::string& root, const std::string& build) {

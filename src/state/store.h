@@ -64,6 +64,11 @@ class RunDir {
   /// a watcher restarted after a crash renders it again.
   Status save_notification(const NotificationRecord& n, bool durable = true) const;
 
+  /// The lock held across "marker exists?", the post and the marker write,
+  /// so a watcher and `notify --resend` never both post one message. With
+  /// `wait` false, fails at once (code 3) when someone else holds it.
+  Result<Fd> lock_delivery(bool wait) const;
+
   /// Keys of subruns/<key>/ directories, sorted.
   std::vector<std::string> subrun_keys() const;
 

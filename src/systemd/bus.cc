@@ -104,6 +104,11 @@ Result<UnitState> Bus::unit_state(const std::string& unit) {
                                   &e, 'u', &pid) >= 0)
     st.main_pid = pid;
   sd_bus_error_free(&e);
+  uint64_t changed_us = 0;
+  if (sd_bus_get_property_trivial(bus_.get(), kDest, path.c_str(), "org.freedesktop.systemd1.Unit",
+                                  "StateChangeTimestamp", &e, 't', &changed_us) >= 0)
+    st.state_change_ms = static_cast<int64_t>(changed_us / 1000);
+  sd_bus_error_free(&e);
   return st;
 }
 
@@ -159,6 +164,13 @@ Result<std::string> Bus::run_job(const char* method, const std::string& unit, Mi
     if (r < 0) return bus_error("wait on bus", r);
   }
   return wait.result;
+}
+
+int process_queued(sd_bus* bus) {
+  for (;;) {
+    int r = sd_bus_process(bus, nullptr);
+    if (r <= 0) return r;
+  }
 }
 
 Result<std::string> Bus::start_unit(const std::string& unit, Millis timeout) {

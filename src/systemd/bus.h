@@ -23,6 +23,8 @@ struct UnitState {
   std::string sub;     ///< SubState: running, dead, auto-restart, ...
   std::string result;  ///< Service Result: success, exit-code, signal, start-limit-hit, ...
   uint32_t main_pid = 0;
+  /// StateChangeTimestamp: when ActiveState last changed (epoch ms; 0 never).
+  int64_t state_change_ms = 0;
   /// Not running and not about to run again.
   bool gone() const { return (active == "inactive" || active == "failed") && sub != "auto-restart"; }
   bool running() const { return active == "active" || active == "activating" || active == "reloading"; }
@@ -59,6 +61,12 @@ class Bus {
   BusPtr bus_;
   std::string address_;
 };
+
+/// Dispatches every message sd-bus has already read. A synchronous call
+/// reads the signals that arrive before its reply into sd-bus's queue, where
+/// poll() on the socket no longer sees them: run this before each poll.
+/// Returns a negative errno if the connection failed.
+int process_queued(sd_bus* bus);
 
 /// "what: strerror(-r)"
 Error bus_error(const std::string& what, int r, const sd_bus_error* e = nullptr);

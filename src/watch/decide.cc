@@ -32,11 +32,12 @@ Decision decide(const Observation& o) {
   // Sub-runs post as they end, while the run goes on.
   if (s.categorized) {
     for (const auto& sub : o.subruns) {
-      if (sub.readable && state::is_postable(sub.state.status) && !sub.posted) d.post_subruns.push_back(sub.key);
+      if (sub.readable && state::is_postable(sub.state.status) && !sub.posted && !sub.delivery_failed)
+        d.post_subruns.push_back(sub.key);
     }
   }
   if (state::is_terminal(s.status)) {
-    if (state::is_postable(s.status) && !o.posted_marker) {
+    if (state::is_postable(s.status) && !o.posted_marker && !o.delivery_failed) {
       // A categorized run speaks through its sub-runs; only a run that failed
       // before reporting any sub-run posts for itself, so it is not silent.
       bool any_subrun_posts = false;
@@ -44,9 +45,13 @@ Decision decide(const Observation& o) {
       d.post_run = !s.categorized || (s.status == RunStatus::Failed && !any_subrun_posts);
     }
     d.reason = std::string("run ") + to_string(s.status);
-    if (s.categorized && state::is_postable(s.status)) {
-      // Late sub-run reports still arrive in the grace window. Without an
-      // end time (a damaged file) it starts when the watcher saw the end.
+    // The runner closes every sub-run before it writes its own end, so once
+    // all are closed nothing more can arrive. Only sub-runs left open (a
+    // runner that could not close them) get the grace window for late
+    // reports; without an end time it starts when the watcher saw the end.
+    bool all_closed = true;
+    for (const auto& sub : o.subruns) all_closed &= sub.readable && state::is_terminal(sub.state.status);
+    if (s.categorized && state::is_postable(s.status) && !all_closed) {
       int64_t base = s.ended_at_ms ? s.ended_at_ms : (o.terminal_seen_ms ? o.terminal_seen_ms : o.now_ms);
       int64_t end = base + s.subrun_grace_ms;
       if (o.now_ms < end) {
@@ -57,8 +62,11 @@ Decision decide(const Observation& o) {
     d.exit = true;
     return d;
   }
-  // PENDING or RUNNING.
-  if (o.runner_known && o.runner.gone() && (s.status == RunStatus::Running || o.runner.active == "failed")) {
+  // PENDING or RUNNING. A unit state from before this run was created (a
+  // reused name's previous runner@ that failed) says nothing about this run.
+  const int64_t run_born = s.created_at_ms ? s.created_at_ms : s.started_at_ms;
+  const bool runner_current = o.runner_known && o.runner.state_change_ms >= run_born;
+  if (runner_current && o.runner.gone() && (s.status == RunStatus::Running || o.runner.active == "failed")) {
     d.verdict = RunStatus::Terminated;
     d.reason = "runner unit " + o.runner.active + " (" + (o.runner.result.empty() ? o.runner.sub : o.runner.result) +
                ") with no terminal state";

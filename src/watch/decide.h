@@ -17,6 +17,9 @@ struct SubrunObservation {
   bool readable = false;
   state::SubrunState state;
   bool posted = false;
+  /// Its delivery finally failed (recorded, or tried by this watcher):
+  /// only `runwarden notify --resend` tries it again.
+  bool delivery_failed = false;
 };
 
 struct Observation {
@@ -25,8 +28,11 @@ struct Observation {
   state::RunState state;
   bool cancelled_marker = false;
   bool posted_marker = false;
+  bool delivery_failed = false;  ///< the run's own message; as for sub-runs
   std::vector<SubrunObservation> subruns;
-  bool runner_known = false;  ///< false until the unit state was read
+  /// false until the unit state was read, and while what was read predates
+  /// this run (a reused name's previous runner@ failure says nothing of it)
+  bool runner_known = false;
   systemd::UnitState runner;
   int64_t now_ms = 0;
   int64_t last_progress_ms = 0;

@@ -71,9 +71,14 @@ notify::MessageInput message_for(const state::RunDir& dir, const state::RunState
   return in;
 }
 
-Result<bool> deliver(const state::RunDir& dir, const std::string& subrun, const std::string& payload, bool quiet) {
+Result<bool> deliver(const state::RunDir& dir, const std::string& subrun, const std::string& payload,
+                     DeliverBy who) {
   sd::LogFields f{dir.build(), "", subrun, ""};
+  const bool quiet = who == DeliverBy::Resend;
   std::string what = subrun.empty() ? "run message" : "sub-run " + subrun + " message";
+  // One lock from the marker check to the marker write: a resend and a
+  // watcher never both post. The watcher waits its turn; a resend does not.
+  RW_ASSIGN(Fd lock, dir.lock_delivery(who == DeliverBy::Watcher));
   if (path_exists(dir.posted_marker_for(subrun))) return false;
 
   state::NotificationRecord rec;
@@ -116,6 +121,7 @@ Result<bool> deliver(const state::RunDir& dir, const std::string& subrun, const 
     RW_TRY(write_file_atomic(dir.posted_marker_for(subrun), format_time(now_ms()) + "\n", 0644));
     rec.status = "sent";
     rec.last_error.clear();
+    rec.response = result.reason;
     (void)dir.save_notification(rec);
     return true;
   }

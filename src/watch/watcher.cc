@@ -6,6 +6,7 @@
 #include <sys/timerfd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <set>
 
 #include "common/build_name.h"
@@ -32,6 +33,19 @@ int64_t mtime_ms(const std::string& path) {
   return int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1'000'000;
 }
 
+/// Newest modification time of the task logs (tasks/<stage>/<task>.log):
+/// every byte a task prints lands there, lines or not.
+int64_t newest_task_output_ms(const std::string& tasks_dir) {
+  int64_t newest = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(tasks_dir, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (it.depth() > 1) it.disable_recursion_pending();
+    if (it->is_regular_file(ec)) newest = std::max(newest, mtime_ms(it->path().string()));
+  }
+  return newest;
+}
+
 int on_properties_changed(sd_bus_message*, void* userdata, sd_bus_error*) {
   *static_cast<bool*>(userdata) = true;
   return 0;
@@ -50,6 +64,14 @@ class Watcher {
   void watch_subruns();
   void act(const Decision& d, const Observation& o);
   void arm_timer(int64_t at_ms);
+  /// The delivery of this message ended without success: recorded so, or
+  /// already attempted by this watcher (each message gets one attempt).
+  bool delivery_failed(const std::string& key) const;
+  /// Stops runner@ the way cancel-run does (its tasks, local and remote,
+  /// are aborted), leaving the state the watcher recorded.
+  void stop_runner(const std::string& why);
+  /// Runs every bus message already queued; true if the runner changed.
+  bool drain_bus();
 
   state::RunDir dir_;
   sd::LogFields fields_;
@@ -64,7 +86,30 @@ class Watcher {
   bool subruns_dir_watched_ = false;
   int64_t armed_at_ = -1;
   int64_t terminal_seen_ms_ = 0;
+  std::set<std::string> attempted_;  ///< message keys ("" = the run) delivered or tried
 };
+
+bool Watcher::delivery_failed(const std::string& key) const {
+  if (attempted_.count(key)) return true;
+  auto rec = dir_.load_notification(key);
+  return rec.ok() && rec->status == "failed";
+}
+
+void Watcher::stop_runner(const std::string& why) {
+  if (!bus_) return;
+  sd::log_warning(fields_, "stopping " + runner_unit_ + ": " + why);
+  auto r = bus_->stop_unit(runner_unit_, Millis(600'000));
+  if (!r) sd::log_error(fields_, "cannot stop " + runner_unit_ + ": " + r.error().message);
+  else if (*r != "done") sd::log_error(fields_, "stopping " + runner_unit_ + " ended with '" + *r + "'");
+}
+
+bool Watcher::drain_bus() {
+  // Synchronous calls (unit state, stop) read whatever signals arrived
+  // meanwhile into sd-bus's queue; poll() on the socket would not see them.
+  // An error shows up again in the poll loop, which reports it.
+  (void)sd::process_queued(bus_->get());
+  return runner_dirty_;
+}
 
 void Watcher::watch_subruns() {
   const uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE;
@@ -86,6 +131,7 @@ Observation Watcher::observe() {
   else o.state_error = st.error().message;
   o.cancelled_marker = path_exists(dir_.cancelled_marker());
   o.posted_marker = path_exists(dir_.posted_marker());
+  o.delivery_failed = delivery_failed("");
   watch_subruns();
   for (const auto& key : dir_.subrun_keys()) {
     SubrunObservation s;
@@ -94,6 +140,7 @@ Observation Watcher::observe() {
     s.readable = sub.ok();
     if (sub.ok()) s.state = std::move(sub).value();
     s.posted = path_exists(dir_.posted_marker_for(key));
+    s.delivery_failed = !s.posted && delivery_failed(key);
     o.subruns.push_back(std::move(s));
   }
   // The unit only matters while the run has not ended; a finished run is
@@ -106,6 +153,10 @@ Observation Watcher::observe() {
   o.terminal_seen_ms = terminal_seen_ms_;
   o.last_progress_ms = std::max({mtime_ms(dir_.runner_log()), mtime_ms(dir_.events_file()),
                                  mtime_ms(dir_.state_file()), o.state.started_at_ms, o.state.created_at_ms});
+  // Task output counts byte by byte (progress bars, dots): looked at only
+  // when a HUNG deadline is due, since it never wakes the watcher.
+  if (o.state.hung_after_ms > 0 && o.now_ms >= o.last_progress_ms + o.state.hung_after_ms)
+    o.last_progress_ms = std::max(o.last_progress_ms, newest_task_output_ms(dir_.tasks_dir()));
   return o;
 }
 
@@ -124,12 +175,14 @@ void Watcher::refresh_runner(bool force) {
 
 void Watcher::act(const Decision& d, const Observation& o) {
   for (const auto& key : d.post_subruns) {
-    auto r = deliver(dir_, key, "");
+    attempted_.insert(key);
+    auto r = deliver(dir_, key, "", DeliverBy::Watcher);
     if (!r) sd::log_error(fields_, r.error().message);
     else if (*r) sd::log_info(fields_, "posted the message of sub-run " + key);
   }
   if (d.post_run) {
-    auto r = deliver(dir_, "", "");
+    attempted_.insert("");
+    auto r = deliver(dir_, "", "", DeliverBy::Watcher);
     if (!r) sd::log_error(fields_, r.error().message);
     else if (*r) sd::log_info(fields_, std::string("posted the run message: ") + to_string(o.state.status));
   }
@@ -147,6 +200,8 @@ void Watcher::act(const Decision& d, const Observation& o) {
     if (!s) sd::log_error(fields_, "cannot record " + std::string(to_string(v)) + ": " + s.error().message);
   }
   if (d.verdict) sd::log_warning(fields_, std::string(to_string(*d.verdict)) + ": " + d.reason + " (no message)");
+  // A hung run must not hold its tasks, its hosts and its build name.
+  if (d.verdict == RunStatus::Hung) stop_runner("the run is HUNG");
 }
 
 void Watcher::arm_timer(int64_t at_ms) {
@@ -228,6 +283,7 @@ int Watcher::run() {
 
     bool woke = false;
     while (!woke) {
+      if (drain_bus()) break;
       int bus_fd = sd_bus_get_fd(bus_->get());
       int bus_events = sd_bus_get_events(bus_->get());
       pollfd fds[3] = {{ino_.get(), POLLIN, 0}, {timer_.get(), POLLIN, 0},

@@ -1,6 +1,8 @@
 #!/bin/bash
-# A categorized run with 3 sub-runs (2 completed, 1 failed) posts 3 messages;
-# the watcher outlives the last sub-run by the grace window.
+# A categorized run with 3 sub-runs (2 completed, 1 failed) posts 3 messages.
+# The runner closes every sub-run before writing its end, so the watcher
+# leaves as soon as the posts are made, not after the grace window, and the
+# name can be started again at once.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 it_setup
@@ -21,14 +23,10 @@ echo 'not json at all' >> "\$RUNWARDEN_EVENTS"
 exit 0
 SH
 chmod +x "$IT_DIR/work/suites.sh"
-start_run -q --build-name cat-1 --categorize --subrun-grace 4s --workdir "$IT_DIR/work" --runner-command ./suites.sh
+start_run -q --build-name cat-1 --categorize --subrun-grace 60s --workdir "$IT_DIR/work" --runner-command ./suites.sh
 wait_status cat-1 COMPLETED
-ended=$SECONDS
 wait_for -m "three posts" count_is 3
-assert_eq "$(unit_state watcher@cat-1.service)" active "watcher stays for the grace window"
 wait_watcher_done cat-1 15
-waited=$((SECONDS - ended))
-((waited >= 2)) || fail "watcher left after ${waited}s, before the 4s grace window"
 bodies=$(receiver_bodies)
 assert_contains "$bodies" "linux" "linux sub-run posted"
 assert_contains "$bodies" "bsd" "bsd sub-run posted"

@@ -17,6 +17,7 @@ systemd::UnitState unit(const std::string& active, const std::string& sub, const
   u.active = active;
   u.sub = sub;
   u.result = result;
+  u.state_change_ms = kNow - 1'000;
   return u;
 }
 
@@ -201,25 +202,39 @@ TEST(Decide, AFailedCategorizedRunWhoseSubrunsNeverEndedIsNotSilent) {
   EXPECT_TRUE(d.post_run || !d.post_subruns.empty()) << "nothing is posted for a FAILED run";
 }
 
-TEST(Decide, ACategorizedRunWaitsTheGraceWindowAfterItEndedThenExits) {
+TEST(Decide, ACategorizedRunWhoseSubrunsAreAllClosedExitsAtOnce) {
+  // The runner closes every sub-run before writing its end: nothing more can
+  // arrive, so the build name is free again as soon as the posts are made.
   auto o = seen(RunStatus::Completed);
   o.state.categorized = true;
   o.state.ended_at_ms = kNow - 1'000;
   o.state.subrun_grace_ms = 30'000;
-  o.subruns = {sub("linux", RunStatus::Completed)};
+  o.subruns = {sub("linux", RunStatus::Completed), sub("bsd", RunStatus::Terminated)};
+  auto d = decide(o);
+  EXPECT_TRUE(d.exit);
+  EXPECT_EQ(d.wake_at_ms, 0);
+  EXPECT_EQ(d.post_subruns, std::vector<std::string>{"linux"});
+}
+
+TEST(Decide, ACategorizedRunWithAnOpenSubrunWaitsTheGraceWindowThenExits) {
+  auto o = seen(RunStatus::Completed);
+  o.state.categorized = true;
+  o.state.ended_at_ms = kNow - 1'000;
+  o.state.subrun_grace_ms = 30'000;
+  o.subruns = {sub("linux", RunStatus::Completed), sub("windows", RunStatus::Running)};
   auto d = decide(o);
   EXPECT_FALSE(d.exit);
   EXPECT_EQ(d.wake_at_ms, kNow + 29'000);
   EXPECT_EQ(d.post_subruns, std::vector<std::string>{"linux"});
 
-  // A late sub-run reported inside the window still posts.
+  // A late sub-run reported inside the window still posts, and closes it.
   o.subruns = {sub("linux", RunStatus::Completed, true), sub("windows", RunStatus::Failed)};
   o.now_ms = kNow + 28'999;
   d = decide(o);
-  EXPECT_FALSE(d.exit);
+  EXPECT_TRUE(d.exit);
   EXPECT_EQ(d.post_subruns, std::vector<std::string>{"windows"});
 
-  o.subruns = {sub("linux", RunStatus::Completed, true), sub("windows", RunStatus::Failed, true)};
+  o.subruns = {sub("linux", RunStatus::Completed, true), sub("windows", RunStatus::Running)};
   o.now_ms = kNow + 29'000;
   d = decide(o);
   EXPECT_TRUE(d.exit);
@@ -227,15 +242,30 @@ TEST(Decide, ACategorizedRunWaitsTheGraceWindowAfterItEndedThenExits) {
   EXPECT_EQ(d.wake_at_ms, 0);
 }
 
-TEST(Decide, AFailedCategorizedRunAlsoWaitsTheGraceWindow) {
+TEST(Decide, AFailedCategorizedRunWithNoSubrunPostsItselfAndExits) {
   auto o = seen(RunStatus::Failed);
   o.state.categorized = true;
   o.state.ended_at_ms = kNow;
   o.state.subrun_grace_ms = 10'000;
   auto d = decide(o);
   EXPECT_TRUE(d.post_run);
-  EXPECT_FALSE(d.exit);
-  EXPECT_EQ(d.wake_at_ms, kNow + 10'000);
+  EXPECT_TRUE(d.exit);
+}
+
+TEST(Decide, AMessageWhoseDeliveryFinallyFailedIsNotAttemptedAgain) {
+  auto o = seen(RunStatus::Completed);
+  o.delivery_failed = true;
+  auto d = decide(o);
+  EXPECT_FALSE(d.post_run);
+  EXPECT_TRUE(d.exit);
+
+  o = seen(RunStatus::Running);
+  o.state.categorized = true;
+  auto failed = sub("linux", RunStatus::Completed);
+  failed.delivery_failed = true;
+  o.subruns = {failed, sub("bsd", RunStatus::Failed)};
+  d = decide(o);
+  EXPECT_EQ(d.post_subruns, std::vector<std::string>{"bsd"});
 }
 
 // Regression: with a categorized COMPLETED/FAILED state whose ended_at_ms is 0
@@ -248,6 +278,7 @@ TEST(Decide, ACategorizedRunWithoutAnEndTimeStillExitsAfterTheGraceWindow) {
   o.state.categorized = true;
   o.state.ended_at_ms = 0;
   o.state.subrun_grace_ms = 30'000;
+  o.subruns = {sub("linux", RunStatus::Running)};
   o.terminal_seen_ms = o.now_ms;  // the watcher remembers when it saw the end
   auto d = decide(o);
   ASSERT_FALSE(d.exit);
@@ -255,6 +286,25 @@ TEST(Decide, ACategorizedRunWithoutAnEndTimeStillExitsAfterTheGraceWindow) {
   o.now_ms = d.wake_at_ms;
   d = decide(o);
   EXPECT_TRUE(d.exit) << "woke at the end of the window, asked to wake again at " << d.wake_at_ms;
+}
+
+TEST(Decide, APreviousRunsFailedRunnerUnitDoesNotTerminateANewRun) {
+  // start-run of a reused name: the watcher is up before runner@ starts, and
+  // the manager still remembers the previous run's failure.
+  for (auto status : {RunStatus::Pending, RunStatus::Running}) {
+    auto o = seen(status);
+    o.state.created_at_ms = kNow - 2'000;
+    o.runner = unit("failed", "failed", "signal");
+    o.runner.state_change_ms = kNow - 3'600'000;
+    auto d = decide(o);
+    EXPECT_FALSE(d.verdict.has_value()) << to_string(status) << ": " << d.reason;
+    EXPECT_FALSE(d.exit);
+    // The same failure, seen after this run was created, ends it.
+    o.runner.state_change_ms = kNow - 1'000;
+    d = decide(o);
+    ASSERT_TRUE(d.verdict.has_value());
+    EXPECT_EQ(*d.verdict, RunStatus::Terminated);
+  }
 }
 
 TEST(Decide, ARunningRunWhoseRunnerUnitIsGoneIsTerminated) {
