@@ -7,6 +7,8 @@
 #include <mutex>
 #include <string_view>
 
+#include "common/text.h"
+
 #ifndef RUNWARDEN_VERSION
 #define RUNWARDEN_VERSION "dev"
 #endif
@@ -20,12 +22,6 @@ constexpr Millis kMaxConnectTimeout{10000};
 void global_init_once() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
 }
 
 bool starts_with_nocase(std::string_view s, std::string_view prefix) {

@@ -4,16 +4,12 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
+
 namespace rw::notify {
 namespace {
 
 constexpr size_t kMaxBodyInReason = 200;
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 /// One line of printable ASCII, at most `max` chars: reasons end up in logs,
 /// the journal and JSON files, where raw bytes from a server do not belong.
@@ -71,7 +67,7 @@ std::string describe(const Attempt& a) {
   return detail.empty() ? out : out + " (" + detail + ")";
 }
 
-Decision decide(const RetryPolicy& p, int attempt, const Attempt& a) {
+RetryDecision decide_retry(const RetryPolicy& p, int attempt, const Attempt& a) {
   // Mattermost answers 200 "ok", Slack-compatible servers 200 with JSON
   // (Rocket.Chat, Zulip) or 204 (Discord): any 2xx means the post arrived.
   if (is_success(a.http_status)) return {Verdict::Delivered, Millis(0), describe(a)};

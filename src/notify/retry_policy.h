@@ -26,7 +26,7 @@ struct RetryPolicy {
 
 enum class Verdict { Delivered, Retry, GiveUp };
 
-struct Decision {
+struct RetryDecision {
   Verdict verdict;
   Millis delay{0};     ///< wait before the next attempt (Retry only)
   std::string reason;  ///< human readable; never the URL
@@ -37,7 +37,7 @@ struct Decision {
 /// max_delay, or after Retry-After (capped at max_retry_after) when a 429 or
 /// 503 carries one; GiveUp once attempt reaches max_attempts. Anything else
 /// (other 4xx, 3xx) is GiveUp at once: it would fail again.
-Decision decide(const RetryPolicy& p, int attempt, const Attempt& a);
+RetryDecision decide_retry(const RetryPolicy& p, int attempt, const Attempt& a);
 
 /// "HTTP 400 (Mattermost error ID: MESSAGE)", "HTTP 502 (first 200 chars of
 /// the body)", "connection error: Timeout was reached".

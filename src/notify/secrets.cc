@@ -12,6 +12,7 @@
 
 #include "common/fd.h"
 #include "common/files.h"
+#include "common/text.h"
 
 extern char** environ;
 
@@ -20,12 +21,6 @@ namespace {
 
 // A webhook env file is a few lines; anything bigger is not one.
 constexpr size_t kMaxSecretFile = 1 << 20;
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 std::string octal_mode(mode_t mode) {
   char buf[8];

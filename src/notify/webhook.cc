@@ -55,7 +55,7 @@ SendResult send_with_retries(Transport& t, const std::string& url, const std::st
   const std::string of = "/" + std::to_string(std::max(p.max_attempts, 1));
   for (int attempt = 1;; ++attempt) {
     Attempt a = t.post(url, body, per_attempt_timeout);
-    Decision d = decide(p, attempt, a);
+    RetryDecision d = decide_retry(p, attempt, a);
     result.attempts = attempt;
     result.last_status = a.http_status;
     result.reason = redact_url(d.reason, url);

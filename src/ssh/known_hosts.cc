@@ -6,15 +6,10 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/text.h"
+
 namespace rw::ssh {
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
 
 // Splits off the next whitespace-separated field.
 std::string_view next_field(std::string_view& s) {

@@ -18,4 +18,21 @@ wait_watcher_done again
 assert_eq "$(receiver_count)" 2 "the new run posted its own message"
 assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/again/runner.log")" "second" "new log"
 assert_not_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/again/runner.log")" "first" "no stale log"
+
+# A name whose previous runner@ ended failed (SIGKILLed, not resumable): the
+# new run's watcher must not take that old failure for this run's end.
+n=$(unique_seconds)
+for i in 1 2 3; do
+  start_run -q --build-name reborn --runner-command "sleep $n"
+  wait_for -m "command running" pgrep -f "^sleep $n$"
+  kill -KILL "$(unit_pid runner@reborn.service)"
+  wait_status reborn TERMINATED
+  wait_watcher_done reborn
+  assert_eq "$(unit_state runner@reborn.service)" failed "the old runner@ is left failed"
+  before=$(receiver_count)
+  start_run -q --build-name reborn --runner-command 'sleep 1; echo reborn'
+  wait_status reborn COMPLETED
+  wait_watcher_done reborn
+  assert_eq "$(receiver_count)" $((before + 1)) "round $i: the new run completed and posted"
+done
 pass

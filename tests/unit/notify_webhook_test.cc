@@ -236,7 +236,7 @@ TEST_F(CurlTransportTest, PostsJsonToARealServerAndReadsOk) {
   EXPECT_TRUE(a.transport_error.empty());
   EXPECT_EQ(slurp(received_), body);
   EXPECT_EQ(slurp(received_ + ".ctype"), "application/json");
-  EXPECT_EQ(decide({}, 1, a).verdict, Verdict::Delivered);
+  EXPECT_EQ(decide_retry({}, 1, a).verdict, Verdict::Delivered);
 }
 
 TEST_F(CurlTransportTest, ReadsStatusBodyAndRetryAfterOfARefusal) {
@@ -244,7 +244,7 @@ TEST_F(CurlTransportTest, ReadsStatusBodyAndRetryAfterOfARefusal) {
   Attempt a = t.post(url("/busy"), "{}", Millis(10000));
   EXPECT_EQ(a.http_status, 429);
   EXPECT_EQ(a.retry_after, Millis(7000));
-  auto d = decide({}, 1, a);
+  auto d = decide_retry({}, 1, a);
   EXPECT_EQ(d.verdict, Verdict::Retry);
   EXPECT_EQ(d.delay, Millis(7000));
   EXPECT_NE(d.reason.find("api.context.rate_limit"), std::string::npos) << d.reason;
@@ -272,7 +272,7 @@ TEST(CurlTransportErrors, AClosedPortIsAConnectionErrorWithoutTheUrl) {
   EXPECT_FALSE(a.transport_error.empty());
   EXPECT_EQ(a.transport_error.find("s3cretpath"), std::string::npos) << a.transport_error;
   EXPECT_EQ(a.transport_error.find(std::to_string(port)), std::string::npos) << a.transport_error;
-  EXPECT_EQ(decide({}, 1, a).verdict, Verdict::Retry);
+  EXPECT_EQ(decide_retry({}, 1, a).verdict, Verdict::Retry);
 }
 
 }  // namespace
