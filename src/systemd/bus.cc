@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "common/clock.h"
 #include "common/files.h"
@@ -79,36 +80,77 @@ Result<std::string> Bus::unit_path(const std::string& unit) {
   return std::string(path);
 }
 
+namespace {
+
+/// One GetAll of `iface` on `path`; `take` is called with each property name
+/// and the reply positioned on its variant, and returns true if it read the
+/// variant (entered, read, exited), false to have it skipped.
+template <class Take>
+Status get_all(sd_bus* bus, const std::string& path, const char* iface, const std::string& what, Take take) {
+  sd_bus_error e = SD_BUS_ERROR_NULL;
+  sd_bus_message* reply = nullptr;
+  ScopeExit cleanup([&] {
+    sd_bus_error_free(&e);
+    sd_bus_message_unref(reply);
+  });
+  int r = sd_bus_call_method(bus, kDest, path.c_str(), "org.freedesktop.DBus.Properties", "GetAll", &e, &reply, "s",
+                             iface);
+  if (r < 0) return bus_error("read the properties of " + what, r, &e);
+  if ((r = sd_bus_message_enter_container(reply, 'a', "{sv}")) < 0) return bus_error("read GetAll reply", r);
+  while ((r = sd_bus_message_enter_container(reply, 'e', "sv")) > 0) {
+    const char* name = nullptr;
+    if ((r = sd_bus_message_read(reply, "s", &name)) < 0) return bus_error("read GetAll reply", r);
+    r = take(std::string_view(name), reply) ? 0 : sd_bus_message_skip(reply, "v");
+    if (r < 0) return bus_error(std::string("read property ") + name + " of " + what, r);
+    if ((r = sd_bus_message_exit_container(reply)) < 0) return bus_error("read GetAll reply", r);
+  }
+  if (r < 0) return bus_error("read GetAll reply", r);
+  return {};
+}
+
+/// Reads a variant of signature `sig` holding one basic value into `out`.
+template <class T>
+int read_variant(sd_bus_message* m, const char* sig, T* out) {
+  int r = sd_bus_message_enter_container(m, 'v', sig);
+  if (r < 0) return r;
+  if ((r = sd_bus_message_read_basic(m, sig[0], out)) < 0) return r;
+  return sd_bus_message_exit_container(m);
+}
+
+}  // namespace
+
 Result<UnitState> Bus::unit_state(const std::string& unit) {
   RW_ASSIGN(std::string path, unit_path(unit));
   UnitState st;
-  auto get = [&](const char* iface, const char* prop, std::string* out) -> Status {
-    sd_bus_error e = SD_BUS_ERROR_NULL;
-    char* v = nullptr;
-    int r = sd_bus_get_property_string(bus_.get(), kDest, path.c_str(), iface, prop, &e, &v);
-    ScopeExit cleanup([&] {
-      sd_bus_error_free(&e);
-      std::free(v);
-    });
-    if (r < 0) return bus_error(std::string("read ") + prop + " of " + unit, r, &e);
-    *out = v;
-    return {};
+  auto str = [](sd_bus_message* m, std::string* out) {
+    const char* v = nullptr;
+    int r = read_variant(m, "s", &v);
+    if (r >= 0) *out = v;
+    return r >= 0;
   };
-  RW_TRY(get("org.freedesktop.systemd1.Unit", "ActiveState", &st.active));
-  RW_TRY(get("org.freedesktop.systemd1.Unit", "SubState", &st.sub));
-  // Service properties exist for services only; a missing one is not fatal.
-  (void)get("org.freedesktop.systemd1.Service", "Result", &st.result);
-  sd_bus_error e = SD_BUS_ERROR_NULL;
-  uint32_t pid = 0;
-  if (sd_bus_get_property_trivial(bus_.get(), kDest, path.c_str(), "org.freedesktop.systemd1.Service", "MainPID",
-                                  &e, 'u', &pid) >= 0)
-    st.main_pid = pid;
-  sd_bus_error_free(&e);
-  uint64_t changed_us = 0;
-  if (sd_bus_get_property_trivial(bus_.get(), kDest, path.c_str(), "org.freedesktop.systemd1.Unit",
-                                  "StateChangeTimestamp", &e, 't', &changed_us) >= 0)
-    st.state_change_ms = static_cast<int64_t>(changed_us / 1000);
-  sd_bus_error_free(&e);
+  RW_TRY(get_all(bus_.get(), path, "org.freedesktop.systemd1.Unit", unit, [&](std::string_view name, sd_bus_message* m) {
+    if (name == "ActiveState") return str(m, &st.active);
+    if (name == "SubState") return str(m, &st.sub);
+    if (name == "StateChangeTimestamp") {
+      uint64_t us = 0;
+      if (read_variant(m, "t", &us) < 0) return false;
+      st.state_change_ms = static_cast<int64_t>(us / 1000);
+      return true;
+    }
+    return false;
+  }));
+  if (st.active.empty()) return err("the service manager reported no ActiveState for " + unit, 6);
+  // Service properties exist for services only; missing ones are not fatal.
+  (void)get_all(bus_.get(), path, "org.freedesktop.systemd1.Service", unit, [&](std::string_view name, sd_bus_message* m) {
+    if (name == "Result") return str(m, &st.result);
+    if (name == "MainPID") {
+      uint32_t pid = 0;
+      if (read_variant(m, "u", &pid) < 0) return false;
+      st.main_pid = pid;
+      return true;
+    }
+    return false;
+  });
   return st;
 }
 

@@ -46,8 +46,16 @@ int64_t newest_task_output_ms(const std::string& tasks_dir) {
   return newest;
 }
 
+/// What the runner's PropertiesChanged signals leave behind.
+struct RunnerSignals {
+  bool dirty = true;  ///< the unit state read last may be stale
+  uint64_t seen = 0;  ///< signals received so far
+};
+
 int on_properties_changed(sd_bus_message*, void* userdata, sd_bus_error*) {
-  *static_cast<bool*>(userdata) = true;
+  auto* s = static_cast<RunnerSignals*>(userdata);
+  s->dirty = true;
+  ++s->seen;
   return 0;
 }
 
@@ -70,14 +78,15 @@ class Watcher {
   /// Stops runner@ the way cancel-run does (its tasks, local and remote,
   /// are aborted), leaving the state the watcher recorded.
   void stop_runner(const std::string& why);
-  /// Runs every bus message already queued; true if the runner changed.
+  /// Runs every bus message already queued; true if a new signal about the
+  /// runner arrived (a state read long ago does not wake the loop again).
   bool drain_bus();
 
   state::RunDir dir_;
   sd::LogFields fields_;
   std::optional<sd::Bus> bus_;
   std::string runner_unit_;
-  bool runner_dirty_ = true;
+  RunnerSignals runner_signals_;
   sd::UnitState runner_;
   bool runner_known_ = false;
   Fd ino_;
@@ -107,8 +116,9 @@ bool Watcher::drain_bus() {
   // Synchronous calls (unit state, stop) read whatever signals arrived
   // meanwhile into sd-bus's queue; poll() on the socket would not see them.
   // An error shows up again in the poll loop, which reports it.
+  const uint64_t before = runner_signals_.seen;
   (void)sd::process_queued(bus_->get());
-  return runner_dirty_;
+  return runner_signals_.seen != before;
 }
 
 void Watcher::watch_subruns() {
@@ -161,14 +171,14 @@ Observation Watcher::observe() {
 }
 
 void Watcher::refresh_runner(bool force) {
-  if (!(runner_dirty_ || force) || !bus_) return;
-  runner_dirty_ = false;
+  if (!(runner_signals_.dirty || force) || !bus_) return;
+  runner_signals_.dirty = false;
   auto u = bus_->unit_state(runner_unit_);
   if (u.ok()) {
     runner_ = *u;
     runner_known_ = true;
   } else {
-    runner_dirty_ = true;
+    runner_signals_.dirty = true;
     sd::log_warning(fields_, "cannot read " + runner_unit_ + ": " + u.error().message);
   }
 }
@@ -249,7 +259,7 @@ int Watcher::run() {
   }
   int r = sd_bus_match_signal(bus_->get(), &slot, "org.freedesktop.systemd1", path->c_str(),
                               "org.freedesktop.DBus.Properties", "PropertiesChanged", on_properties_changed,
-                              &runner_dirty_);
+                              &runner_signals_);
   if (r < 0 || !bus_->subscribe().ok()) {
     sd::log_error(fields_, "cannot follow " + runner_unit_ + " on the bus");
     return 1;
@@ -307,6 +317,7 @@ int Watcher::run() {
         woke = true;
       }
       if (fds[2].revents) {
+        const uint64_t before = runner_signals_.seen;
         for (;;) {
           int p = sd_bus_process(bus_->get(), nullptr);
           if (p < 0) {
@@ -316,7 +327,7 @@ int Watcher::run() {
           }
           if (p == 0) break;
         }
-        if (runner_dirty_) woke = true;
+        if (runner_signals_.seen != before) woke = true;
       }
     }
   }
