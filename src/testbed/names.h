@@ -1,0 +1,45 @@
+#pragma once
+// Names of what a testbed creates on a host, and the ownership tag.
+//
+// libvirt objects get readable names (rw-<build>-<object>); kernel interface
+// names (bridges, VXLAN links) are at most 15 characters, so they are a short
+// prefix plus a hash of the same identity: two testbeds never share one, and
+// a resumed runner finds the one it made.
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace rw::testbed {
+
+/// XML namespace of the ownership tag in libvirt <metadata>.
+inline constexpr const char* kOwnerNs = "https://runwarden.org/xmlns/testbed/1";
+
+/// Who made an object: the testbed (the run's build name) and the object's
+/// name in the plan.
+struct Owner {
+  std::string testbed;
+  std::string object;
+};
+
+/// "rw-<testbed>-<object>": the libvirt name of a testbed object.
+std::string libvirt_name(const Owner& o);
+
+/// Kernel interface name for `kind` ('b' bridge, 'x' VXLAN, 't' tap):
+/// "rw" + kind + 12 hex digits of a hash of the owner, 15 characters.
+std::string interface_name(char kind, const Owner& o);
+
+/// The <metadata> child element that tags an object as ours.
+std::string owner_element(const Owner& o);
+
+/// The owner tag found in an object's XML description, if any.
+std::optional<Owner> owner_of(std::string_view xml);
+
+/// `s` with &, <, >, ' and " escaped for XML text and attributes.
+std::string xml_escape(std::string_view s);
+
+/// The value of attribute `attr` of the first element named `element` in
+/// `xml` (quotes ' or "), unescaped; nullopt if absent.
+std::optional<std::string> xml_attr(std::string_view xml, std::string_view element, std::string_view attr);
+
+}  // namespace rw::testbed

@@ -1,0 +1,76 @@
+#pragma once
+// Testbed networks on one libvirt host: the XML we define, and the ensure
+// and remove steps. Every step looks the network up by name and checks our
+// ownership tag first, so running it again (a resumed runner) changes
+// nothing, and nothing that is not ours is ever touched.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "testbed/names.h"
+#include "testbed/virt.h"
+
+namespace rw::testbed {
+
+/// An IPv4 subnet: network address and prefix length.
+struct Subnet {
+  uint32_t network = 0;  ///< host byte order, host bits zero
+  int prefix = 0;
+  bool overlaps(const Subnet& o) const;
+  /// The n-th address of the subnet, dotted.
+  std::string address(uint32_t n) const;
+  /// Last usable host number (the broadcast address minus one).
+  uint32_t last_host() const;
+  std::string to_string() const;
+};
+
+/// Parses "10.77.0.0/24" (host bits must be zero; prefix 8..30).
+Result<Subnet> parse_subnet(const std::string& text);
+
+struct DhcpHost {
+  std::string mac;   ///< "52:54:00:..."
+  std::string ip;    ///< inside the subnet
+  std::string name;  ///< guest name, optional
+};
+
+struct NetworkSpec {
+  enum class Mode { Isolated, Nat };
+  std::string name;  ///< the plan's name for it
+  Mode mode = Mode::Isolated;
+  Subnet subnet;
+  bool dhcp = true;  ///< hand out the range gateway+9 .. end of the subnet
+  std::vector<DhcpHost> hosts;
+  int mtu = 0;  ///< 0: the bridge's default
+};
+
+/// The network XML for `spec` owned by testbed `testbed`: gateway at the
+/// subnet's first address, DNS off (nothing is forwarded off the host), the
+/// bridge named by interface_name('b', ...), our tag in <metadata>.
+std::string network_definition(const std::string& testbed, const NetworkSpec& spec);
+
+struct EnsureResult {
+  std::string libvirt_name;
+  std::string bridge;
+  bool created = false;  ///< defined by this call (false: found, ours)
+  bool started = false;  ///< started by this call
+};
+
+/// Makes network `spec` of `testbed` exist and run on `host`. A network of
+/// that name that is not ours is an error, as is a subnet that overlaps
+/// another network of the host. A network defined here that fails to start
+/// is undefined again: a failure leaves nothing behind.
+Result<EnsureResult> ensure_network(const Virt& host, const std::string& testbed, const NetworkSpec& spec);
+
+/// Stops and undefines network `name` of `testbed`. Missing is success; a
+/// network that is not ours, or that guests still use, is refused.
+/// Returns true if something was removed.
+Result<bool> remove_network(const Virt& host, const std::string& testbed, const std::string& name);
+
+/// The networks on `host` tagged by `testbed` (every tagged one when
+/// `testbed` is empty), as their owners.
+Result<std::vector<Owner>> owned_networks(const Virt& host, const std::string& testbed);
+
+}  // namespace rw::testbed
