@@ -10,6 +10,8 @@ PACKAGES=(
   libvirt-dev libssh2-1-dev libcli11-dev libgtest-dev libgmock-dev
   # run and test: a service manager, sshd hosts in namespaces, a receiver
   systemd dbus openssh-server openssh-client iproute2 procps psmisc util-linux curl python3
+  # independent readers of the testbed seed image
+  mtools dosfstools
   # fuzzing
   clang libclang-rt-14-dev
 )
