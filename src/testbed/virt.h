@@ -22,8 +22,24 @@ struct ConnClose {
 struct NetworkFree {
   void operator()(virNetworkPtr n) const { virNetworkFree(n); }
 };
+struct PoolFree {
+  void operator()(virStoragePoolPtr p) const { virStoragePoolFree(p); }
+};
+struct VolFree {
+  void operator()(virStorageVolPtr v) const { virStorageVolFree(v); }
+};
+struct DomainFree {
+  void operator()(virDomainPtr d) const { virDomainFree(d); }
+};
+struct StreamFree {
+  void operator()(virStreamPtr s) const { virStreamFree(s); }
+};
 using ConnPtr = std::unique_ptr<virConnect, ConnClose>;
 using NetworkPtr = std::unique_ptr<virNetwork, NetworkFree>;
+using PoolPtr = std::unique_ptr<virStoragePool, PoolFree>;
+using VolPtr = std::unique_ptr<virStorageVol, VolFree>;
+using DomainPtr = std::unique_ptr<virDomain, DomainFree>;
+using StreamPtr = std::unique_ptr<virStream, StreamFree>;
 
 /// The last libvirt error of this thread: its code (virErrorNumber, 0 if
 /// none) and "what: message".
@@ -48,6 +64,12 @@ class Virt {
   Result<NetworkPtr> find_network(const std::string& name) const;
   /// Every network this host has, active or not.
   Result<std::vector<NetworkPtr>> all_networks() const;
+  /// The storage pool named `name`, or nullptr when there is none.
+  Result<PoolPtr> find_pool(const std::string& name) const;
+  Result<std::vector<PoolPtr>> all_pools() const;
+  /// The domain named `name`, or nullptr when there is none.
+  Result<DomainPtr> find_domain(const std::string& name) const;
+  Result<std::vector<DomainPtr>> all_domains() const;
 
  private:
   Virt(ConnPtr c, std::string uri) : conn_(std::move(c)), uri_(std::move(uri)) {}
@@ -57,5 +79,11 @@ class Virt {
 
 /// The XML description of a network (its live one while it runs).
 Result<std::string> network_xml(virNetworkPtr n);
+
+/// Takes a string libvirt allocated (nullptr on error) and frees it.
+Result<std::string> take_string(char* s, const std::string& what);
+
+/// The volume named `name` in `pool`, or nullptr when there is none.
+Result<VolPtr> find_volume(virStoragePoolPtr pool, const std::string& name);
 
 }  // namespace rw::testbed
