@@ -6,15 +6,6 @@
 namespace rw::testbed {
 namespace {
 
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 std::string xml_unescape(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -40,11 +31,20 @@ std::string xml_unescape(std::string_view s) {
 
 }  // namespace
 
+uint64_t stable_hash(std::string_view s, uint64_t seed) {
+  uint64_t h = seed;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
 std::string libvirt_name(const Owner& o) { return "rw-" + o.testbed + "-" + o.object; }
 
 std::string interface_name(char kind, const Owner& o) {
   // The separator cannot occur in either part (names follow the one name rule).
-  uint64_t h = fnv1a(o.testbed + "/" + o.object) & 0xffffffffffffull;
+  uint64_t h = stable_hash(o.testbed + "/" + o.object) & 0xffffffffffffull;
   char buf[16];
   std::snprintf(buf, sizeof buf, "rw%c%012llx", kind, static_cast<unsigned long long>(h));
   return buf;

@@ -6,6 +6,7 @@
 // prefix plus a hash of the same identity: two testbeds never share one, and
 // a resumed runner finds the one it made.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,10 @@ struct Owner {
   std::string testbed;
   std::string object;
 };
+
+/// FNV-1a of `s` from `seed`: stable across runs and builds, for names,
+/// MACs and UUIDs derived from an identity.
+uint64_t stable_hash(std::string_view s, uint64_t seed = 1469598103934665603ull);
 
 /// "rw-<testbed>-<object>": the libvirt name of a testbed object.
 std::string libvirt_name(const Owner& o);
