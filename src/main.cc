@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   rw::cli::add_event(app, &action);
   rw::cli::add_validate(app, &action);
   rw::cli::add_exec(app, &action);
+  rw::cli::add_testbed(app, &action);
   rw::cli::add_runner(app, &action);
   rw::cli::add_watcher(app, &action);
 

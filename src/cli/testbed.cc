@@ -1,0 +1,166 @@
+// runwarden testbed ls|gc|down: what runs made on a libvirt host, found by
+// their ownership tags, and its removal. gc never touches a testbed whose
+// run is still going; down removes one testbed and refuses a live run.
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/cli.h"
+#include "cli/common.h"
+#include "common/build_name.h"
+#include "state/store.h"
+#include "testbed/inventory.h"
+
+namespace rw::cli {
+namespace {
+
+using nlohmann::json;
+
+struct TestbedOptions {
+  std::string uri;
+  std::string testbed;
+  bool json = false;
+  bool dry_run = false;
+};
+
+std::string default_uri() {
+  const char* u = std::getenv("RUNWARDEN_LIBVIRT_URI");
+  return u && *u ? u : "qemu:///system";
+}
+
+/// The state of the run a testbed belongs to: its status, or "none" when
+/// there is no such run (a leftover of a removed run).
+std::string run_of(const std::string& testbed) {
+  if (!validate_build_name(testbed).ok()) return "none";
+  state::RunDir dir(state::state_root(), testbed);
+  if (!dir.exists()) return "none";
+  auto st = dir.load();
+  return st.ok() ? state::to_string(st->status) : "UNREADABLE";
+}
+
+/// A run that may still use its testbed: not ended, or unreadable (so
+/// nothing is removed on a guess).
+bool run_is_live(const std::string& run) {
+  if (run == "none") return false;
+  if (run == "UNREADABLE") return true;
+  return !state::is_terminal(state::parse_run_status(run));
+}
+
+json object_json(const testbed::Object& o, const std::string& run) {
+  return {{"kind", testbed::to_string(o.kind)}, {"testbed", o.testbed}, {"name", o.name}, {"run", run}};
+}
+
+Result<testbed::Virt> connect(const TestbedOptions& o) {
+  auto v = testbed::Virt::open(o.uri);
+  if (!v) return err(v.error().message, kFailed);
+  return v;
+}
+
+int ls(const TestbedOptions& o) {
+  auto host = connect(o);
+  if (!host) return fail(host.error());
+  auto inv = testbed::inventory(*host, o.testbed);
+  if (!inv) return fail(inv.error());
+  json out = json::array();
+  for (const auto& obj : *inv) {
+    std::string run = run_of(obj.testbed);
+    if (o.json) out.push_back(object_json(obj, run));
+    else std::cout << testbed::to_string(obj.kind) << "\t" << obj.testbed << "\t" << (obj.name.empty() ? "-" : obj.name)
+                   << "\trun " << run << "\n";
+  }
+  if (o.json) std::cout << out.dump(2) << "\n";
+  else if (inv->empty()) std::cout << "nothing made by runwarden on " << o.uri << "\n";
+  return kOk;
+}
+
+/// Removes `objs` (already in removal order), printing what happened.
+int remove_objects(const testbed::Virt& host, const std::vector<testbed::Object>& objs, const TestbedOptions& o) {
+  json out = json::array();
+  int failed = 0;
+  for (const auto& obj : objs) {
+    std::string what = std::string(testbed::to_string(obj.kind)) + " " + obj.testbed +
+                       (obj.name.empty() ? "" : "/" + obj.name);
+    json j = object_json(obj, run_of(obj.testbed));
+    if (o.dry_run) {
+      j["action"] = "would remove";
+      if (!o.json) std::cout << "would remove " << what << "\n";
+    } else if (auto r = testbed::remove_object(host, obj); !r) {
+      ++failed;
+      j["action"] = "failed";
+      j["error"] = r.error().message;
+      std::cerr << "runwarden testbed: " << r.error().message << "\n";
+    } else {
+      j["action"] = *r ? "removed" : "gone";
+      if (!o.json) std::cout << (*r ? "removed " : "already gone: ") << what << "\n";
+    }
+    out.push_back(std::move(j));
+  }
+  if (o.json) std::cout << out.dump(2) << "\n";
+  else if (objs.empty()) std::cout << "nothing to remove on " << o.uri << "\n";
+  return failed ? kFailed : kOk;
+}
+
+int gc(const TestbedOptions& o) {
+  auto host = connect(o);
+  if (!host) return fail(host.error());
+  auto inv = testbed::inventory(*host, o.testbed);
+  if (!inv) return fail(inv.error());
+  std::vector<testbed::Object> dead;
+  for (const auto& obj : *inv)
+    if (!run_is_live(run_of(obj.testbed))) dead.push_back(obj);
+  return remove_objects(*host, dead, o);
+}
+
+int down(const TestbedOptions& o) {
+  int rc;
+  if (!check_build(o.testbed, &rc)) return rc;
+  std::string run = run_of(o.testbed);
+  if (run_is_live(run))
+    return fail(err("run " + o.testbed + " is " + run + ": cancel it first (cancel-run --build-name " + o.testbed +
+                        ")",
+                    kConflict));
+  auto host = connect(o);
+  if (!host) return fail(host.error());
+  auto inv = testbed::inventory(*host, o.testbed);
+  if (!inv) return fail(inv.error());
+  return remove_objects(*host, *inv, o);
+}
+
+}  // namespace
+
+void add_testbed(CLI::App& app, Action* action) {
+  auto o = std::make_shared<TestbedOptions>();
+  o->uri = default_uri();
+  auto* cmd = app.add_subcommand("testbed",
+                                 "Testbeds on a libvirt host: list what runs made (ls), remove what no live run "
+                                 "owns (gc), remove one testbed (down)");
+  cmd->require_subcommand(1);
+  auto common = [&](CLI::App* sub) {
+    sub->add_option("--connect,-c", o->uri,
+                    "libvirt URI of the host (default $RUNWARDEN_LIBVIRT_URI, else qemu:///system)");
+    sub->add_flag("--json", o->json, "Print as JSON");
+  };
+  auto* ls_cmd = cmd->add_subcommand("ls", "List the guests, networks and pools runs made, with their run's state");
+  common(ls_cmd);
+  ls_cmd->add_option("--testbed", o->testbed, "Only this testbed (a build name)");
+  ls_cmd->callback([=] { *action = [=] { return ls(*o); }; });
+
+  auto* gc_cmd = cmd->add_subcommand(
+      "gc", "Remove what runs made whose run has ended or no longer exists; a live run's testbed is never touched");
+  common(gc_cmd);
+  gc_cmd->add_option("--testbed", o->testbed, "Only this testbed (a build name)");
+  gc_cmd->add_flag("--dry-run,-n", o->dry_run, "Only print what would be removed");
+  gc_cmd->callback([=] { *action = [=] { return gc(*o); }; });
+
+  auto* down_cmd = cmd->add_subcommand("down", "Remove every guest, network and pool of one testbed (exit 3 if its "
+                                               "run is still going)");
+  common(down_cmd);
+  down_cmd->add_option("testbed", o->testbed, "The testbed: its run's build name")->required();
+  down_cmd->add_flag("--dry-run,-n", o->dry_run, "Only print what would be removed");
+  down_cmd->callback([=] { *action = [=] { return down(*o); }; });
+}
+
+}  // namespace rw::cli
