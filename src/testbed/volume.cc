@@ -95,23 +95,11 @@ Result<EnsuredVolume> ensure_overlay(const Virt& host, virStoragePoolPtr pool, c
   return out;
 }
 
-Result<EnsuredVolume> ensure_uploaded(const Virt& host, virStoragePoolPtr pool, const std::string& name,
-                                      const std::string& bytes) {
-  EnsuredVolume out;
-  RW_ASSIGN(out.vol, find_volume(pool, name));
-  if (!out.vol) {
-    const std::string xml = "<volume><name>" + xml_escape(name) + "</name><capacity unit='bytes'>" +
-                            std::to_string(bytes.size()) + "</capacity><target><format type='raw'/></target></volume>";
-    virStorageVolPtr made = virStorageVolCreateXML(pool, xml.c_str(), 0);
-    if (!made) return last_virt_error("create volume " + name + " on " + host.uri()).error;
-    out.vol.reset(made);
-    out.created = true;
-  }
-  // Uploaded every time: the same bytes again after a resume, which is
-  // cheaper than reading them back to compare.
+Status upload(const Virt& host, virStorageVolPtr vol, const std::string& bytes) {
+  const std::string name = virStorageVolGetName(vol);
   StreamPtr st(virStreamNew(host.get(), 0));
   if (!st) return last_virt_error("open a stream to " + host.uri()).error;
-  if (virStorageVolUpload(out.vol.get(), st.get(), 0, bytes.size(), 0) < 0)
+  if (virStorageVolUpload(vol, st.get(), 0, bytes.size(), 0) < 0)
     return last_virt_error("upload volume " + name + " to " + host.uri()).error;
   for (size_t sent = 0; sent < bytes.size();) {
     int n = virStreamSend(st.get(), bytes.data() + sent, std::min<size_t>(bytes.size() - sent, 256 * 1024));
@@ -123,6 +111,24 @@ Result<EnsuredVolume> ensure_uploaded(const Virt& host, virStoragePoolPtr pool, 
     sent += size_t(n);
   }
   if (virStreamFinish(st.get()) < 0) return last_virt_error("finish uploading volume " + name).error;
+  return {};
+}
+
+Result<EnsuredVolume> ensure_uploaded(const Virt& host, virStoragePoolPtr pool, const std::string& name,
+                                      const std::string& bytes, const UploadFn& write) {
+  EnsuredVolume out;
+  RW_ASSIGN(out.vol, find_volume(pool, name));
+  if (!out.vol) {
+    const std::string xml = "<volume><name>" + xml_escape(name) + "</name><capacity unit='bytes'>" +
+                            std::to_string(bytes.size()) + "</capacity><target><format type='raw'/></target></volume>";
+    virStorageVolPtr made = virStorageVolCreateXML(pool, xml.c_str(), 0);
+    if (!made) return last_virt_error("create volume " + name + " on " + host.uri()).error;
+    out.vol.reset(made);
+    out.created = true;
+  }
+  // Written every time: the same bytes again after a resume, which is
+  // cheaper than reading them back to compare.
+  RW_TRY(write(host, out.vol.get(), bytes));
   RW_ASSIGN(out.path, volume_path(out.vol.get()));
   return out;
 }

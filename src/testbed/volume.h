@@ -6,6 +6,7 @@
 // and removing the pool removes them all.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,10 +41,15 @@ Result<EnsuredVolume> ensure_overlay(const Virt& host, virStoragePoolPtr pool, c
                                      const std::string& backing, const std::string& backing_format,
                                      uint64_t capacity = 0);
 
+/// Writes `bytes` into `vol` from offset 0 through the libvirt connection,
+/// so remote hosts work the same as local ones.
+Status upload(const Virt& host, virStorageVolPtr vol, const std::string& bytes);
+using UploadFn = std::function<Status(const Virt&, virStorageVolPtr, const std::string&)>;
+
 /// Makes raw volume `name` in `pool` hold exactly `bytes` (a seed disk),
-/// uploaded through the libvirt connection, so remote hosts work the same.
+/// written by `write` (upload() unless a test says otherwise).
 Result<EnsuredVolume> ensure_uploaded(const Virt& host, virStoragePoolPtr pool, const std::string& name,
-                                      const std::string& bytes);
+                                      const std::string& bytes, const UploadFn& write = upload);
 
 /// Deletes every volume of the testbed's pool, then the pool and its
 /// directory. Missing is success; returns true if something was removed.

@@ -1,0 +1,143 @@
+#include "testbed/up.h"
+
+#include <chrono>
+#include <thread>
+
+#include "testbed/inventory.h"
+#include "testbed/seed.h"
+#include "testbed/volume.h"
+
+namespace rw::testbed {
+namespace {
+
+const BaseImage* find_image(const Testbed& tb, const std::string& name) {
+  for (const auto& i : tb.images)
+    if (i.name == name) return &i;
+  return nullptr;
+}
+
+/// The networks with the DHCP reservations the guests ask for.
+std::vector<NetworkSpec> networks_with_reservations(const Testbed& tb) {
+  std::vector<NetworkSpec> nets = tb.networks;
+  for (const auto& g : tb.guests)
+    for (const auto& name : guest_names(g))
+      for (size_t i = 0; i < g.nics.size(); ++i) {
+        if (g.nics[i].ip.empty()) continue;
+        for (auto& n : nets)
+          if (n.name == g.nics[i].network) n.hosts.push_back({mac_for({tb.id, name}, int(i)), g.nics[i].ip, name});
+      }
+  return nets;
+}
+
+}  // namespace
+
+std::vector<std::string> guest_names(const GuestGroup& g) {
+  if (g.count == 1 && !g.numbered) return {g.name};
+  std::vector<std::string> out;
+  for (int i = 1; i <= g.count; ++i) out.push_back(g.name + "-" + std::to_string(i));
+  return out;
+}
+
+Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel, const Progress& progress,
+                    const UploadFn& write_seed) {
+  UpReport rep;
+  auto cancelled = [&] { return cancel && cancel->load(); };
+  auto note = [&](const std::string& s) {
+    if (progress) progress(s);
+  };
+  for (const auto& n : networks_with_reservations(tb)) {
+    RW_ASSIGN(EnsureResult r, ensure_network(host, tb.id, n));
+    if (r.created) rep.created.push_back("network " + n.name);
+    note("testbed: network " + n.name + (r.created ? " created" : " present") + " (bridge " + r.bridge + ")");
+  }
+  if (cancelled()) return err("testbed up cancelled");
+  RW_ASSIGN(PoolPtr pool, ensure_pool(host, tb.id, tb.images_dir));
+
+  struct Planned {
+    const GuestGroup* group;
+    std::string name;
+    GuestSpec spec;
+    std::string type;
+  };
+  std::vector<Planned> planned;
+  for (const auto& g : tb.guests) {
+    const BaseImage* img = find_image(tb, g.image);
+    if (!img) return err("guest " + g.name + ": no image named " + g.image);
+    RW_ASSIGN(std::string type, domain_type(host, g.accel));
+    for (const auto& name : guest_names(g)) {
+      if (cancelled()) return err("testbed up cancelled");
+      RW_ASSIGN(EnsuredVolume disk,
+                ensure_overlay(host, pool.get(), name + ".qcow2", img->path, img->format, g.disk_bytes));
+      if (disk.created) rep.created.push_back("volume " + name + ".qcow2");
+      auto files = nocloud_files(tb.id + "/" + name, name, g.ssh_keys, g.user_data);
+      RW_ASSIGN(std::string seed_img, fat_seed_image(files));
+      RW_ASSIGN(EnsuredVolume seed, ensure_uploaded(host, pool.get(), name + ".seed", seed_img, write_seed));
+      GuestSpec s;
+      s.name = name;
+      s.vcpus = g.vcpus;
+      s.memory_mib = g.memory_mib;
+      s.kernel = g.kernel;
+      s.initrd = g.initrd;
+      s.cmdline = g.cmdline;
+      s.disks.push_back({disk.path, "qcow2"});
+      s.seed = seed.path;
+      for (size_t i = 0; i < g.nics.size(); ++i) {
+        const NetworkSpec* net = nullptr;
+        for (const auto& n : tb.networks)
+          if (n.name == g.nics[i].network) net = &n;
+        if (!net) return err("guest " + g.name + ": no network named " + g.nics[i].network);
+        s.nics.push_back({libvirt_name({tb.id, net->name}), mac_for({tb.id, name}, int(i)), net->mtu});
+      }
+      planned.push_back({&g, name, std::move(s), type});
+    }
+  }
+  for (const auto& p : planned) {
+    if (cancelled()) return err("testbed up cancelled");
+    RW_ASSIGN(EnsuredGuest r, ensure_guest(host, tb.id, p.spec, p.type));
+    if (r.created) rep.created.push_back("guest " + p.name);
+  }
+
+  // Up means every NIC has an address: a guest with one NIC leased and
+  // another still asking is not reachable the way the plan expects.
+  const auto deadline = std::chrono::steady_clock::now() + tb.up_timeout;
+  std::vector<bool> done(planned.size(), false);
+  size_t up_count = 0;
+  rep.guests.resize(planned.size());
+  for (;;) {
+    for (size_t i = 0; i < planned.size(); ++i) {
+      if (done[i]) continue;
+      const auto& p = planned[i];
+      RW_ASSIGN(auto leases, leased_addresses(host, tb.id, p.name));
+      std::vector<std::string> addrs;
+      for (const auto& nic : p.spec.nics)
+        if (auto it = leases.find(nic.mac); it != leases.end()) addrs.push_back(it->second);
+      if (addrs.size() != p.spec.nics.size()) continue;
+      rep.guests[i] = {p.name, libvirt_name({tb.id, p.name}), addrs};
+      done[i] = true;
+      ++up_count;
+      note("testbed: " + std::to_string(up_count) + "/" + std::to_string(planned.size()) + " guests up (" + p.name +
+           " at " + (addrs.empty() ? std::string("no network") : addrs.front()) + ")");
+    }
+    if (up_count == planned.size()) return rep;
+    if (cancelled()) return err("testbed up cancelled");
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::string missing;
+      for (size_t i = 0; i < planned.size(); ++i)
+        if (!done[i]) missing += (missing.empty() ? "" : ", ") + planned[i].name;
+      return err("testbed: no address for every NIC of " + missing + " after " + format_duration(tb.up_timeout));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+Result<int> down(const Virt& host, const std::string& id) {
+  RW_ASSIGN(std::vector<Object> objs, inventory(host, id));
+  int removed = 0;
+  for (const auto& o : objs) {
+    RW_ASSIGN(bool r, remove_object(host, o));
+    removed += r ? 1 : 0;
+  }
+  return removed;
+}
+
+}  // namespace rw::testbed
