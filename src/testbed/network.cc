@@ -7,15 +7,6 @@
 namespace rw::testbed {
 namespace {
 
-std::string dotted(uint32_t addr) {
-  in_addr a{htonl(addr)};
-  char buf[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &a, buf, sizeof buf);
-  return buf;
-}
-
-uint32_t mask_of(int prefix) { return prefix == 0 ? 0 : ~uint32_t(0) << (32 - prefix); }
-
 /// The subnets a network's XML declares (<ip address= prefix=|netmask=>).
 std::vector<Subnet> declared_subnets(const std::string& xml) {
   std::vector<Subnet> out;
@@ -32,7 +23,7 @@ std::vector<Subnet> declared_subnets(const std::string& xml) {
       if (inet_pton(AF_INET, m->c_str(), &mk) == 1) prefix = __builtin_popcount(ntohl(mk.s_addr));
     }
     if (prefix < 0 || prefix > 32) continue;
-    out.push_back(Subnet{ntohl(a.s_addr) & mask_of(prefix), prefix});
+    out.push_back(Subnet{ntohl(a.s_addr) & prefix_mask(prefix), prefix});
   }
   return out;
 }
@@ -52,34 +43,6 @@ std::string owner_text(const std::optional<Owner>& o) {
 
 }  // namespace
 
-bool Subnet::overlaps(const Subnet& o) const {
-  uint32_t m = mask_of(std::min(prefix, o.prefix));
-  return (network & m) == (o.network & m);
-}
-
-std::string Subnet::address(uint32_t n) const { return dotted(network + n); }
-
-uint32_t Subnet::last_host() const { return (~mask_of(prefix)) - 1; }
-
-std::string Subnet::to_string() const { return dotted(network) + "/" + std::to_string(prefix); }
-
-Result<Subnet> parse_subnet(const std::string& text) {
-  auto slash = text.find('/');
-  if (slash == std::string::npos) return err("subnet '" + text + "' needs a prefix length, e.g. 10.77.0.0/24");
-  in_addr a{};
-  if (inet_pton(AF_INET, text.substr(0, slash).c_str(), &a) != 1)
-    return err("subnet '" + text + "': '" + text.substr(0, slash) + "' is not an IPv4 address");
-  const std::string p = text.substr(slash + 1);
-  char* end = nullptr;
-  long prefix = std::strtol(p.c_str(), &end, 10);
-  if (p.empty() || *end || prefix < 8 || prefix > 30)
-    return err("subnet '" + text + "': the prefix length must be 8 to 30");
-  Subnet s{ntohl(a.s_addr), int(prefix)};
-  if (s.network & ~mask_of(s.prefix))
-    return err("subnet '" + text + "' has host bits set: did you mean " +
-               Subnet{s.network & mask_of(s.prefix), s.prefix}.to_string() + "?");
-  return s;
-}
 
 std::string network_definition(const std::string& testbed, const NetworkSpec& spec) {
   const Owner owner{testbed, spec.name};

@@ -9,26 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "common/ipv4.h"
 #include "common/result.h"
 #include "testbed/names.h"
 #include "testbed/virt.h"
 
 namespace rw::testbed {
-
-/// An IPv4 subnet: network address and prefix length.
-struct Subnet {
-  uint32_t network = 0;  ///< host byte order, host bits zero
-  int prefix = 0;
-  bool overlaps(const Subnet& o) const;
-  /// The n-th address of the subnet, dotted.
-  std::string address(uint32_t n) const;
-  /// Last usable host number (the broadcast address minus one).
-  uint32_t last_host() const;
-  std::string to_string() const;
-};
-
-/// Parses "10.77.0.0/24" (host bits must be zero; prefix 8..30).
-Result<Subnet> parse_subnet(const std::string& text);
 
 struct DhcpHost {
   std::string mac;   ///< "52:54:00:..."
