@@ -205,6 +205,7 @@ TaskOutcome RemoteExecutor::run(const TaskContext& ctx) {
       return o;
     }
     case plan::TaskKind::WaitFor:
+    case plan::TaskKind::Testbed:
       break;
   }
   return failed("unsupported task kind");

@@ -365,7 +365,7 @@ bool valid_env_name(std::string_view s) {
 // Keys allowed at each level, in the order the documentation lists them.
 constexpr std::string_view kTopKeys[] = {"version",    "workdir", "template_command", "template_timeout",
                                          "hung_after", "meta",    "notify",           "hosts",
-                                         "guests",     "stages"};
+                                         "guests",     "testbed",          "stages"};
 constexpr std::string_view kNotifyKeys[] = {"mention_on_failure"};
 constexpr std::string_view kHostKeys[] = {"local", "address",     "port",    "user",
                                           "identity", "known_hosts", "host_key"};
@@ -747,9 +747,11 @@ void Parser::parse_top(const YAML::Node& root) {
   }
   if (const Entry* e = find(*top, "hosts")) parse_hosts(*e);
   if (const Entry* e = find(*top, "guests")) parse_guests(*e);
+  if (const Entry* e = find(*top, "testbed")) parse_testbed(*e);
   resolve_via();
   if (const Entry* e = find(*top, "stages")) {
     parse_stages(*e);
+    add_testbed_stages();
   } else {
     problem(root.Mark(), "plan: missing key 'stages': a plan needs a non-empty list of stages, "
                          "e.g. stages: [{name: test, tasks: [{name: hello, run: \"echo hello\"}]}]");

@@ -104,6 +104,8 @@ class Parser {
   void parse_on(const Entry& e, const std::string& ctx, Task& t);
   // The testbed: section (parser_testbed.cc).
   void parse_testbed(const Entry& e);
+  /// Puts the testbed's generated stages around the user's.
+  void add_testbed_stages();
   void parse_kind(const std::vector<Entry>& f, const YAML::Node& n, const std::string& ctx, Task& t);
   std::string declared_targets() const;
 

@@ -1,8 +1,351 @@
-// The plan's testbed: section. See docs/testbed.md.
+// The plan's testbed: section (docs/testbed.md): images, networks and guest
+// groups on one libvirt host. Guests become SSH targets with addresses
+// reserved in their networks, and the section compiles into generated stages
+// around the user's: testbed-up, testbed-ready, ..., testbed-down.
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include "common/ipv4.h"
 #include "plan/parser_impl.h"
 
 namespace rw::plan::detail {
+namespace {
 
-void Parser::parse_testbed(const Entry& e) { problem(e.key_node.Mark(), "testbed: not yet read"); }
+constexpr std::string_view kTestbedKeys[] = {"libvirt", "images_dir", "teardown", "up_timeout",
+                                             "images",  "networks",   "guests"};
+constexpr std::string_view kImageKeys[] = {"path", "format"};
+constexpr std::string_view kNetworkKeys[] = {"subnet", "nat", "mtu"};
+constexpr std::string_view kTestbedGuestKeys[] = {"count",   "image",    "disk",    "cpus",     "memory",
+                                                  "accel",   "kernel",   "initrd",  "cmdline",  "networks",
+                                                  "ssh_key", "user",     "identity", "user_data"};
+constexpr std::string_view kFormats[] = {"qcow2", "raw"};
+constexpr std::string_view kAccels[] = {"auto", "kvm", "tcg"};
+constexpr std::string_view kTeardowns[] = {"always", "on_success", "never"};
+constexpr int kMaxCount = 256;
+/// Reserved guest addresses start here in every subnet: .1 is the host's,
+/// the rest below is left for things the user puts there by hand.
+constexpr uint32_t kFirstGuestHost = 10;
+
+constexpr const char* kUpStage = "testbed-up";
+constexpr const char* kReadyStage = "testbed-ready";
+constexpr const char* kDownStage = "testbed-down";
+
+/// "512M", "8G", "1T", "65536K" or a plain number of bytes; binary units,
+/// an optional "iB"/"B" after the letter.
+std::optional<uint64_t> parse_size(const std::string& s) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p == s.data()) return std::nullopt;
+  std::string unit(p, s.data() + s.size());
+  int shift = 0;
+  if (!unit.empty()) {
+    switch (unit[0]) {
+      case 'K': shift = 10; break;
+      case 'M': shift = 20; break;
+      case 'G': shift = 30; break;
+      case 'T': shift = 40; break;
+      default: return std::nullopt;
+    }
+    unit.erase(0, 1);
+    if (!(unit.empty() || unit == "B" || unit == "iB")) return std::nullopt;
+  }
+  if (shift && v > (UINT64_MAX >> shift)) return std::nullopt;
+  return v << shift;
+}
+
+bool absolute(const std::string& p) { return !p.empty() && p[0] == '/'; }
+
+}  // namespace
+
+void Parser::parse_testbed(const Entry& top) {
+  Testbed tb;
+  tb.mark = mark_of(top.key_node.Mark());
+  auto f = entries(top.value, "testbed", kTestbedKeys);
+  if (!f) {
+    problem(value_mark(top), "plan: 'testbed' must be a map with images, networks and guests; got " +
+                                 what_node(top.value));
+    return;
+  }
+  const std::string ctx = "testbed";
+  if (const Entry* e = find(*f, "libvirt")) {
+    if (auto v = str(*e, ctx)) tb.libvirt = *v;
+  }
+  if (const Entry* e = find(*f, "images_dir")) {
+    if (auto v = str(*e, ctx)) {
+      if (!absolute(*v)) problem(value_mark(*e), ctx + ": 'images_dir' must be an absolute path on the host");
+      else tb.images_dir = *v;
+    }
+  }
+  if (const Entry* e = find(*f, "teardown")) {
+    if (auto v = choice(*e, ctx, kTeardowns))
+      tb.teardown = *v == "always" ? Teardown::Always : *v == "on_success" ? Teardown::OnSuccess : Teardown::Never;
+  }
+  if (const Entry* e = find(*f, "up_timeout")) {
+    if (auto v = duration(*e, ctx, true)) tb.up_timeout = *v;
+  }
+
+  // images
+  std::set<std::string> images;
+  if (const Entry* e = find(*f, "images")) {
+    auto list = entries(e->value, "testbed: images", {}, true);
+    if (!list) problem(value_mark(*e), "testbed: 'images' must be a map of image names to {path, format}; got " +
+                                           what_node(e->value));
+    for (const Entry& i : list.value_or(std::vector<Entry>{})) {
+      const std::string ictx = "testbed: image '" + i.key + "'";
+      if (!valid_name(i.key)) {
+        problem(i.key_node.Mark(), "testbed: image " + quoted(i.key) + ": not a valid name: " + kNameRule);
+        continue;
+      }
+      TestbedImage img;
+      img.name = i.key;
+      img.mark = mark_of(i.key_node.Mark());
+      auto g = entries(i.value, ictx, kImageKeys);
+      if (!g) {
+        problem(value_mark(i), ictx + " must be a map such as {path: /srv/images/debian.qcow2, format: qcow2}; got " +
+                                   what_node(i.value));
+        continue;
+      }
+      if (const Entry* p = find(*g, "path")) {
+        if (auto v = str(*p, ictx)) {
+          if (!absolute(*v)) problem(value_mark(*p), ictx + ": 'path' must be an absolute path on the host");
+          img.path = *v;
+        }
+      } else {
+        problem(i.key_node.Mark(), ictx + ": missing key 'path' (the image file on the host)");
+      }
+      if (const Entry* p = find(*g, "format")) {
+        if (auto v = choice(*p, ictx, kFormats)) img.format = *v;
+      }
+      images.insert(img.name);
+      tb.images.push_back(img);
+    }
+  }
+
+  // networks
+  std::set<std::string> networks;  ///< declared, even with a bad subnet
+  std::map<std::string, Subnet> subnets;
+  std::map<std::string, uint32_t> next_host;
+  if (const Entry* e = find(*f, "networks")) {
+    auto list = entries(e->value, "testbed: networks", {}, true);
+    if (!list) problem(value_mark(*e), "testbed: 'networks' must be a map of network names to {subnet: ...}; got " +
+                                           what_node(e->value));
+    for (const Entry& n : list.value_or(std::vector<Entry>{})) {
+      const std::string nctx = "testbed: network '" + n.key + "'";
+      if (!valid_name(n.key)) {
+        problem(n.key_node.Mark(), "testbed: network " + quoted(n.key) + ": not a valid name: " + kNameRule);
+        continue;
+      }
+      networks.insert(n.key);
+      TestbedNetwork net;
+      net.name = n.key;
+      net.mark = mark_of(n.key_node.Mark());
+      auto g = entries(n.value, nctx, kNetworkKeys);
+      if (!g) {
+        problem(value_mark(n), nctx + " must be a map such as {subnet: 10.77.0.0/24}; got " + what_node(n.value));
+        continue;
+      }
+      if (const Entry* p = find(*g, "subnet")) {
+        if (auto v = str(*p, nctx)) {
+          auto sn = parse_subnet(*v);
+          if (!sn) {
+            problem(value_mark(*p), nctx + ": " + sn.error().message);
+          } else {
+            for (const auto& [other, osn] : subnets)
+              if (osn.overlaps(*sn))
+                problem(value_mark(*p), nctx + ": subnet " + sn->to_string() + " overlaps " + osn.to_string() +
+                                            " of network '" + other + "'");
+            subnets[net.name] = *sn;
+            next_host[net.name] = kFirstGuestHost;
+            net.subnet = sn->to_string();
+          }
+        }
+      } else {
+        problem(n.key_node.Mark(), nctx + ": missing key 'subnet', e.g. subnet: 10.77.0.0/24");
+      }
+      if (const Entry* p = find(*g, "nat")) net.nat = boolean(*p, nctx).value_or(false);
+      if (const Entry* p = find(*g, "mtu")) {
+        if (auto v = integer(*p, nctx, 576, 9000)) net.mtu = int(*v);
+      }
+      tb.networks.push_back(net);
+    }
+  }
+
+  // guests
+  if (const Entry* e = find(*f, "guests")) {
+    auto list = entries(e->value, "testbed: guests", {}, true);
+    if (!list || list->empty())
+      problem(value_mark(*e), "testbed: 'guests' must be a map of guest names to settings, e.g. "
+                              "web: {count: 3, image: debian, networks: [lab]}; got " + what_node(e->value));
+    for (const Entry& ge : list.value_or(std::vector<Entry>{})) {
+      const std::string gctx = "testbed: guest '" + ge.key + "'";
+      if (!valid_name(ge.key)) {
+        problem(ge.key_node.Mark(), "testbed: guest " + quoted(ge.key) + ": not a valid name: " + kNameRule);
+        continue;
+      }
+      TestbedGuest g;
+      g.name = ge.key;
+      g.mark = mark_of(ge.key_node.Mark());
+      auto s = entries(ge.value, gctx, kTestbedGuestKeys);
+      if (!s) {
+        problem(value_mark(ge), gctx + " must be a map such as {count: 3, image: debian, networks: [lab]}; got " +
+                                    what_node(ge.value));
+        continue;
+      }
+      Target t;  // what every instance is reached as
+      t.guest = true;
+      t.testbed = true;
+      t.host_key_policy = "accept-new";
+      if (const Entry* p = find(*s, "count")) {
+        if (auto v = integer(*p, gctx, 1, kMaxCount)) g.count = int(*v);
+      }
+      if (const Entry* p = find(*s, "image")) {
+        if (auto v = str(*p, gctx)) {
+          g.image = *v;
+          if (!images.count(*v)) {
+            std::vector<std::string> known(images.begin(), images.end());
+            problem(value_mark(*p), gctx + ": image " + quoted(*v) + " is not declared under testbed: images" +
+                                        (known.empty() ? std::string() : "; declared: " + join_names(known)));
+          }
+        }
+      } else {
+        problem(ge.key_node.Mark(), gctx + ": missing key 'image' (a name under testbed: images)");
+      }
+      auto size_of = [&](const Entry& p, uint64_t min, const char* example) -> std::optional<uint64_t> {
+        auto v = p.value.IsScalar() ? parse_size(p.value.Scalar()) : std::nullopt;
+        if (!v || *v < min) {
+          problem(value_mark(p), gctx + ": '" + p.key + "' must be a size such as " + example + ", got " +
+                                     what_node(p.value));
+          return std::nullopt;
+        }
+        return v;
+      };
+      if (const Entry* p = find(*s, "disk")) {
+        if (auto v = size_of(*p, 1u << 20, "8G")) g.disk_bytes = *v;
+      }
+      if (const Entry* p = find(*s, "memory")) {
+        if (auto v = size_of(*p, 64u << 20, "512M")) g.memory_mib = int(*v >> 20);
+      }
+      if (const Entry* p = find(*s, "cpus")) {
+        if (auto v = integer(*p, gctx, 1, 64)) g.cpus = int(*v);
+      }
+      if (const Entry* p = find(*s, "accel")) {
+        if (auto v = choice(*p, gctx, kAccels)) g.accel = *v;
+      }
+      for (auto [key, out] : {std::pair{"kernel", &g.kernel}, std::pair{"initrd", &g.initrd}}) {
+        if (const Entry* p = find(*s, key)) {
+          if (auto v = str(*p, gctx)) {
+            if (!absolute(*v)) problem(value_mark(*p), gctx + ": '" + key + "' must be an absolute path on the host");
+            *out = *v;
+          }
+        }
+      }
+      if (const Entry* p = find(*s, "cmdline")) g.cmdline = str(*p, gctx, true).value_or("");
+      if (g.kernel.empty())
+        for (const char* key : {"initrd", "cmdline"})
+          if (const Entry* p = find(*s, key))
+            problem(p->key_node.Mark(), gctx + ": '" + key + "' needs 'kernel' (direct kernel boot)");
+      if (const Entry* p = find(*s, "ssh_key")) g.ssh_key = str(*p, gctx).value_or("");
+      if (const Entry* p = find(*s, "user_data")) g.user_data = str(*p, gctx, true).value_or("");
+      if (const Entry* p = find(*s, "user")) t.user = str(*p, gctx).value_or("root");
+      if (const Entry* p = find(*s, "identity")) t.identity = str(*p, gctx).value_or("");
+
+      const Entry* nets = find(*s, "networks");
+      if (!nets || !nets->value.IsSequence() || nets->value.size() == 0) {
+        problem(nets ? value_mark(*nets) : ge.key_node.Mark(),
+                gctx + ": 'networks' must be a non-empty list of network names (one NIC each), e.g. [lab]");
+      } else {
+        for (const auto& n : nets->value) {
+          if (!n.IsScalar() || !networks.count(n.Scalar())) {
+            std::vector<std::string> known(networks.begin(), networks.end());
+            problem(n.Mark(), gctx + ": network " + what_node(n) + " is not declared under testbed: networks" +
+                                  (known.empty() ? std::string() : "; declared: " + join_names(known)));
+            continue;
+          }
+          g.networks.push_back(n.Scalar());
+        }
+      }
+
+      for (int i = 1; i <= g.count; ++i) {
+        std::string inst = g.count == 1 ? g.name : g.name + "-" + std::to_string(i);
+        if (!valid_name(inst)) {
+          problem(ge.key_node.Mark(), gctx + ": instance name " + quoted(inst) + " is not valid: " + kNameRule);
+          break;
+        }
+        auto [prev, fresh] = declared_.emplace(inst, pos_of(ge.key_node.Mark()));
+        if (!fresh) {
+          problem(ge.key_node.Mark(), gctx + ": instance '" + inst + "' is already declared at line " +
+                                          std::to_string(prev->second.line) + ", column " +
+                                          std::to_string(prev->second.column) +
+                                          "; host, guest and testbed guest names must be unique");
+          continue;
+        }
+        std::vector<std::string> addrs;
+        for (const auto& n : g.networks) {
+          if (!subnets.count(n)) continue;  // its subnet is already reported
+          const Subnet& sn = subnets[n];
+          uint32_t host = next_host[n]++;
+          if (host > sn.last_host()) {
+            problem(ge.key_node.Mark(), gctx + ": network '" + n + "' (" + sn.to_string() +
+                                            ") has no address left for " + inst);
+            break;
+          }
+          addrs.push_back(sn.address(host));
+        }
+        Target it = t;
+        it.name = inst;
+        it.mark = g.mark;
+        if (!addrs.empty()) it.address = addrs.front();
+        plan_.targets[inst] = it;
+        g.addresses[inst] = addrs;
+        g.instances.push_back(inst);
+      }
+      tb.guests.push_back(g);
+    }
+  } else {
+    problem(top.key_node.Mark(), "testbed: missing key 'guests': a testbed needs at least one guest");
+  }
+  for (const char* name : {kUpStage, kReadyStage, kDownStage}) stage_names_.emplace(name, pos_of(top.key_node.Mark()));
+  plan_.testbed = std::move(tb);
+}
+
+void Parser::add_testbed_stages() {
+  if (!plan_.testbed) return;
+  const Testbed& tb = *plan_.testbed;
+  auto testbed_stage = [&](const char* name, const char* op) {
+    Stage s;
+    s.name = name;
+    s.generated = true;
+    s.mark = tb.mark;
+    Task t;
+    t.name = op;
+    t.on = {Plan::kController};
+    t.kind = TaskKind::Testbed;
+    t.testbed_op = op;
+    t.mark = tb.mark;
+    s.tasks.push_back(t);
+    return s;
+  };
+  Stage ready;
+  ready.name = kReadyStage;
+  ready.generated = true;
+  ready.mark = tb.mark;
+  Task ssh;
+  ssh.name = "ssh";
+  ssh.kind = TaskKind::WaitFor;
+  ssh.wait_for.what = "ssh";
+  ssh.wait_for.timeout = tb.up_timeout;
+  ssh.mark = tb.mark;
+  for (const auto& g : tb.guests) ssh.on.insert(ssh.on.end(), g.instances.begin(), g.instances.end());
+  ready.tasks.push_back(ssh);
+  std::vector<Stage> stages{testbed_stage(kUpStage, "up"), ready};
+  stages.insert(stages.end(), plan_.stages.begin(), plan_.stages.end());
+  if (tb.teardown != Teardown::Never) {
+    Stage down = testbed_stage(kDownStage, "down");
+    down.always = tb.teardown == Teardown::Always;
+    stages.push_back(down);
+  }
+  plan_.stages = std::move(stages);
+}
 
 }  // namespace rw::plan::detail

@@ -13,6 +13,16 @@ const char* to_string(TaskKind k) {
     case TaskKind::Push: return "push";
     case TaskKind::Fetch: return "fetch";
     case TaskKind::WaitFor: return "wait_for";
+    case TaskKind::Testbed: return "testbed";
+  }
+  return "?";
+}
+
+const char* to_string(Teardown t) {
+  switch (t) {
+    case Teardown::Always: return "always";
+    case Teardown::OnSuccess: return "on_success";
+    case Teardown::Never: return "never";
   }
   return "?";
 }

@@ -31,10 +31,11 @@ struct Target {
   std::string known_hosts;  ///< empty: the default known_hosts file
   std::string host_key_policy = "strict";  ///< strict | accept-new
   std::string via;          ///< jump target name, empty when direct
+  bool testbed = false;     ///< a testbed guest: made by the run, fresh host keys
   Mark mark;
 };
 
-enum class TaskKind { Run, Script, Push, Fetch, WaitFor };
+enum class TaskKind { Run, Script, Push, Fetch, WaitFor, Testbed };
 const char* to_string(TaskKind k);
 
 struct PushSpec {
@@ -67,6 +68,7 @@ struct Task {
   std::optional<int> retries;  ///< overrides the stage's
   std::map<std::string, std::string> env;
   std::string workdir;
+  std::string testbed_op;  ///< Testbed: "up" or "down" (generated tasks only)
   Mark mark;
 };
 
@@ -81,6 +83,58 @@ struct Stage {
   RetryMode retry = RetryMode::Task;
   std::string restart_from;  ///< earlier stage to re-run from when this one fails
   bool subruns = false;      ///< categorized: each task instance is a sub-run
+  bool generated = false;    ///< made from the testbed: section, not written by the user
+  /// Runs after the others whatever they did, a cancel included (the
+  /// testbed's teardown under `teardown: always`).
+  bool always = false;
+  Mark mark;
+};
+
+/// The testbed: section (docs/testbed.md). Paths are on the hypervisor host.
+struct TestbedImage {
+  std::string name;
+  std::string path;
+  std::string format = "qcow2";  ///< qcow2 | raw
+  Mark mark;
+};
+
+struct TestbedNetwork {
+  std::string name;
+  bool nat = false;     ///< else isolated: reachable from the host only
+  std::string subnet;   ///< "10.77.0.0/24"
+  int mtu = 0;          ///< 0: default
+  Mark mark;
+};
+
+struct TestbedGuest {
+  std::string name;  ///< the group; instances are <name>-1..N when count > 1
+  int count = 1;
+  std::string image;
+  uint64_t disk_bytes = 0;  ///< 0: the image's size
+  int cpus = 1;
+  int memory_mib = 512;
+  std::string accel = "auto";  ///< auto | kvm | tcg
+  std::string kernel, initrd, cmdline;  ///< direct kernel boot
+  std::vector<std::string> networks;    ///< one NIC each, in order
+  std::string ssh_key;    ///< public key file put in every instance's seed
+  std::string user_data;  ///< extra #cloud-config lines
+  /// Per instance, per NIC: the reserved address, in NIC order.
+  std::map<std::string, std::vector<std::string>> addresses;
+  std::vector<std::string> instances;
+  Mark mark;
+};
+
+enum class Teardown { Always, OnSuccess, Never };
+const char* to_string(Teardown t);
+
+struct Testbed {
+  std::string libvirt;  ///< URI of the hypervisor; empty: $RUNWARDEN_LIBVIRT_URI or qemu:///system
+  std::string images_dir = "/var/lib/libvirt/images";
+  Teardown teardown = Teardown::Always;
+  Millis up_timeout{Millis(600'000)};
+  std::vector<TestbedImage> images;
+  std::vector<TestbedNetwork> networks;
+  std::vector<TestbedGuest> guests;
   Mark mark;
 };
 
@@ -97,6 +151,7 @@ struct Plan {
   std::string mention_on_failure;
   std::map<std::string, Target> targets;  ///< hosts and guests by name
   std::vector<Stage> stages;
+  std::optional<Testbed> testbed;
 
   /// A run on the controller: one stage, one task, `command`.
   static Plan from_command(const std::string& command, bool categorized);
