@@ -58,6 +58,16 @@ Scheduler::Scheduler(const plan::Plan& plan, state::RunState& state) : plan_(pla
     task_index_.push_back(std::move(idx));
   }
   retry_pending_.assign(plan.stages.size(), false);
+  // A resumed run whose stages had failed was running its `always` stages.
+  for (size_t i = 0; i < st_.stages.size() && i < plan.stages.size(); ++i) {
+    if (plan.stages[i].always) continue;
+    if (st_.stages[i].status != StepStatus::Failed && st_.stages[i].status != StepStatus::Cancelled) continue;
+    if (size_t a = next_always(i); a < plan.stages.size()) {
+      finally_ = true;
+      current_ = a;
+    }
+    break;
+  }
 }
 
 const plan::Task& Scheduler::plan_task(TaskRef r) const {
@@ -126,10 +136,45 @@ void Scheduler::reset_stage(size_t i, int64_t at) {
   }
 }
 
+size_t Scheduler::next_always(size_t after) const {
+  for (size_t i = after + 1; i < plan_.stages.size(); ++i)
+    if (plan_.stages[i].always) return i;
+  return plan_.stages.size();
+}
+
+bool Scheduler::pending_always() const {
+  if (!finally_ && !cancelling_) return false;
+  for (size_t i = 0; i < plan_.stages.size(); ++i)
+    if (plan_.stages[i].always && st_.stages[i].status != StepStatus::Completed &&
+        st_.stages[i].status != StepStatus::Failed)
+      return true;
+  return false;
+}
+
+void Scheduler::begin_finally(int64_t now) {
+  finally_ = true;
+  current_ = plan_.stages.size();
+  for (size_t i = plan_.stages.size(); i-- > 0;) {
+    if (!plan_.stages[i].always) continue;
+    auto& stage = st_.stages[i];
+    if (stage.status == StepStatus::Completed || stage.status == StepStatus::Failed) continue;
+    reset_stage(i, now);
+    current_ = i;
+  }
+}
+
 std::vector<TaskRef> Scheduler::next(int64_t now) {
   std::vector<TaskRef> starts;
-  if (cancelling_) return starts;
+  if (cancelling_ && !finally_) {
+    if (any_running()) return starts;
+    finish_cancel(now);
+    begin_finally(now);
+  }
   while (current_ < st_.stages.size()) {
+    if (finally_ && !plan_.stages[current_].always) {
+      ++current_;
+      continue;
+    }
     auto& stage = st_.stages[current_];
     if (stage.status == StepStatus::Completed) {
       ++current_;
@@ -200,6 +245,18 @@ void Scheduler::settle_stage(int64_t now) {
   }
   stage.status = StepStatus::Failed;
   stage.ended_at_ms = now;
+  // Stages after a failure do not run, except those that always do.
+  if (size_t a = next_always(current_); a < plan_.stages.size() && !plan_.stages[current_].always) {
+    for (size_t i = current_ + 1; i < a; ++i) {
+      for (auto& t : st_.stages[i].tasks) {
+        t.status = StepStatus::Cancelled;
+        t.reason = "not run: stage " + stage.name + " failed";
+      }
+      st_.stages[i].status = StepStatus::Cancelled;
+    }
+    finally_ = true;
+    current_ = a;
+  }
 }
 
 void Scheduler::finish(TaskRef r, const TaskOutcome& o, int64_t now) {
@@ -220,7 +277,7 @@ void Scheduler::finish(TaskRef r, const TaskOutcome& o, int64_t now) {
     return;
   }
   task.status = StepStatus::Error;
-  if (cancelling_) {
+  if (cancelling_ && !finally_) {
     task.status = StepStatus::Cancelled;
     return;
   }
@@ -255,6 +312,8 @@ std::vector<TaskRef> Scheduler::cancel_all() {
   cancelling_ = true;
   std::vector<TaskRef> running;
   for (size_t s = 0; s < st_.stages.size(); ++s) {
+    // Once the `always` stages run (after a failure), a cancel lets them end.
+    if (finally_ && plan_.stages[s].always) continue;
     auto& stage = st_.stages[s];
     for (size_t t = 0; t < stage.tasks.size(); ++t) {
       auto& task = stage.tasks[t];
@@ -293,9 +352,10 @@ bool Scheduler::any_running() const {
 }
 
 bool Scheduler::done() const {
-  if (cancelling_) return !any_running();
+  // After a cancel, the `always` stages still run once nothing else does.
+  if (cancelling_) return !any_running() && !pending_always();
   for (const auto& s : st_.stages) {
-    if (s.status == StepStatus::Failed) return true;
+    if (s.status == StepStatus::Failed) return !pending_always();
     if (s.status != StepStatus::Completed) return false;
   }
   return true;

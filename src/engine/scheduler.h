@@ -64,6 +64,13 @@ class Scheduler {
 
  private:
   int task_retries(TaskRef r) const;
+  /// Once the stages before it failed or were cancelled, only `always`
+  /// stages run: the first such stage after `after`, or the stage count.
+  size_t next_always(size_t after) const;
+  /// After a cancel, once nothing runs: the `always` stages start over.
+  void begin_finally(int64_t now);
+  /// An `always` stage that has yet to end.
+  bool pending_always() const;
   void start_stage(size_t i, int64_t now);
   void reset_stage(size_t i, int64_t at);
   void settle_stage(int64_t now);
@@ -77,6 +84,7 @@ class Scheduler {
   std::vector<bool> retry_pending_;  ///< retry: stage waiting for siblings to stop
   size_t current_ = 0;
   bool cancelling_ = false;
+  bool finally_ = false;  ///< only `always` stages run from here on
 };
 
 }  // namespace rw::engine

@@ -611,3 +611,95 @@ TEST_F(SchedulerTest, FinishRecordsHowTheTaskEnded) {
 
 }  // namespace
 }  // namespace rw::engine
+
+namespace rw::engine {
+namespace {
+
+plan::Stage always_stage(const std::string& name) {
+  plan::Stage s = stage(name, {task("down")});
+  s.always = true;
+  return s;
+}
+
+TEST_F(SchedulerTest, AFailedStageSkipsToTheStageThatAlwaysRuns) {
+  plan_.stages = {stage("test", {task("a")}), stage("report", {task("r")}), always_stage("teardown")};
+  start();
+  sched_->next(0);
+  sched_->finish({0, 0}, failed(), 1);
+  auto starts = sched_->next(2);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].stage, 2u) << "the teardown runs after the failure";
+  EXPECT_EQ(stage_status(1), StepStatus::Cancelled) << "the stage in between does not run";
+  EXPECT_EQ(task_state(1, 0).reason, "not run: stage test failed");
+  EXPECT_FALSE(sched_->done());
+  sched_->finish(starts[0], ok(), 3);
+  sched_->next(4);
+  EXPECT_TRUE(sched_->done());
+  EXPECT_EQ(sched_->result(), RunStatus::Failed);
+  EXPECT_EQ(stage_status(2), StepStatus::Completed);
+}
+
+TEST_F(SchedulerTest, ACancelRunsTheAlwaysStageOnceEverythingElseHasStopped) {
+  plan_.stages = {stage("test", {task("a")}), always_stage("teardown")};
+  start();
+  sched_->next(0);
+  auto running = sched_->cancel_all();
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_TRUE(sched_->next(1).empty()) << "nothing starts while the cancelled task stops";
+  EXPECT_FALSE(sched_->done());
+  sched_->finish(running[0], aborted(), 2);
+  auto starts = sched_->next(3);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].stage, 1u);
+  EXPECT_EQ(task_status(1, 0), StepStatus::Running);
+  EXPECT_FALSE(sched_->done());
+  sched_->finish(starts[0], ok(), 4);
+  sched_->next(5);
+  EXPECT_TRUE(sched_->done());
+  EXPECT_EQ(sched_->result(), RunStatus::Cancelled);
+  EXPECT_EQ(stage_status(0), StepStatus::Cancelled);
+  EXPECT_EQ(stage_status(1), StepStatus::Completed);
+}
+
+TEST_F(SchedulerTest, ACancelDuringTheAlwaysStageAfterAFailureLetsItFinish) {
+  plan_.stages = {stage("test", {task("a")}), always_stage("teardown")};
+  start();
+  sched_->next(0);
+  sched_->finish({0, 0}, failed(), 1);
+  auto starts = sched_->next(2);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_TRUE(sched_->cancel_all().empty()) << "the teardown is not aborted";
+  EXPECT_EQ(task_status(1, 0), StepStatus::Running);
+  sched_->finish(starts[0], ok(), 3);
+  sched_->next(4);
+  EXPECT_TRUE(sched_->done());
+  EXPECT_EQ(stage_status(1), StepStatus::Completed);
+}
+
+TEST_F(SchedulerTest, AResumedRunGoesOnWithTheAlwaysStageItWasRunning) {
+  plan_.stages = {stage("test", {task("a")}), stage("report", {task("r")}), always_stage("teardown")};
+  plan_.stages[2].retries = 1;
+  start();
+  sched_->next(0);
+  sched_->finish({0, 0}, failed(), 1);
+  ASSERT_EQ(sched_->next(2).size(), 1u);
+  restart_runner();
+  ASSERT_TRUE(sched_->recover(3));
+  auto starts = sched_->next(4);
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].stage, 2u) << "the teardown, not the failed stage";
+  EXPECT_EQ(task_state(2, 0).attempts, 2);
+}
+
+TEST_F(SchedulerTest, AStageThatDoesNotAlwaysRunIsSkippedAfterAFailure) {
+  plan_.stages = {stage("test", {task("a")}), stage("teardown", {task("down")})};
+  start();
+  sched_->next(0);
+  sched_->finish({0, 0}, failed(), 1);
+  EXPECT_TRUE(sched_->next(2).empty());
+  EXPECT_TRUE(sched_->done());
+  EXPECT_EQ(stage_status(1), StepStatus::Scheduled);
+}
+
+}  // namespace
+}  // namespace rw::engine
