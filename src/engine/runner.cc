@@ -122,6 +122,10 @@ Status Runner::load_plan() {
   }
   // start-run resolved it: --workdir, else the plan's, else its own cwd.
   if (!st_.workdir.empty()) plan_.workdir = st_.workdir;
+  // Testbed guests are made by this run with fresh host keys: their keys are
+  // learnt into the run's own file, never into the user's known_hosts.
+  for (auto& [name, t] : plan_.targets)
+    if (t.testbed && t.known_hosts.empty()) t.known_hosts = dir_.file("testbed_known_hosts");
   return {};
 }
 

@@ -230,6 +230,7 @@ TaskOutcome LocalExtrasExecutor::run(const TaskContext& ctx) {
 }
 
 Executor* StandardExecutors::find(const plan::Task& task, const plan::Target& target) {
+  if (task.kind == plan::TaskKind::Testbed) return target.local ? &testbed_ : nullptr;
   if (task.kind == plan::TaskKind::WaitFor) return &remote_;  // handled in RemoteExecutor's wait path
   if (target.local) {
     if (task.kind == plan::TaskKind::Run) return &local_;

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "engine/executor.h"
+#include "engine/testbed_executor.h"
 #include "engine/local_executor.h"
 #include "ssh/session.h"
 
@@ -67,6 +68,7 @@ class StandardExecutors : public ExecutorSet {
   LocalExecutor local_;
   LocalExtrasExecutor local_extras_;
   RemoteExecutor remote_;
+  TestbedExecutor testbed_;
 };
 
 }  // namespace rw::engine

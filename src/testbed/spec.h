@@ -3,6 +3,7 @@
 // libvirt host and `down` removes. Parsed from the plan's testbed: section.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,26 +20,22 @@ struct BaseImage {
   std::string format = "qcow2";
 };
 
-struct GuestNic {
-  std::string network;  ///< the plan's network name
-  std::string ip;       ///< a DHCP reservation; empty: any lease
-};
-
-/// `count` guests named <name>-1..N (or <name> when count is 1 and
-/// `numbered` is false), each a linked clone of `image`.
+/// A group of guests, each a linked clone of `image`, with one NIC per
+/// network and an address reserved for it.
 struct GuestGroup {
   std::string name;
-  int count = 1;
-  bool numbered = false;
-  std::string image;  ///< a BaseImage name
+  std::vector<std::string> instances;  ///< web-1, web-2, ... (or the name alone)
+  std::string image;        ///< a BaseImage name
   uint64_t disk_bytes = 0;  ///< 0: the image's size
   int vcpus = 1;
   int memory_mib = 512;
   Accel accel = Accel::Auto;
   std::string kernel, initrd, cmdline;  ///< direct kernel boot (paths on the host)
-  std::vector<GuestNic> nics;
+  std::vector<std::string> networks;    ///< one NIC each, in order
+  /// Per instance, per NIC: the address reserved for it (empty: any lease).
+  std::map<std::string, std::vector<std::string>> addresses;
   std::vector<std::string> ssh_keys;  ///< public keys, put in the seed
-  std::string user_data;  ///< extra #cloud-config lines
+  std::string user_data;              ///< extra #cloud-config lines
 };
 
 struct Testbed {
@@ -50,8 +47,5 @@ struct Testbed {
   std::vector<GuestGroup> guests;
   Millis up_timeout{Millis(600'000)};  ///< until every NIC of every guest has an address
 };
-
-/// The guest names a group gives, in order.
-std::vector<std::string> guest_names(const GuestGroup& g);
 
 }  // namespace rw::testbed

@@ -16,27 +16,27 @@ const BaseImage* find_image(const Testbed& tb, const std::string& name) {
   return nullptr;
 }
 
+/// The address reserved for NIC `nic` of guest `name`, or "".
+std::string reserved(const GuestGroup& g, const std::string& name, size_t nic) {
+  auto it = g.addresses.find(name);
+  return it != g.addresses.end() && nic < it->second.size() ? it->second[nic] : "";
+}
+
 /// The networks with the DHCP reservations the guests ask for.
 std::vector<NetworkSpec> networks_with_reservations(const Testbed& tb) {
   std::vector<NetworkSpec> nets = tb.networks;
   for (const auto& g : tb.guests)
-    for (const auto& name : guest_names(g))
-      for (size_t i = 0; i < g.nics.size(); ++i) {
-        if (g.nics[i].ip.empty()) continue;
+    for (const auto& name : g.instances)
+      for (size_t i = 0; i < g.networks.size(); ++i) {
+        std::string ip = reserved(g, name, i);
+        if (ip.empty()) continue;
         for (auto& n : nets)
-          if (n.name == g.nics[i].network) n.hosts.push_back({mac_for({tb.id, name}, int(i)), g.nics[i].ip, name});
+          if (n.name == g.networks[i]) n.hosts.push_back({mac_for({tb.id, name}, int(i)), ip, name});
       }
   return nets;
 }
 
 }  // namespace
-
-std::vector<std::string> guest_names(const GuestGroup& g) {
-  if (g.count == 1 && !g.numbered) return {g.name};
-  std::vector<std::string> out;
-  for (int i = 1; i <= g.count; ++i) out.push_back(g.name + "-" + std::to_string(i));
-  return out;
-}
 
 Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel, const Progress& progress,
                     const UploadFn& write_seed) {
@@ -64,7 +64,7 @@ Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>
     const BaseImage* img = find_image(tb, g.image);
     if (!img) return err("guest " + g.name + ": no image named " + g.image);
     RW_ASSIGN(std::string type, domain_type(host, g.accel));
-    for (const auto& name : guest_names(g)) {
+    for (const auto& name : g.instances) {
       if (cancelled()) return err("testbed up cancelled");
       RW_ASSIGN(EnsuredVolume disk,
                 ensure_overlay(host, pool.get(), name + ".qcow2", img->path, img->format, g.disk_bytes));
@@ -81,11 +81,11 @@ Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>
       s.cmdline = g.cmdline;
       s.disks.push_back({disk.path, "qcow2"});
       s.seed = seed.path;
-      for (size_t i = 0; i < g.nics.size(); ++i) {
+      for (size_t i = 0; i < g.networks.size(); ++i) {
         const NetworkSpec* net = nullptr;
         for (const auto& n : tb.networks)
-          if (n.name == g.nics[i].network) net = &n;
-        if (!net) return err("guest " + g.name + ": no network named " + g.nics[i].network);
+          if (n.name == g.networks[i]) net = &n;
+        if (!net) return err("guest " + g.name + ": no network named " + g.networks[i]);
         s.nics.push_back({libvirt_name({tb.id, net->name}), mac_for({tb.id, name}, int(i)), net->mtu});
       }
       planned.push_back({&g, name, std::move(s), type});

@@ -32,26 +32,16 @@ Testbed lab(const std::string& id) {
   tb.networks.push_back(n);
   GuestGroup g;
   g.name = "web";
-  g.count = 3;
+  g.instances = {"web-1", "web-2", "web-3"};
   g.image = "base";
   g.disk_bytes = 64 << 20;
   g.accel = Accel::Tcg;
-  g.nics.push_back({"lab", ""});
+  g.networks = {"lab"};
+  g.addresses["web-1"] = {"10.72.0.10"};
   g.ssh_keys.push_back("ssh-ed25519 AAAA test");
   tb.guests.push_back(g);
   tb.up_timeout = Millis(2'000);
   return tb;
-}
-
-TEST(TestbedUp, GuestNamesAreNumberedForGroups) {
-  GuestGroup g;
-  g.name = "web";
-  g.count = 2;
-  EXPECT_EQ(guest_names(g), (std::vector<std::string>{"web-1", "web-2"}));
-  g.count = 1;
-  EXPECT_EQ(guest_names(g), (std::vector<std::string>{"web"}));
-  g.numbered = true;
-  EXPECT_EQ(guest_names(g), (std::vector<std::string>{"web-1"}));
 }
 
 TEST(TestbedUp, UpMakesEverythingOnceAndDownRemovesIt) {
