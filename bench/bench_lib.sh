@@ -48,6 +48,7 @@ bench_setup() {
       ((tries < 120)) || fail "no usable $src/runwarden (being rebuilt?) after 2 minutes"
       sleep 1
     done
+    if [[ -x "$src/runwarden-watcher" ]]; then cp "$src/runwarden-watcher" "$BENCH_SNAP/runwarden-watcher"; fi
     ln -s runwarden "$BENCH_SNAP/start-run"
     ln -s runwarden "$BENCH_SNAP/cancel-run"
     cp -r "$src/units" "$BENCH_SNAP/units"

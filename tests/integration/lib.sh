@@ -254,6 +254,9 @@ it_setup() {
       unit=$RW_BUILD/units/$kind@.service
       [[ -f "$unit" ]] || fail "no unit $unit (configure the build first)"
       mkdir -p "$IT_DIR/units/$kind@.service.d"
+      # The watcher has an executable of its own (builds before it had not).
+      local exec="$RW_BUILD/runwarden $kind"
+      [[ $kind == watcher && -x $RW_BUILD/runwarden-watcher ]] && exec=$RW_BUILD/runwarden-watcher
       # The unit's own LoadCredential= fails the start when its source file
       # is missing; tests use the env file unless they opt into credentials.
       cat >"$IT_DIR/units/$kind@.service.d/50-integration-test.conf" <<EOF
@@ -265,7 +268,7 @@ Environment=RUNWARDEN_BUS_ADDRESS=unix:path=/run/systemd/private
 ReadWritePaths=$IT_DIR
 LoadCredential=
 ExecStart=
-ExecStart=$RW_BUILD/runwarden $kind --build-name %i
+ExecStart=$exec --build-name %i
 EOF
       srcs+=("$unit" "$IT_DIR/units/$kind@.service.d")
     done
