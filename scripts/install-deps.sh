@@ -10,8 +10,10 @@ PACKAGES=(
   libvirt-dev libssh2-1-dev libcli11-dev libgtest-dev libgmock-dev
   # run and test: a service manager, sshd hosts in namespaces, a receiver
   systemd dbus openssh-server openssh-client iproute2 procps psmisc util-linux curl python3
-  # independent readers of the testbed seed image
-  mtools dosfstools
+  # testbeds: a libvirt host with qemu (TCG in tests), the tiny test guest
+  # (kernel fetched by tests/testbed/guest-kit.sh), readers of the seed image
+  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
+  dnsmasq-base iptables busybox-static dropbear-bin cpio mtools dosfstools
   # fuzzing
   clang libclang-rt-14-dev
 )

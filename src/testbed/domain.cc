@@ -97,7 +97,11 @@ std::string domain_definition(const std::string& testbed, const GuestSpec& spec,
     if (n.mtu > 0) x += "      <mtu size='" + std::to_string(n.mtu) + "'/>\n";
     x += "    </interface>\n";
   }
-  x += "    <serial type='pty'/>\n    <console type='pty'/>\n    <memballoon model='none'/>\n";
+  // The console is kept in libvirt's log directory on the host, for a
+  // guest that never answers.
+  x += "    <serial type='pty'>\n      <log file='/var/log/libvirt/qemu/" + xml_escape(libvirt_name(owner)) +
+       "-console.log' append='off'/>\n    </serial>\n";
+  x += "    <console type='pty'/>\n    <memballoon model='none'/>\n";
   x += "  </devices>\n</domain>\n";
   return x;
 }

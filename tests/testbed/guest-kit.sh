@@ -22,7 +22,7 @@ kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depen
 [[ -n $kernel_pkg ]] || { echo "guest-kit: no linux-image-cloud-amd64 in apt's lists (apt-get update?)" >&2; exit 1; }
 ver() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || apt-cache policy "$1" | awk '/Candidate:/{print $2}'; }
 key=$( { echo "$kernel_pkg $(apt-cache policy "$kernel_pkg" | awk '/Candidate:/{print $2}')";
-         ver busybox-static; ver dropbear-bin; sha256sum "$0"; } | sha256sum | cut -c1-16)
+         ver busybox-static; ver dropbear-bin; sha256sum <"$0"; } | sha256sum | cut -c1-16)
 out=$cache/$key
 if [[ -s $out/vmlinuz && -s $out/initrd.img ]]; then echo "$out"; exit 0; fi
 
@@ -51,9 +51,10 @@ for lib in $(ldd /usr/sbin/dropbear | awk '/=>/{print $3} /ld-linux/{print $1}')
   cp -L "$lib" "$root$lib"
 done
 # Loaded in this order, each once its dependencies are in.
-for m in virtio/virtio virtio/virtio_ring virtio/virtio_pci_legacy_dev virtio/virtio_pci_modern_dev \
+for m in virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev virtio/virtio_pci_modern_dev \
          virtio/virtio_pci ../net/core/failover net/net_failover net/virtio_net block/virtio_blk \
-         ../fs/fat/fat ../fs/fat/vfat ../fs/nls/nls_cp437 ../fs/nls/nls_iso8859-1 ../net/packet/af_packet; do
+         ../fs/fat/fat ../fs/fat/vfat ../fs/nls/nls_cp437 ../fs/nls/nls_iso8859-1 ../fs/nls/nls_ascii \
+         ../net/packet/af_packet; do
   f=$mods/drivers/$m.ko
   [[ -e $f ]] || continue  # built into this kernel
   cp "$f" "$root/lib/modules/"
@@ -82,7 +83,15 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
-for m in $(cat /lib/modules/order); do insmod /lib/modules/$m 2>/dev/null; done
+# In order; a module whose dependencies failed is tried again in the next pass.
+left=$(cat /lib/modules/order)
+for pass in 1 2 3; do
+  next=""
+  for m in $left; do insmod /lib/modules/$m 2>/dev/null || next="$next $m"; done
+  left=$next
+  [ -z "$left" ] && break
+done
+[ -n "$left" ] && echo "rw-guest: modules not loaded:$left"
 ip link set lo up
 # The seed: a vfat disk with meta-data.
 for d in /sys/block/vd*; do
@@ -114,6 +123,8 @@ while true; do sleep 3600; done
 SH
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.img"
+# Kits of older package versions go: one kit in the cache.
+for old in "$cache"/*/; do [[ ${old%/} == "$out" ]] || rm -rf "${old%/}"; done
 mkdir -p "$out"
 cp "$work/k/boot/vmlinuz-$kver" "$out/vmlinuz"
 mv "$work/initrd.img" "$out/initrd.img"

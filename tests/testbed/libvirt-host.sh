@@ -15,14 +15,18 @@
 # Why the settings (see TESTING.md): /dev/kvm is hidden behind a mode-000
 # file, or every define waits ~1 min for libvirt's KVM probe; then qemu's
 # private /dev namespace must be off (namespaces = []); qemu stays in the
-# test's cgroup (cgroup_controllers = []); qemu runs as root, so the kit
-# and volumes need no relabelling.
+# test's cgroup (cgroup_controllers = []). qemu runs as libvirt-qemu, as on
+# a real host (for root, a mode-000 /dev/kvm still opens, the KVM checks
+# disagree and every define probes again): what it opens must be readable
+# by that user, so DIR and the paths above it get o+x.
 
 LIBVIRT_HOST_URI=""
 
 libvirt_host_start() {
   local dir=$1
-  mkdir -p "$dir"/{run,lib,log,cache,etc/qemu/networks}
+  mkdir -p "$dir"/{run,lib,log/qemu,cache,etc/qemu/networks}
+  local p=$dir
+  while [[ $p != / ]]; do chmod o+x "$p"; p=$(dirname "$p"); done
   cat >"$dir/etc/libvirtd.conf" <<'CONF'
 unix_sock_group = "root"
 unix_sock_rw_perms = "0770"
@@ -32,10 +36,6 @@ CONF
   cat >"$dir/etc/qemu.conf" <<'CONF'
 namespaces = [ ]
 cgroup_controllers = [ ]
-user = "root"
-group = "root"
-dynamic_ownership = 0
-security_driver = "none"
 CONF
   : >"$dir/etc/virtlogd.conf"
   : >"$dir/nokvm"
