@@ -327,12 +327,8 @@ void Runner::subrun_bookkeeping(const std::vector<TaskRef>& changed) {
 }
 
 void Runner::heartbeat() {
-  // Liveness, not progress: touching the file changes only its times, which
-  // the watcher does not wake up for.
-  // utimensat raises only IN_ATTRIB; opening the file to write would raise
-  // IN_CLOSE_WRITE on close and wake the watcher every time.
-  if (::utimensat(AT_FDCWD, dir_.heartbeat_file().c_str(), nullptr, 0) != 0 && errno == ENOENT)
-    (void)touch_marker(dir_.heartbeat_file());
+  // Liveness for the unit's WatchdogSec=: a main loop that stops turning
+  // (a deadlock, a hung call) gets the runner restarted, and resumed.
   sd::notify_watchdog();
 }
 
@@ -410,7 +406,9 @@ int Runner::run() {
   sd::log_info(fields_, "run started: " + std::to_string(plan_.stages.size()) + " stage(s), plan " + plan_.source);
   read_events();
 
-  int64_t next_heartbeat = now + kHeartbeatMs;
+  // Pings at half the watchdog interval the manager gave us (at most kHeartbeatMs).
+  const int64_t heartbeat_ms = std::max<int64_t>(100, std::min<int64_t>(kHeartbeatMs, sd::watchdog_ms() / 2));
+  int64_t next_heartbeat = now + heartbeat_ms;
   for (;;) {
     now = now_ms();
     auto starts = sched_->next(now);
@@ -464,7 +462,7 @@ int Runner::run() {
     if (poll_events) read_events();
     if (now_ms() >= next_heartbeat) {
       heartbeat();
-      next_heartbeat = now_ms() + kHeartbeatMs;
+      next_heartbeat = now_ms() + heartbeat_ms;
     }
   }
   read_events();

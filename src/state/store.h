@@ -39,7 +39,6 @@ class RunDir {
   std::string posted_marker() const { return file("posted.marker"); }
   std::string cancelled_marker() const { return file("cancelled.marker"); }
   std::string notification_file() const { return file("notification.json"); }
-  std::string heartbeat_file() const { return file("heartbeat"); }
   std::string subruns_dir() const { return file("subruns"); }
   std::string subrun_dir(const std::string& key) const { return subruns_dir() + "/" + key; }
   std::string tasks_dir() const { return file("tasks"); }

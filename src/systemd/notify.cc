@@ -24,4 +24,10 @@ void notify_stopping(const std::string& status) {
 
 void notify_watchdog() { sd_notify(0, "WATCHDOG=1"); }
 
+int64_t watchdog_ms() {
+  uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) return static_cast<int64_t>(usec / 1000);
+  return INT64_MAX / 4;
+}
+
 }  // namespace rw::systemd

@@ -1,6 +1,7 @@
 #pragma once
 // sd_notify for Type=notify services: readiness, STATUS= and watchdog.
 
+#include <cstdint>
 #include <string>
 
 namespace rw::systemd {
@@ -12,5 +13,8 @@ void notify_status(const std::string& status);
 void notify_stopping(const std::string& status = "");
 /// WATCHDOG=1 if the unit has a watchdog; harmless otherwise.
 void notify_watchdog();
+/// The unit's watchdog interval (WatchdogSec=) in ms; a large value when
+/// there is none.
+int64_t watchdog_ms();
 
 }  // namespace rw::systemd

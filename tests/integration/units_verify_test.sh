@@ -12,6 +12,13 @@ for u in runner watcher; do
   grep -q '%i' "$dir/$u@.service" || { echo "FAIL units_verify: $u@ does not use %i"; exit 1; }
   if grep -q '%I' "$dir/$u@.service"; then echo "FAIL units_verify: $u@ uses %I"; exit 1; fi
 done
+# Instance-only templates: nothing to enable. The runner's watchdog is on
+# (it pings from its main loop).
+for u in runner watcher; do
+  if grep -q '^\[Install\]' "$RW_BUILD/units/$u@.service"; then echo "FAIL units_verify: $u@ has [Install]"; exit 1; fi
+done
+grep -Eq '^WatchdogSec=[1-9]' "$RW_BUILD/units/runner@.service" ||
+  { echo "FAIL units_verify: runner@ has no WatchdogSec"; exit 1; }
 # The watcher runs its own small executable, which never loads libvirt or
 # libssh2 (their start-up work would also meet the unit's syscall filter).
 grep -q "^ExecStart=$RW_BUILD/runwarden-watcher " "$dir/watcher@.service" ||
