@@ -28,7 +28,7 @@ fi
 
 cmake -S "$root" -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DRUNWARDEN_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --target plan_parser_fuzz -j "$jobs"
+cmake --build "$build" --target plan_parser_fuzz shell_quote_fuzz -j "$jobs"
 
 # New inputs go to a scratch directory; the checked-in seeds stay as they are.
 scratch="$(mktemp -d)"
@@ -45,3 +45,8 @@ echo "fuzz.sh: running plan_parser_fuzz for ${seconds}s"
   -dict="$root/tests/fuzz/plan_parser.dict" \
   -artifact_prefix="$artifacts/" -print_final_stats=1 ${FUZZ_ARGS:-} \
   "$scratch" "$root/tests/fuzz/corpus"
+
+echo "fuzz.sh: running shell_quote_fuzz for 10s"
+mkdir -p "$scratch/shell"
+"$build/shell_quote_fuzz" -max_total_time=10 -timeout=10 -max_len=4096 \
+  -artifact_prefix="$artifacts/" -print_final_stats=1 "$scratch/shell"

@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/files.h"
+#include "common/shell.h"
 
 namespace rw::engine {
 namespace {
@@ -182,7 +183,8 @@ TaskOutcome RemoteExecutor::run(const TaskContext& ctx) {
       std::string remote = "/tmp/.runwarden-" + ctx.build + "-" + task.name + "-" + std::to_string(ctx.attempt) + ".sh";
       if (auto p = s->push(local_path(ctx, task.script), remote, 0700, ctx.cancel); !p)
         return failed("push of script " + task.script + ": " + p.error().message);
-      auto r = s->exec(remote + "; rc=$?; rm -f " + remote + "; exit $rc", opt, out);
+      const std::string q = shell_quote(remote);
+      auto r = s->exec(q + "; rc=$?; rm -f " + q + "; exit $rc", opt, out);
       return from_exec(r, task.timeout);
     }
     case plan::TaskKind::Push: {
@@ -215,7 +217,7 @@ TaskOutcome LocalExtrasExecutor::run(const TaskContext& ctx) {
   const plan::Task& task = *ctx.task;
   if (task.kind == plan::TaskKind::Script) {
     SpawnSpec spec;
-    spec.command = "exec /bin/sh '" + local_path(ctx, task.script) + "'";
+    spec.command = "exec /bin/sh " + shell_quote(local_path(ctx, task.script));
     spec.workdir = task.workdir.empty() ? ctx.workdir : task.workdir;
     spec.env = task.env;
     spec.env["RUNWARDEN_BUILD"] = ctx.build;

@@ -23,11 +23,11 @@
 #include <string_view>
 
 #include "common/result.h"
+#include "common/shell.h"
 
 namespace rw::ssh {
 
-/// Quotes `s` as one POSIX shell word: 'it'\''s'.
-std::string shell_quote(std::string_view s);
+using rw::shell_quote;
 
 /// True for a portable environment variable name: [A-Za-z_][A-Za-z0-9_]*.
 bool valid_env_name(std::string_view name);
