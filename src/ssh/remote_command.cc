@@ -43,7 +43,9 @@ Result<std::string> wrap_command(const std::string& command, const WrapOptions& 
   // 4. The command's environment and directory.
   if (!opt.workdir.empty()) {
     if (opt.workdir.find('\0') != std::string::npos) return err("workdir contains a NUL byte");
-    s += "cd " + shell_quote(opt.workdir) + " || exit 1\n";
+    s += "cd " + shell_quote(opt.workdir) + " || { kill $w 2>/dev/null; echo \"";
+    s += kExitMarker;
+    s += "1\" >&2; exit 1; }\n";
   }
   for (const auto& [k, v] : opt.env) {
     if (!valid_env_name(k)) return err("invalid environment variable name '" + k + "'");
@@ -52,7 +54,9 @@ Result<std::string> wrap_command(const std::string& command, const WrapOptions& 
   }
   // A child shell, not exec: the wrapper must outlive the command to stop the
   // watcher, so a normal exit does not kill what the command left running.
-  s += "/bin/sh -c \"$1\"\nr=$?\nkill $w 2>/dev/null\nexit $r\n";
+  s += "/bin/sh -c \"$1\"\nr=$?\nkill $w 2>/dev/null\necho \"";
+  s += kExitMarker;
+  s += "$r\" >&2\nexit $r\n";
 
   // The login shell runs this line; everything else is /bin/sh.
   return "exec /bin/sh -c 'eval \"$0\"' " + shell_quote(s) + " " + shell_quote(command);
@@ -90,6 +94,58 @@ std::string PgidMarkerFilter::feed(std::string_view data) {
 
 std::string PgidMarkerFilter::finish() {
   done_ = true;
+  return std::exchange(held_, {});
+}
+
+namespace {
+
+/// "RWEXIT:<digits>" (no newline): the status; nullopt for anything else.
+std::optional<int> exit_marker_status(std::string_view line) {
+  if (line.substr(0, kExitMarker.size()) != kExitMarker) return std::nullopt;
+  std::string_view num = line.substr(kExitMarker.size());
+  int v = 0;
+  auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), v);
+  if (num.empty() || ec != std::errc() || p != num.data() + num.size() || v < 0 || v > 255) return std::nullopt;
+  return v;
+}
+
+/// Whether `partial` (a line without its newline yet) may still become one.
+bool may_be_exit_marker(std::string_view partial) {
+  size_t cmp = std::min(partial.size(), kExitMarker.size());
+  if (partial.compare(0, cmp, kExitMarker.substr(0, cmp)) != 0) return false;
+  if (partial.size() > kExitMarker.size() + 3) return false;
+  for (size_t i = kExitMarker.size(); i < partial.size(); ++i)
+    if (partial[i] < '0' || partial[i] > '9') return false;
+  return true;
+}
+
+}  // namespace
+
+std::string ExitMarkerFilter::feed(std::string_view data) {
+  std::string in = std::exchange(held_, {});
+  in.append(data);
+  std::string out;
+  size_t start = 0;
+  for (size_t nl; (nl = in.find('\n', start)) != std::string::npos; start = nl + 1) {
+    std::string_view line(in.data() + start, nl - start);
+    if (auto st = exit_marker_status(line)) {
+      status_ = st;
+      continue;
+    }
+    out.append(line);
+    out += '\n';
+  }
+  std::string_view rest(in.data() + start, in.size() - start);
+  if (may_be_exit_marker(rest)) held_.assign(rest);
+  else out.append(rest);
+  return out;
+}
+
+std::string ExitMarkerFilter::finish() {
+  if (auto st = exit_marker_status(held_)) {
+    status_ = st;
+    held_.clear();
+  }
   return std::exchange(held_, {});
 }
 

@@ -44,6 +44,9 @@ Result<std::string> wrap_command(const std::string& command, const WrapOptions& 
 
 /// The first stderr line the wrapper prints.
 inline constexpr std::string_view kPgidMarker = "RWPGID:";
+/// The wrapper's last stderr line: "RWEXIT:<status>". Without it the command
+/// did not end through the wrapper, whatever status the channel reports.
+inline constexpr std::string_view kExitMarker = "RWEXIT:";
 
 /// Removes the "RWPGID:<n>\n" line from the start of a stderr stream, however
 /// the stream is split into chunks, and remembers the pgid. Anything else
@@ -61,6 +64,22 @@ class PgidMarkerFilter {
   bool done_ = false;
   std::string held_;
   std::optional<long> pgid_;
+};
+
+/// Removes the wrapper's "RWEXIT:<status>" line from the stderr stream and
+/// keeps the status.
+class ExitMarkerFilter {
+ public:
+  /// Returns the part of `data` to deliver now (may be empty): everything
+  /// but a line that is, or may still become, the marker.
+  std::string feed(std::string_view data);
+  /// At end of stream: whatever is still held back (not a marker).
+  std::string finish();
+  std::optional<int> status() const { return status_; }
+
+ private:
+  std::string held_;  ///< the current unfinished line, when it may be the marker
+  std::optional<int> status_;
 };
 
 /// A plain (unwrapped) command that kills process group `pgid` with SIGKILL:

@@ -297,6 +297,7 @@ Result<Session::ExecResult> Session::exec(const std::string& command, const Exec
   }
 
   PgidMarkerFilter marker;
+  ExitMarkerFilter exit_marker;
   bool eof = false, stopping = false, fallback_tried = false;
   int64_t stop_deadline = 0;
   std::vector<std::pair<bool, std::string>> chunks;
@@ -321,7 +322,7 @@ Result<Session::ExecResult> Session::exec(const std::string& command, const Exec
     if (!chunks.empty()) {
       lk.unlock();
       for (auto& [is_err, data] : chunks) {
-        if (is_err && !opt.raw) data = marker.feed(data);
+        if (is_err && !opt.raw) data = exit_marker.feed(marker.feed(data));
         if (!data.empty() && on_output) on_output(is_err, data);
       }
       chunks.clear();
@@ -391,17 +392,21 @@ Result<Session::ExecResult> Session::exec(const std::string& command, const Exec
   char* sig = nullptr;
   size_t siglen = 0;
   libssh2_channel_get_exit_signal(ch, &sig, &siglen, nullptr, nullptr, nullptr, nullptr);
-  if (sig && siglen > 0) {
-    res.exit_signal.assign(sig, siglen);
-  } else {
-    res.exit_code = libssh2_channel_get_exit_status(ch);
-  }
+  if (sig && siglen > 0) res.exit_signal.assign(sig, siglen);
+  // libssh2 says 0 when no exit-status came at all: only the wrapper's own
+  // last line says how a wrapped command ended. Without it (the wrapper was
+  // killed, the channel closed early) there is no status, which is a failure.
+  const int channel_status = libssh2_channel_get_exit_status(ch);
   if (sig) libssh2_free(raw, sig);
   c.free_channel(lk, ch, mono_ms() + 2000, true);
   lk.unlock();
   if (!opt.raw) {
-    std::string tail = marker.finish();
+    std::string tail = exit_marker.feed(marker.finish());
+    tail += exit_marker.finish();
     if (!tail.empty() && on_output) on_output(true, tail);
+    if (res.exit_signal.empty()) res.exit_code = exit_marker.status();
+  } else if (res.exit_signal.empty()) {
+    res.exit_code = channel_status;
   }
   return res;
 }

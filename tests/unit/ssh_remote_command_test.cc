@@ -48,7 +48,7 @@ TEST(WrapCommand, ExportsEnvAndChangesDirectoryQuoted) {
   // The script is itself single-quoted in the outer line, so quotes inside
   // appear escaped once more.
   EXPECT_NE(w->find("export A='\\''x y'\\''"), std::string::npos) << *w;
-  EXPECT_NE(w->find("cd '\\''/srv/e2e dir'\\'' || exit 1"), std::string::npos) << *w;
+  EXPECT_NE(w->find("cd '\\''/srv/e2e dir'\\'' || { kill $w 2>/dev/null; echo \"RWEXIT:1\" >&2; exit 1; }"), std::string::npos) << *w;
 }
 
 TEST(WrapCommand, RejectsBadEnvNamesAndNulBytes) {
@@ -91,6 +91,38 @@ TEST(PgidMarker, PassesOtherStreamsThroughUnchanged) {
 
 TEST(KillGroupCommand, KillsTheGroupAndTheLeader) {
   EXPECT_EQ(kill_group_command(77), "kill -KILL -77 2>/dev/null; kill -KILL 77 2>/dev/null; true");
+}
+
+}  // namespace
+}  // namespace rw::ssh
+
+namespace rw::ssh {
+namespace {
+
+TEST(ExitMarker, TheWrapperEndsWithItsStatusLine) {
+  auto w = wrap_command("true", WrapOptions{});
+  ASSERT_TRUE(w.ok());
+  EXPECT_NE(w->find("echo \"RWEXIT:$r\" >&2"), std::string::npos) << *w;
+}
+
+TEST(ExitMarker, TheStatusLineIsTakenOutOfStderrWhereverTheChunksSplit) {
+  const std::string stream = "warning: x\nRWPGID-lookalike\nRWEXIT:3\n";
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    ExitMarkerFilter f;
+    std::string out = f.feed(stream.substr(0, cut));
+    out += f.feed(stream.substr(cut));
+    out += f.finish();
+    EXPECT_EQ(out, "warning: x\nRWPGID-lookalike\n") << cut;
+    EXPECT_EQ(f.status(), 3) << cut;
+  }
+}
+
+TEST(ExitMarker, NoStatusLineMeansNoStatus) {
+  ExitMarkerFilter f;
+  std::string out = f.feed("RWEXIT:12x\nRWEX");
+  out += f.finish();
+  EXPECT_EQ(out, "RWEXIT:12x\nRWEX") << "look-alikes are output";
+  EXPECT_FALSE(f.status().has_value());
 }
 
 }  // namespace
