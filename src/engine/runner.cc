@@ -106,7 +106,7 @@ class Runner {
   std::vector<Finished> finished_;
   std::list<Running> running_;
   size_t events_offset_ = 0;
-  std::string events_partial_;
+  state::EventLineSplitter events_lines_;
   std::string last_status_;
   bool cancelling_ = false;
   bool stop_without_marker_ = false;
@@ -280,21 +280,19 @@ void Runner::read_events() {
     ssize_t n = ::pread(fd.get(), buf, sizeof buf, static_cast<off_t>(events_offset_));
     if (n <= 0) break;
     events_offset_ += static_cast<size_t>(n);
-    events_partial_.append(buf, static_cast<size_t>(n));
-  }
-  size_t start = 0, nl;
-  while ((nl = events_partial_.find('\n', start)) != std::string::npos) {
-    std::string line = events_partial_.substr(start, nl - start);
-    start = nl + 1;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto e = state::parse_event_line(line);
-    if (!e) {
-      sd::log_warning(fields_, "ignored event line: " + e.error().message + ": " + line.substr(0, 200));
-      continue;
+    auto got = events_lines_.feed(std::string_view(buf, static_cast<size_t>(n)));
+    if (got.dropped)
+      sd::log_warning(fields_, "ignored " + std::to_string(got.dropped) + " event line(s) longer than 64 KiB");
+    for (const auto& line : got.lines) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto e = state::parse_event_line(line);
+      if (!e) {
+        sd::log_warning(fields_, "ignored event line: " + e.error().message + ": " + line.substr(0, 200));
+        continue;
+      }
+      apply_event(*e);
     }
-    apply_event(*e);
   }
-  events_partial_.erase(0, start);
 }
 
 void Runner::subrun_bookkeeping(const std::vector<TaskRef>& changed) {

@@ -1,5 +1,7 @@
 #include "state/events.h"
 
+#include <utility>
+
 #include <nlohmann/json.hpp>
 
 namespace rw::state {
@@ -40,6 +42,30 @@ std::string format_event_line(const Event& e) {
   }
   if (!e.message.empty()) j["message"] = e.message;
   return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+EventLineSplitter::Lines EventLineSplitter::feed(std::string_view chunk) {
+  Lines out;
+  while (!chunk.empty()) {
+    size_t nl = chunk.find('\n');
+    std::string_view piece = chunk.substr(0, nl);
+    if (skipping_) {
+      if (nl == std::string_view::npos) return out;
+      skipping_ = false;
+    } else if (partial_.size() + piece.size() > max_) {
+      partial_.clear();
+      ++out.dropped;
+      skipping_ = nl == std::string_view::npos;
+    } else if (nl == std::string_view::npos) {
+      partial_.append(piece);
+    } else {
+      partial_.append(piece);
+      out.lines.push_back(std::exchange(partial_, {}));
+    }
+    if (nl == std::string_view::npos) break;
+    chunk.remove_prefix(nl + 1);
+  }
+  return out;
 }
 
 }  // namespace rw::state

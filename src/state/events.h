@@ -13,6 +13,8 @@
 #include <optional>
 #include <string>
 
+#include <string_view>
+#include <vector>
 #include "common/result.h"
 #include "state/run_state.h"
 
@@ -29,6 +31,24 @@ struct Event {
 
 /// Strict: unknown types, bad keys and statuses other than RUNNING,
 /// COMPLETED, FAILED are errors (the line is ignored and logged).
+/// Splits events.jsonl as it grows into complete lines. A line longer than
+/// `max_line` is dropped (reported by the next call's `dropped`), so a writer
+/// that never ends its line cannot grow the reader's memory.
+class EventLineSplitter {
+ public:
+  explicit EventLineSplitter(size_t max_line = 64 * 1024) : max_(max_line) {}
+  struct Lines {
+    std::vector<std::string> lines;
+    size_t dropped = 0;  ///< over-long lines thrown away
+  };
+  Lines feed(std::string_view chunk);
+
+ private:
+  size_t max_;
+  std::string partial_;
+  bool skipping_ = false;  ///< inside an over-long line, until its newline
+};
+
 Result<Event> parse_event_line(const std::string& line);
 std::string format_event_line(const Event& e);
 

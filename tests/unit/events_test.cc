@@ -151,3 +151,27 @@ TEST(Events, InvalidUtf8InAMessageIsReplacedNotThrown) {
 
 }  // namespace
 }  // namespace rw::state
+
+namespace rw::state {
+namespace {
+
+TEST(EventLineSplitter, CompleteLinesComeOutWhateverTheChunks) {
+  EventLineSplitter s;
+  auto a = s.feed("{\"a\":1}\n{\"b\"");
+  EXPECT_EQ(a.lines, (std::vector<std::string>{"{\"a\":1}"}));
+  auto b = s.feed(":2}\n\n");
+  EXPECT_EQ(b.lines, (std::vector<std::string>{"{\"b\":2}", ""}));
+}
+
+TEST(EventLineSplitter, ALineWithoutEndIsDroppedOnceItPassesTheCapAndMemoryStaysBounded) {
+  EventLineSplitter s(16);
+  size_t dropped = 0;
+  for (int i = 0; i < 1000; ++i) dropped += s.feed(std::string(100, 'x')).dropped;
+  EXPECT_EQ(dropped, 1u) << "one over-long line, reported once";
+  auto next = s.feed("still the long line\n{\"ok\":1}\n");
+  EXPECT_EQ(next.lines, (std::vector<std::string>{"{\"ok\":1}"})) << "the next line is read again";
+  EXPECT_EQ(next.dropped, 0u);
+}
+
+}  // namespace
+}  // namespace rw::state
