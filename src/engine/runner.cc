@@ -65,6 +65,8 @@ class LineSplitter {
   std::string buf_;
 };
 
+std::atomic<PollFn> g_poll{[](::pollfd* f, nfds_t n, int t) { return ::poll(f, n, t); }};
+
 struct Running {
   TaskRef ref;
   std::atomic<bool> cancel{false};
@@ -79,6 +81,8 @@ struct Finished {
 class Runner {
  public:
   explicit Runner(std::string build) : dir_(state::state_root(), build), fields_{build, "", "", ""} {}
+  /// Never leaves a task thread joinable, whatever path ended the run.
+  ~Runner() { stop_all_tasks(); }
   int run();
 
  private:
@@ -92,6 +96,8 @@ class Runner {
   void heartbeat();
   void log_line(const std::string& prefix, std::string_view line, bool is_stderr, const TaskRef* ref);
   int finish();
+  /// Cancels every running task and waits for its thread.
+  void stop_all_tasks();
 
   state::RunDir dir_;
   sd::LogFields fields_;
@@ -428,8 +434,14 @@ int Runner::run() {
     if (int64_t w = sched_->next_wakeup(); w > 0 && w < wake_at) wake_at = w;
     int timeout = static_cast<int>(std::max<int64_t>(0, wake_at - now_ms()));
     pollfd fds[3] = {{sigfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {ino.get(), POLLIN, 0}};
-    int r = ::poll(fds, 3, timeout);
-    if (r < 0 && errno != EINTR) break;
+    int r = g_poll.load()(fds, 3, timeout);
+    if (r < 0 && errno != EINTR) {
+      // Nothing can be waited for any more: stop the tasks (the run resumes
+      // after systemd restarts the runner; they count as interrupted).
+      sd::log_error(fields_, errno_message("the runner's main loop cannot poll", errno) + "; stopping its tasks");
+      stop_all_tasks();
+      return kRunnerError;
+    }
     if (fds[0].revents & POLLIN) {
       signalfd_siginfo si{};
       while (::read(sigfd.get(), &si, sizeof si) == sizeof si) {
@@ -465,6 +477,15 @@ int Runner::run() {
   }
   read_events();
   return finish();
+}
+
+void Runner::stop_all_tasks() {
+  if (running_.empty()) return;
+  for (auto& r : running_) r.cancel = true;
+  if (executors_) executors_->stop();
+  for (auto& r : running_)
+    if (r.thread.joinable()) r.thread.join();
+  running_.clear();
 }
 
 int Runner::finish() {
@@ -528,6 +549,8 @@ int Runner::finish() {
 std::unique_ptr<ExecutorSet> default_executors(const plan::Plan& plan) {
   return std::make_unique<StandardExecutors>(plan);
 }
+
+void set_runner_poll_for_testing(PollFn fn) { g_poll = fn; }
 
 int run_runner(const std::string& build) {
   Runner r(build);

@@ -2,6 +2,8 @@
 // The runner service: executes a run's plan stage by stage, persisting every
 // transition, and writes the run's terminal state.
 
+#include <poll.h>
+
 #include <memory>
 #include <string>
 
@@ -24,5 +26,9 @@ enum RunnerExit : int {
 std::unique_ptr<ExecutorSet> default_executors(const plan::Plan& plan);
 
 int run_runner(const std::string& build);
+
+/// For tests: the poll(2) the runner's main loop calls.
+using PollFn = int (*)(::pollfd*, nfds_t, int);
+void set_runner_poll_for_testing(PollFn fn);
 
 }  // namespace rw::engine
