@@ -11,6 +11,8 @@
 #include <string>
 #include <thread>
 
+#include <unistd.h>
+
 #include "common/clock.h"
 #include "common/files.h"
 #include "engine/runner.h"
@@ -49,7 +51,8 @@ TEST(Runner, APollErrorStopsAndJoinsTheTasksAndAsksForARestart) {
   st.build = "poll-1";
   st.status = state::RunStatus::Pending;
   st.created_at_ms = now_ms();
-  st.runner_command = "sleep 4711.5";
+  const std::string sleeper = "sleep 4711." + std::to_string(::getpid());  // this test's own
+  st.runner_command = sleeper;
   st.workdir = root;
   ASSERT_TRUE(dir.save(st).ok());
 
@@ -57,7 +60,7 @@ TEST(Runner, APollErrorStopsAndJoinsTheTasksAndAsksForARestart) {
   int rc = run_runner("poll-1");
   set_runner_poll_for_testing([](::pollfd* f, nfds_t n, int t) { return ::poll(f, n, t); });
   EXPECT_EQ(rc, kRunnerError);
-  EXPECT_FALSE(process_running("sleep 4711.5")) << "the task's process was stopped";
+  EXPECT_FALSE(process_running(sleeper)) << "the task's process was stopped";
   auto after = dir.load();
   ASSERT_TRUE(after.ok());
   EXPECT_FALSE(state::is_terminal(after->status)) << "no terminal state: the run resumes after the restart";
