@@ -26,7 +26,7 @@ int append_event(const state::Event& e, const std::string& file_opt) {
   // Validate what we are about to write with the reader's own rules.
   if (auto back = state::parse_event_line(line); !back) return fail(err(back.error().message, kUsage));
   // One write with O_APPEND: lines of concurrent writers never interleave.
-  Fd fd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+  Fd fd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!fd.valid()) return fail(sys_err("open " + file, errno));
   if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
     return fail(sys_err("write " + file, errno));

@@ -1,12 +1,16 @@
 #include "common/files.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 
+#include "common/clock.h"
 #include "common/fd.h"
 
 namespace rw {
@@ -35,9 +39,22 @@ std::string dir_of(const std::string& path) {
 }  // namespace
 
 Status write_file_atomic(const std::string& path, const std::string& content, int mode, bool durable) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-  if (!fd.valid()) return sys_err("create " + tmp, errno);
+  // A fresh name, created exclusively and never through a link: a file or
+  // symlink someone planted at a guessable name is not written through.
+  static std::atomic<uint64_t> counter{0};
+  std::string tmp;
+  Fd fd;
+  for (int tries = 0; tries < 16 && !fd.valid(); ++tries) {
+    uint64_t r = 0;
+    if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) r = uint64_t(now_ms()) ^ (counter << 32);
+    char suffix[64];
+    std::snprintf(suffix, sizeof suffix, ".tmp.%d.%llu.%016llx", int(::getpid()),
+                  static_cast<unsigned long long>(counter++), static_cast<unsigned long long>(r));
+    tmp = path + suffix;
+    fd = Fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+    if (!fd.valid() && errno != EEXIST) return sys_err("create " + tmp, errno);
+  }
+  if (!fd.valid()) return sys_err("create a temporary file beside " + path, EEXIST);
   if (::fchmod(fd.get(), mode) != 0) return sys_err("chmod " + tmp, errno);
   if (auto s = write_all(fd.get(), content, tmp); !s) {
     ::unlink(tmp.c_str());

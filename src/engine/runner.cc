@@ -185,7 +185,7 @@ void Runner::launch(TaskRef ref) {
   (void)make_dirs(log_path.substr(0, log_path.rfind('/')));
 
   r.thread = std::thread([this, &r, ref, task, target, log_path, prefix, attempt] {
-    Fd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    Fd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640));
     std::string banner = "--- attempt " + std::to_string(attempt) + " at " + format_time(now_ms()) + "\n";
     if (log.valid()) (void)!::write(log.get(), banner.data(), banner.size());
     LineSplitter lines[2];
@@ -397,7 +397,7 @@ int Runner::run() {
     sd::log_error(fields_, "cannot write the run state: " + s.error().message);
     return kRunnerError;
   }
-  runner_log_ = Fd(::open(dir_.runner_log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+  runner_log_ = Fd(::open(dir_.runner_log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640));
   (void)touch_marker(dir_.events_file());
   Fd ino(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   // Without inotify (fs.inotify.max_user_instances reached) events are read

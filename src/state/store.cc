@@ -227,7 +227,7 @@ Status RunDir::save(const RunState& s) const { return write_file_atomic(state_fi
 
 Status RunDir::update(const std::function<bool(RunState&)>& change) const {
   std::string lock_path = file("state.lock");
-  Fd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  Fd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!fd.valid()) return sys_err("open " + lock_path, errno);
   while (::flock(fd.get(), LOCK_EX) != 0) {
     if (errno != EINTR) return sys_err("lock " + lock_path, errno);
@@ -356,7 +356,7 @@ Status archive_run(const std::string& root, const std::string& build, int keep) 
 Result<Fd> RunDir::lock_delivery(bool wait) const {
   // Read-only: closing it raises no IN_CLOSE_WRITE, so it does not wake the watcher.
   std::string path = file("delivery.lock");
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644));
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!fd.valid()) return sys_err("open " + path, errno);
   while (::flock(fd.get(), LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
     if (errno == EWOULDBLOCK && !wait)
@@ -371,7 +371,7 @@ Result<BuildLock> BuildLock::acquire(const std::string& root, const std::string&
   std::string dir = root + "/locks";
   RW_TRY(make_dirs(dir, 0750));
   std::string path = dir + "/" + build + ".lock";
-  Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+  Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640));
   if (!fd.valid()) return sys_err("open " + path, errno);
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK)

@@ -220,3 +220,24 @@ TEST_F(Files, TouchMarkerCreatesTheMarkerOnceAndNeverRewritesIt) {
 
 }  // namespace
 }  // namespace rw
+
+namespace rw {
+namespace {
+
+TEST(WriteFileAtomic, ALinkPlantedAtAGuessableTemporaryNameIsNotWrittenThrough) {
+  char tmpl[] = "/var/tmp/rw-files-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string victim = dir + "/victim";
+  ASSERT_TRUE(write_file_atomic(victim, "precious").ok());
+  // The names an older writer used: <path>.tmp.<pid>.
+  const std::string target = dir + "/state.json";
+  ASSERT_EQ(::symlink(victim.c_str(), (target + ".tmp." + std::to_string(::getpid())).c_str()), 0);
+  ASSERT_TRUE(write_file_atomic(target, "new state").ok());
+  EXPECT_EQ(*read_file(victim), "precious");
+  EXPECT_EQ(*read_file(target), "new state");
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace rw
