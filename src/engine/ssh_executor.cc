@@ -197,7 +197,9 @@ TaskOutcome RemoteExecutor::run(const TaskContext& ctx) {
       return o;
     }
     case plan::TaskKind::Fetch: {
-      std::string dst = ctx.run_dir + "/" + task.fetch.dst;
+      // Fetched files have a directory of their own per target: a dst can
+      // never replace the run's state, markers or logs.
+      std::string dst = ctx.run_dir + "/fetched/" + ctx.target->name + "/" + task.fetch.dst;
       auto p = s->fetch(task.fetch.src, dst, ctx.cancel);
       if (!p) return failed(p.error().message);
       out(false, "fetched " + ctx.target->name + ":" + task.fetch.src + " to " + dst + "\n");

@@ -1215,13 +1215,14 @@ void Parser::parse_kind(const std::vector<Entry>& f, const YAML::Node& n, const 
     for (const char* required : {"src", "dst"}) {
       if (!find(*p, required)) {
         problem(e.value.Mark(), ctx + ": 'fetch' is missing '" + required +
-                                    "'; fetch needs src (remote) and dst (relative to the run directory)");
+                                    "'; fetch needs src (remote) and dst (under fetched/<target>/ in the run "
+                                    "directory)");
       }
     }
     if (const Entry* s = find(*p, "src")) t.fetch.src = str(*s, ctx + ": fetch").value_or("");
     if (const Entry* d = find(*p, "dst")) {
       if (auto v = str(*d, ctx + ": fetch")) {
-        // dst lands inside the run directory: never outside it.
+        // dst lands in the run directory's fetched/<target>/: never outside it.
         bool dotdot = false;
         for (size_t start = 0; start <= v->size();) {
           size_t slash = v->find('/', start);
@@ -1230,8 +1231,9 @@ void Parser::parse_kind(const std::vector<Entry>& f, const YAML::Node& n, const 
           start = slash + 1;
         }
         if ((*v)[0] == '/' || dotdot) {
-          problem(value_mark(*d), ctx + ": fetch: 'dst' must be a path relative to the run "
-                                        "directory, without a leading '/' or '..', got " + quoted(*v));
+          problem(value_mark(*d), ctx + ": fetch: 'dst' must be a relative path (it goes under "
+                                        "fetched/<target>/ in the run directory), without a leading '/' or '..', got " +
+                                        quoted(*v));
         } else {
           t.fetch.dst = *v;
         }

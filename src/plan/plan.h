@@ -46,7 +46,7 @@ struct PushSpec {
 
 struct FetchSpec {
   std::string src;  ///< remote file
-  std::string dst;  ///< path relative to the run directory
+  std::string dst;  ///< path under fetched/<target>/ in the run directory
 };
 
 struct WaitForSpec {

@@ -31,6 +31,7 @@ stages:
   - name: gather
     tasks:
       - {name: fetch-result, on: h3, fetch: {src: $D/h3-result.txt, dst: results/h3.txt}}
+      - {name: fetch-named-like-the-state, on: h3, fetch: {src: $D/h3-result.txt, dst: state.json}}
 EOF
 plan=$IT_DIR/work/three-stages.yaml
 "$RW_BIN" validate "$plan" >/dev/null || fail "plan invalid: $("$RW_BIN" validate "$plan" 2>&1)"
@@ -58,7 +59,9 @@ out=$("$RW_BIN" logs plan-1)
 assert_contains "$out" "suite ran as guest" "the pushed script ran on the guest"
 assert_eq "$(stat -c %a "$D/pushed/suite/bin/run")" 755 "pushed executable mode kept"
 assert_eq "$(stat -c %a "$D/pushed/suite/config")" 600 "pushed private mode kept"
-assert_eq "$(cat "$RUNWARDEN_STATE_DIR/runs/plan-1/results/h3.txt")" collected-from-h3 "fetched into the run directory"
+assert_eq "$(cat "$RUNWARDEN_STATE_DIR/runs/plan-1/fetched/h3/results/h3.txt")" collected-from-h3 "fetched under fetched/<target>/"
+assert_eq "$(cat "$RUNWARDEN_STATE_DIR/runs/plan-1/fetched/h3/state.json")" collected-from-h3 "a dst named state.json stays there"
+assert_eq "$(run_status plan-1)" COMPLETED "the run's own state.json is intact"
 st=$("$RW_BIN" status plan-1)
 assert_contains "$st" "mark@g1" "status lists task instances with targets"
 assert_contains "$st" "4/4 gather" "status lists stages"

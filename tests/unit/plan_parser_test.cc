@@ -508,8 +508,8 @@ TEST(PlanParser, ParserRejectsFetchDestinationsOutsideTheRunDirectory) {
   for (const char* dst : {"/etc/passwd", "../x", "a/../../x", ".."}) {
     std::string msg = parse_error(std::string("stages: [{name: s, tasks: [{name: t, fetch: {src: /a, dst: ") +
                                   dst + "}}]}]\n");
-    EXPECT_THAT(msg, AllOf(StartsWith("plan.yaml:1:60: stage 's', task 't': fetch: 'dst' must be a path relative "
-                                      "to the run directory")))
+    EXPECT_THAT(msg, AllOf(StartsWith("plan.yaml:1:60: stage 's', task 't': fetch: 'dst' must be a relative path "
+                                      "(it goes under fetched/<target>/ in the run directory)")))
         << dst;
   }
   parse_ok("stages: [{name: s, tasks: [{name: t, fetch: {src: /a, dst: logs/..hidden/x}}]}]\n");
