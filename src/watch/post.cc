@@ -1,5 +1,7 @@
 #include "watch/post.h"
 
+#include <cstdlib>
+#include <optional>
 #include <thread>
 
 #include "common/clock.h"
@@ -19,6 +21,35 @@ constexpr size_t kLogTailBytes = 4000;
 std::string tail_of(const std::string& path) {
   auto t = read_tail(path, kLogTailBytes);
   return t.ok() ? *t : "";
+}
+
+/// `path` with every link resolved, if it exists.
+std::optional<std::string> real_path(const std::string& path) {
+  char* r = ::realpath(path.c_str(), nullptr);
+  if (!r) return std::nullopt;
+  std::string out(r);
+  std::free(r);
+  return out;
+}
+
+/// Whether `path` (resolved) is inside directory `dir` (resolved).
+bool inside(const std::string& path, const std::string& dir) {
+  auto d = real_path(dir);
+  return d && path.size() > d->size() && path.compare(0, d->size(), *d) == 0 && path[d->size()] == '/';
+}
+
+/// A sub-run's log as reported by its command, if it is a file of the run:
+/// inside the run's workdir or its run directory. Anything else (an
+/// absolute path elsewhere, a link leading out) is not read: its tail would
+/// go to the chat.
+std::optional<std::string> contained_log(const state::RunDir& dir, const state::RunState& run,
+                                         const std::string& log) {
+  std::string p = log;
+  if (!p.empty() && p[0] != '/' && !run.workdir.empty()) p = run.workdir + "/" + p;
+  auto r = real_path(p);
+  if (!r) return std::nullopt;
+  if ((!run.workdir.empty() && inside(*r, run.workdir)) || inside(*r, dir.path())) return r;
+  return std::nullopt;
 }
 
 notify::RetryPolicy policy_from_env() {
@@ -63,9 +94,10 @@ notify::MessageInput message_for(const state::RunDir& dir, const state::RunState
   in.exit_code = sub->exit_code;
   in.reason = sub->message;
   if (sub->status == state::RunStatus::Failed) {
-    std::string log = sub->log;
-    if (!log.empty() && log[0] != '/' && !run.workdir.empty()) log = run.workdir + "/" + log;
-    in.log_tail = tail_of(log.empty() ? dir.runner_log() : log);
+    if (!sub->log.empty()) {
+      if (auto log = contained_log(dir, run, sub->log)) in.log_tail = tail_of(*log);
+      else in.log_tail = "(log " + sub->log + " not included: only files in the run's workdir or run directory are)";
+    }
     if (in.log_tail.empty()) in.log_tail = tail_of(dir.runner_log());
   }
   return in;
