@@ -96,6 +96,9 @@ class Runner {
   void heartbeat();
   void log_line(const std::string& prefix, std::string_view line, bool is_stderr, const TaskRef* ref);
   int finish();
+  /// The scheduler's progress, then what the command last reported in this
+  /// stage (`runwarden event progress`).
+  std::string progress_text() const;
   /// Cancels every running task and waits for its thread.
   void stop_all_tasks();
 
@@ -113,6 +116,8 @@ class Runner {
   std::list<Running> running_;
   size_t events_offset_ = 0;
   state::EventLineSplitter events_lines_;
+  std::string reported_progress_;
+  size_t reported_stage_ = 0;
   std::string last_status_;
   bool cancelling_ = false;
   bool stop_without_marker_ = false;
@@ -258,7 +263,11 @@ void Runner::drain_finished() {
 
 void Runner::apply_event(const state::Event& e) {
   if (e.type == "progress") {
-    st_.progress = e.message;
+    // Kept beside the scheduler's own text (stage and task counts), which is
+    // recomputed on every turn of the loop and would otherwise replace it.
+    reported_progress_ = e.message;
+    reported_stage_ = sched_ ? sched_->current_stage() : 0;
+    st_.progress = progress_text();
     return;
   }
   state::SubrunState sub;
@@ -417,7 +426,7 @@ int Runner::run() {
     now = now_ms();
     auto starts = sched_->next(now);
     auto changed = sched_->take_changed();
-    st_.progress = sched_->progress();
+    st_.progress = progress_text();
     if (!changed.empty() || st_.progress != last_status_) {
       // Persist before the transitions take effect (tasks start after this).
       if (auto s = persist(); !s) sd::log_error(fields_, "cannot write the run state: " + s.error().message);
@@ -477,6 +486,12 @@ int Runner::run() {
   }
   read_events();
   return finish();
+}
+
+std::string Runner::progress_text() const {
+  std::string p = sched_->progress();
+  if (!reported_progress_.empty() && reported_stage_ == sched_->current_stage()) p += " | " + reported_progress_;
+  return p;
 }
 
 void Runner::stop_all_tasks() {
