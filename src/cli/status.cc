@@ -108,7 +108,12 @@ int status(const std::string& build, bool as_json) {
                 s.ok() ? elapsed(s->started_at_ms, s->ended_at_ms).c_str() : "-",
                 notification_summary(dir, key).c_str());
   }
-  std::printf("logs:      runwarden logs %s   or: journalctl RUNWARDEN_BUILD=%s\n", build.c_str(), build.c_str());
+  std::printf("logs:      runwarden logs %s   or: journalctl RUNWARDEN_BUILD=%s (summaries)\n", build.c_str(),
+              build.c_str());
+  if (path_exists(dir.runner_log() + ".1"))
+    std::printf("           runner.log was rotated ($RUNWARDEN_RUNNER_LOG_MAX, default 64 MiB): the older part is %s.1;"
+                " task logs are complete under %s/tasks\n",
+                dir.runner_log().c_str(), dir.path().c_str());
   return kOk;
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -99,6 +100,13 @@ class Runner {
   /// The scheduler's progress, then what the command last reported in this
   /// stage (`runwarden event progress`).
   std::string progress_text() const;
+  /// runner.log -> runner.log.1, and a new runner.log (log_mu_ held).
+  void rotate_runner_log();
+  static size_t runner_log_max() {
+    const char* v = std::getenv("RUNWARDEN_RUNNER_LOG_MAX");
+    long long n = v && *v ? std::atoll(v) : 0;
+    return n > 0 ? static_cast<size_t>(n) : size_t(64) << 20;
+  }
   /// Cancels every running task and waits for its thread.
   void stop_all_tasks();
 
@@ -117,6 +125,9 @@ class Runner {
   size_t events_offset_ = 0;
   state::EventLineSplitter events_lines_;
   std::string reported_progress_;
+  size_t runner_log_bytes_ = 0;
+  /// $RUNWARDEN_RUNNER_LOG_MAX bytes (default 64 MiB) before runner.log rotates.
+  size_t runner_log_max_ = runner_log_max();
   size_t reported_stage_ = 0;
   std::string last_status_;
   bool cancelling_ = false;
@@ -162,19 +173,27 @@ Status Runner::persist() {
   });
 }
 
-void Runner::log_line(const std::string& prefix, std::string_view line, bool is_stderr, const TaskRef* ref) {
+void Runner::log_line(const std::string& prefix, std::string_view line, bool, const TaskRef*) {
+  // Output goes to runner.log (and the task's log) only: the journal gets
+  // the summaries (task started, ended, run end), so journald's rate limit
+  // never drops a line and a chatty task does not flood the system log.
   std::string text = prefix + std::string(line) + "\n";
-  {
-    std::lock_guard<std::mutex> lock(log_mu_);
-    if (runner_log_.valid()) (void)!::write(runner_log_.get(), text.data(), text.size());
-  }
-  sd::LogFields f = fields_;
-  if (ref) {
-    f.stage = st_.stages[ref->stage].name;
-    f.task = st_.stages[ref->stage].tasks[ref->task].name;
-    f.target = st_.stages[ref->stage].tasks[ref->task].target;
-  }
-  sd::log(is_stderr ? LOG_WARNING : LOG_INFO, f, std::string(line));
+  std::lock_guard<std::mutex> lock(log_mu_);
+  if (!runner_log_.valid()) return;
+  if (runner_log_bytes_ + text.size() > runner_log_max_) rotate_runner_log();
+  if (::write(runner_log_.get(), text.data(), text.size()) > 0) runner_log_bytes_ += text.size();
+}
+
+void Runner::rotate_runner_log() {
+  // One older part is kept: runner.log.1. Task logs keep everything.
+  const std::string path = dir_.runner_log();
+  if (::rename(path.c_str(), (path + ".1").c_str()) != 0) return;
+  runner_log_ = Fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640));
+  runner_log_bytes_ = 0;
+  const std::string note = "--- runner.log rotated at " + format_time(now_ms()) + " (cap " +
+                           std::to_string(runner_log_max_) + " bytes; the older part is runner.log.1)\n";
+  if (runner_log_.valid() && ::write(runner_log_.get(), note.data(), note.size()) > 0)
+    runner_log_bytes_ += note.size();
 }
 
 void Runner::launch(TaskRef ref) {
@@ -188,6 +207,11 @@ void Runner::launch(TaskRef ref) {
   std::string prefix = st_.stages[ref.stage].tasks.size() > 1 ? "[" + ts.id() + "] " : "";
   int attempt = ts.attempts;
   (void)make_dirs(log_path.substr(0, log_path.rfind('/')));
+  sd::LogFields lf = fields_;
+  lf.stage = st_.stages[ref.stage].name;
+  lf.task = ts.name;
+  lf.target = ts.target;
+  sd::log_info(lf, "task " + ts.id() + " started (attempt " + std::to_string(attempt) + ")");
 
   r.thread = std::thread([this, &r, ref, task, target, log_path, prefix, attempt] {
     Fd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640));
@@ -407,6 +431,8 @@ int Runner::run() {
     return kRunnerError;
   }
   runner_log_ = Fd(::open(dir_.runner_log().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640));
+  if (struct stat lst{}; runner_log_.valid() && ::fstat(runner_log_.get(), &lst) == 0)
+    runner_log_bytes_ = static_cast<size_t>(lst.st_size);
   (void)touch_marker(dir_.events_file());
   Fd ino(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   // Without inotify (fs.inotify.max_user_instances reached) events are read
