@@ -26,9 +26,9 @@ assert_eq "$(receiver_requests | "$IT_PYTHON" -c 'import json,sys; print(json.lo
 test -e "$RUNWARDEN_STATE_DIR/runs/ok-1/posted.marker" || fail "posted.marker written"
 assert_eq "$(run_field ok-1 exit_code)" 0 "exit code recorded"
 
-# Output reached runner.log and the journal with the build's field.
+# Output reached runner.log; the journal has the run's summaries with the build's field.
 assert_contains "$("$RW_BIN" logs ok-1)" "step one" "runwarden logs shows the output"
-assert_contains "$(journal RUNWARDEN_BUILD=ok-1 --no-pager -o cat || true)" "step one" "journal has RUNWARDEN_BUILD= lines"
+assert_contains "$(journal RUNWARDEN_BUILD=ok-1 --no-pager -o cat || true)" "run COMPLETED" "journal has RUNWARDEN_BUILD= lines"
 # The secret URL never appears in the journal.
 assert_not_contains "$(journal --no-pager -o cat || true)" "testsecret" "webhook URL not logged"
 status_json=$("$RW_BIN" status ok-1 --json)
