@@ -321,7 +321,7 @@ void add_start(CLI::App& app, Action* action) {
       "5 template command failed or timed out, 6 service manager error, 130 interrupted (Ctrl-C).\n"
       "$RUNWARDEN_START_TIMEOUT (default 90s): how long to wait for each unit to start; on a timeout\n"
       "what was started is stopped again and the run ends FAILED_TO_START.");
-  cmd->add_option("--build-name,-b", o->build, "Build name: [A-Za-z0-9][A-Za-z0-9._-]{0,127}")->required();
+  cmd->add_option("--build-name,-b", o->build, "Build name: [A-Za-z0-9][A-Za-z0-9._-]{0,127}, no '..', no '.' at the end")->required();
   cmd->add_option("--plan", o->plan_file, "Plan file (YAML); see `runwarden validate`");
   cmd->add_option("--runner-command", o->runner_command, "Shell command to run (a one-stage plan on the controller)");
   cmd->add_option("--template-command", o->template_command,

@@ -6,9 +6,20 @@
 
 namespace rw {
 
-/// Build names: [A-Za-z0-9][A-Za-z0-9._-]{0,127}, no "..". They become unit
-/// instance names and directory names, so anything else is refused before
-/// anything is touched.
+/// The one name rule, for build names, stage, task and target names, testbed
+/// objects and sub-run keys: a letter or digit, then letters, digits, '.',
+/// '_' and '-', never ".." and never a '.' at the end, at most `max`
+/// characters. Names become unit instance names, directory and file names.
+/// Plan names get kMaxPlanName so that a sub-run key "task.target" made of
+/// two valid names is itself valid (at most kMaxKey).
+inline constexpr size_t kMaxPlanName = 63;
+inline constexpr size_t kMaxKey = 128;
+/// `what` names the thing in the error ("build name", "sub-run key", ...).
+Status validate_name(const std::string& name, const std::string& what, size_t max);
+/// One line describing the rule, for messages.
+std::string name_rule(size_t max);
+
+/// validate_name(name, "build name", kMaxKey).
 Status validate_build_name(const std::string& name);
 
 /// "runner@X.service" / "watcher@X.service".

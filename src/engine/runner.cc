@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/build_name.h"
 #include "common/clock.h"
 #include "common/fd.h"
 #include "common/files.h"
@@ -345,7 +346,11 @@ void Runner::subrun_bookkeeping(const std::vector<TaskRef>& changed) {
     e.key = ts.name + (plan_.stages[ref.stage].tasks.size() > 1 || ts.target != plan::Plan::kController
                            ? "." + ts.target
                            : "");
-    if (!state::valid_subrun_key(e.key)) continue;
+    if (auto v = validate_name(e.key, "sub-run key", kMaxKey); !v) {
+      // The plan's names make valid keys; never drop a message silently.
+      sd::log_error(fields_, "cannot record sub-run " + e.key + ": " + v.error().message);
+      continue;
+    }
     switch (ts.status) {
       case StepStatus::Running: e.status = RunStatus::Running; break;
       case StepStatus::Completed: e.status = RunStatus::Completed; break;

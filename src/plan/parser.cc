@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/build_name.h"
 #include "common/duration.h"
 #include "common/files.h"
 #include "plan/parser_impl.h"
@@ -343,18 +344,13 @@ std::string suggestion(std::string_view key, std::span<const std::string_view> a
   return best.empty() ? "" : " did you mean '" + std::string(best) + "'?";
 }
 
-/// Names of hosts, guests, stages and tasks become file names, unit-visible
-/// strings and log paths: the same alphabet as build names.
-bool valid_name(std::string_view s) {
-  auto alnum = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-  };
-  if (s.empty() || s.size() > 128 || !alnum(s[0])) return false;
-  return std::all_of(s.begin(), s.end(),
-                     [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '-'; });
-}
+/// Names of hosts, guests, stages, tasks and testbed objects become file
+/// names, unit-visible strings, log paths and sub-run keys: the one name
+/// rule (common/build_name.h), short enough that "task.target" is a key.
+bool valid_name(std::string_view s) { return validate_name(std::string(s), "name", kMaxPlanName).ok(); }
 const char* const kNameRule =
-    "use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128 characters";
+    "use a letter or digit, then letters, digits, '.', '_' and '-', with no '..' and no '.' at the end, "
+    "at most 63 characters";
 
 bool valid_env_name(std::string_view s) {
   auto head = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };

@@ -1,5 +1,7 @@
 #include "state/events.h"
 
+#include "common/build_name.h"
+
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -21,8 +23,7 @@ Result<Event> parse_event_line(const std::string& line) {
   if (e.type == "progress") return e;
   if (e.type != "subrun") return err("unknown event type '" + e.type + "' (expected subrun or progress)");
   e.key = str("key");
-  if (!valid_subrun_key(e.key))
-    return err("invalid sub-run key '" + e.key + "' (letters, digits, '.', '_', '-'; at most 128)");
+  if (auto v = validate_name(e.key, "sub-run key", kMaxKey); !v) return v.error();
   std::string status = str("status");
   e.status = parse_run_status(status);
   if (e.status != RunStatus::Running && e.status != RunStatus::Completed && e.status != RunStatus::Failed)

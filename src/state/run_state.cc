@@ -78,6 +78,6 @@ bool allowed_transition(StepStatus from, StepStatus to) {
 
 std::string TaskState::id() const { return target.empty() ? name : name + "@" + target; }
 
-bool valid_subrun_key(const std::string& key) { return validate_build_name(key).ok(); }
+bool valid_subrun_key(const std::string& key) { return validate_name(key, "sub-run key", kMaxKey).ok(); }
 
 }  // namespace rw::state

@@ -22,7 +22,7 @@ TEST(BuildName, TheFieldExampleIsAccepted) {
 }
 
 TEST(BuildName, PlainNamesWithDotsUnderscoresAndDashesAreAccepted) {
-  for (const char* name : {"a", "Z", "7", "nightly_2024-01-02", "build.1", "A1-b2_c3.d4", "x-", "y.", "z_"})
+  for (const char* name : {"a", "Z", "7", "nightly_2024-01-02", "build.1", "A1-b2_c3.d4", "x-", "z_"})
     EXPECT_TRUE(validate_build_name(name).ok()) << name << ": " << refusal(name);
 }
 
@@ -108,6 +108,26 @@ TEST(BuildName, RefusalsCarryExitCode2AndStateTheRule) {
 TEST(BuildName, UnitNamesUseTheBuildAsInstance) {
   EXPECT_EQ(runner_unit("e2e-x"), "runner@e2e-x.service");
   EXPECT_EQ(watcher_unit("e2e-x"), "watcher@e2e-x.service");
+}
+
+}  // namespace
+}  // namespace rw
+
+namespace rw {
+namespace {
+
+TEST(NameRule, ATrailingDotIsRefusedSoThatTaskDotTargetNeverHoldsTwoDots) {
+  auto v = validate_name("a.", "task name", kMaxPlanName);
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.error().message.find("ends with '.'"), std::string::npos) << v.error().message;
+  EXPECT_FALSE(validate_build_name("y.").ok());
+}
+
+TEST(NameRule, TwoLongestPlanNamesMakeAValidKey) {
+  std::string task(kMaxPlanName, 't'), target(kMaxPlanName, 'h');
+  EXPECT_TRUE(validate_name(task, "task name", kMaxPlanName).ok());
+  EXPECT_FALSE(validate_name(task + "x", "task name", kMaxPlanName).ok());
+  EXPECT_TRUE(validate_name(task + "." + target, "sub-run key", kMaxKey).ok());
 }
 
 }  // namespace

@@ -488,7 +488,7 @@ TEST(PlanParser, ParserRejectsTargetNamesUsedTwiceAcrossHostsAndGuests) {
 TEST(PlanParser, ParserRejectsNamesOutsideTheAllowedAlphabet) {
   EXPECT_THAT(parse_error("stages: [{name: ../etc, tasks: [{name: t, run: x}]}]\n"),
               AllOf(StartsWith("plan.yaml:1:17: stage 1 of 1: '../etc' is not a valid stage name"),
-                    HasSubstr("starting with a letter or digit")));
+                    HasSubstr("use a letter or digit")));
   EXPECT_THAT(parse_error("stages: [{name: s, tasks: [{name: a/b, run: x}]}]\n"),
               StartsWith("plan.yaml:1:35: stage 's', task 1: 'a/b' is not a valid task name"));
   EXPECT_THAT(parse_error("hosts: {'h 1': {address: a}}\nstages: [{name: s, tasks: [{name: t, run: x}]}]\n"),
@@ -688,6 +688,21 @@ TEST(PlanParser, LoadPlanReadsEveryShippedExample) {
     ++count;
   }
   EXPECT_GE(count, 3);
+}
+
+}  // namespace
+}  // namespace rw::plan
+
+namespace rw::plan {
+namespace {
+
+TEST(PlanParser, ANameWhoseSubrunKeyWouldBeInvalidIsRefusedWhereItIsWritten) {
+  // A task "a." on target hv1 would give the key "a..hv1".
+  EXPECT_THAT(parse_error("hosts: {hv1: {address: a}}\nstages: [{name: s, subruns: true, tasks: [{name: 'a.', on: hv1, "
+                          "run: x}]}]\n"),
+              AllOf(StartsWith("plan.yaml:2:"), HasSubstr("'a.' is not a valid task name"), HasSubstr("no '.' at the end")));
+  EXPECT_THAT(parse_error("stages: [{name: s, tasks: [{name: " + std::string(64, 'x') + ", run: x}]}]\n"),
+              HasSubstr("at most 63 characters"));
 }
 
 }  // namespace
