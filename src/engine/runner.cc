@@ -13,7 +13,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <list>
+#include <set>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/build_name.h"
@@ -95,6 +97,11 @@ class Runner {
   void read_events();
   void apply_event(const state::Event& e);
   void subrun_bookkeeping(const std::vector<TaskRef>& changed);
+  /// The sub-run event for a task instance of a `subruns: true` stage.
+  std::optional<state::Event> subrun_event(TaskRef ref);
+  /// Whether stage `i` has ended for good (no retry or restart_from can run
+  /// it again).
+  bool stage_final(size_t i) const;
   void heartbeat();
   void log_line(const std::string& prefix, std::string_view line, bool is_stderr, const TaskRef* ref);
   int finish();
@@ -125,6 +132,7 @@ class Runner {
   std::list<Running> running_;
   size_t events_offset_ = 0;
   state::EventLineSplitter events_lines_;
+  std::set<size_t> closed_stages_;  ///< sub-run stages whose ends are written
   std::string reported_progress_;
   size_t runner_log_bytes_ = 0;
   /// $RUNWARDEN_RUNNER_LOG_MAX bytes (default 64 MiB) before runner.log rotates.
@@ -335,36 +343,64 @@ void Runner::read_events() {
   }
 }
 
+std::optional<state::Event> Runner::subrun_event(TaskRef ref) {
+  const auto& ts = st_.stages[ref.stage].tasks[ref.task];
+  state::Event e;
+  e.type = "subrun";
+  e.key = ts.name + (plan_.stages[ref.stage].tasks.size() > 1 || ts.target != plan::Plan::kController
+                         ? "." + ts.target
+                         : "");
+  if (auto v = validate_name(e.key, "sub-run key", kMaxKey); !v) {
+    // The plan's names make valid keys; never drop a message silently.
+    sd::log_error(fields_, "cannot record sub-run " + e.key + ": " + v.error().message);
+    return std::nullopt;
+  }
+  switch (ts.status) {
+    case StepStatus::Running: e.status = RunStatus::Running; break;
+    case StepStatus::Completed: e.status = RunStatus::Completed; break;
+    case StepStatus::Failed: e.status = RunStatus::Failed; break;
+    default: return std::nullopt;
+  }
+  e.exit_code = ts.exit_code;
+  e.message = ts.reason;
+  e.log = dir_.file(ts.log);
+  return e;
+}
+
+bool Runner::stage_final(size_t i) const {
+  const auto status = st_.stages[i].status;
+  if (status == StepStatus::Failed || status == StepStatus::Cancelled) return true;
+  if (status != StepStatus::Completed) return false;
+  // A completed stage runs again if a later stage that may still fail
+  // restarts from it (or from before it).
+  for (size_t j = i + 1; j < plan_.stages.size(); ++j) {
+    const auto& from = plan_.stages[j].restart_from;
+    if (from.empty() || st_.stages[j].status == StepStatus::Completed || st_.stages[j].status == StepStatus::Failed)
+      continue;
+    for (size_t k = 0; k <= i; ++k)
+      if (plan_.stages[k].name == from) return false;
+  }
+  return true;
+}
+
 void Runner::subrun_bookkeeping(const std::vector<TaskRef>& changed) {
-  // Stages with `subruns: true`: every task instance is a sub-run whose end
-  // (after its retries) gets its own message.
+  // Stages with `subruns: true`: every task instance is a sub-run. It is
+  // RUNNING from its first start; its end is written once, when its stage
+  // ended for good (retries and restarts done), so the message is the
+  // sub-run's final outcome, never a first attempt's.
   for (auto ref : changed) {
     if (!plan_.stages[ref.stage].subruns) continue;
-    const auto& ts = st_.stages[ref.stage].tasks[ref.task];
-    state::Event e;
-    e.type = "subrun";
-    e.key = ts.name + (plan_.stages[ref.stage].tasks.size() > 1 || ts.target != plan::Plan::kController
-                           ? "." + ts.target
-                           : "");
-    if (auto v = validate_name(e.key, "sub-run key", kMaxKey); !v) {
-      // The plan's names make valid keys; never drop a message silently.
-      sd::log_error(fields_, "cannot record sub-run " + e.key + ": " + v.error().message);
-      continue;
-    }
-    switch (ts.status) {
-      case StepStatus::Running: e.status = RunStatus::Running; break;
-      case StepStatus::Completed: e.status = RunStatus::Completed; break;
-      case StepStatus::Failed: e.status = RunStatus::Failed; break;
-      default: continue;
-    }
-    e.exit_code = ts.exit_code;
-    e.message = ts.reason;
-    e.log = dir_.file(ts.log);
-    if (e.status == RunStatus::Running) {
-      // A retry of a sub-run is still the same sub-run.
-      if (auto old = dir_.load_subrun(e.key); old.ok() && old->status == RunStatus::Running) continue;
-    }
-    apply_event(e);
+    auto e = subrun_event(ref);
+    if (!e || e->status != RunStatus::Running) continue;
+    // A retry of a sub-run is still the same sub-run.
+    if (auto old = dir_.load_subrun(e->key); old.ok() && old->status == RunStatus::Running) continue;
+    apply_event(*e);
+  }
+  for (size_t i = 0; i < plan_.stages.size(); ++i) {
+    if (!plan_.stages[i].subruns || closed_stages_.count(i) || !stage_final(i)) continue;
+    closed_stages_.insert(i);
+    for (size_t t = 0; t < st_.stages[i].tasks.size(); ++t)
+      if (auto e = subrun_event({i, t}); e && e->status != RunStatus::Running) apply_event(*e);
   }
 }
 
@@ -516,6 +552,7 @@ int Runner::run() {
     }
   }
   read_events();
+  subrun_bookkeeping({});
   return finish();
 }
 
