@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <set>
@@ -316,8 +317,12 @@ struct LocalEntry {
   struct ::stat st;
 };
 
-// Files and directories under `dir`, sorted by name, symlinks followed.
-Result<std::vector<std::pair<std::string, LocalEntry>>> list_dir(const std::string& dir) {
+// Files and directories under `dir`, sorted by name. A symlink is pushed as
+// what it points to only when that stays inside the pushed tree `root` (a
+// resolved path): a link to ~/.ssh/id_ed25519 inside a suite would otherwise
+// copy the controller's key to the host. Links leading out, and dangling
+// ones, are refused with their names.
+Result<std::vector<std::pair<std::string, LocalEntry>>> list_dir(const std::string& dir, const std::string& root) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return sys_err("open directory " + dir, errno);
   std::vector<std::pair<std::string, LocalEntry>> out;
@@ -325,10 +330,28 @@ Result<std::vector<std::pair<std::string, LocalEntry>>> list_dir(const std::stri
     std::string n = e->d_name;
     if (n == "." || n == "..") continue;
     LocalEntry le{dir + "/" + n, {}};
-    if (::stat(le.path.c_str(), &le.st) != 0) {
+    if (::lstat(le.path.c_str(), &le.st) != 0) {
       int errnum = errno;
       ::closedir(d);
       return sys_err("stat " + le.path, errnum);
+    }
+    if (S_ISLNK(le.st.st_mode)) {
+      char* real = ::realpath(le.path.c_str(), nullptr);
+      std::string target = real ? real : "";
+      std::free(real);
+      const bool inside = !target.empty() && target.size() > root.size() &&
+                          target.compare(0, root.size(), root) == 0 && target[root.size()] == '/';
+      if (!inside) {
+        ::closedir(d);
+        return err("symlink " + le.path + (target.empty() ? " is dangling" : " points outside the pushed directory") +
+                   ": not pushed (only links that stay inside it are)");
+      }
+      if (::stat(target.c_str(), &le.st) != 0) {
+        int errnum = errno;
+        ::closedir(d);
+        return sys_err("stat " + target, errnum);
+      }
+      le.path = target;
     }
     out.emplace_back(n, le);
   }
@@ -379,11 +402,15 @@ Status Session::sftp_push(const std::string& local, const std::string& remote, s
       // Depth-first, directories before their contents; (dev, inode) pairs
       // guard against symlink loops.
       std::set<std::pair<dev_t, ino_t>> seen;
+      char* real_root = ::realpath(local.c_str(), nullptr);
+      if (!real_root) return sys_err("resolve " + local, errno);
+      const std::string root(real_root);
+      std::free(real_root);
       std::function<Status(const std::string&, const struct ::stat&, const std::string&)> walk =
           [&](const std::string& ldir, const struct ::stat& dst_st, const std::string& rdir) -> Status {
         if (!seen.insert({dst_st.st_dev, dst_st.st_ino}).second) return err(ldir + ": directory loop (symlink)");
         RW_TRY(sftp.ensure_dir(rdir, static_cast<int>(dst_st.st_mode & 07777)));
-        RW_ASSIGN(auto entries, list_dir(ldir));
+        RW_ASSIGN(auto entries, list_dir(ldir, root));
         for (auto& [name, e] : entries) {
           if (cancel && cancel->load()) return err("cancelled", kCancelledRc);
           std::string r = rdir + "/" + name;

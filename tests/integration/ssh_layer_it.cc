@@ -810,3 +810,31 @@ TEST_F(SshLayer, AuthenticatesThroughSshAgentWithoutAnIdentityFile) {
 
 }  // namespace
 }  // namespace rw::ssh
+
+namespace rw::ssh {
+namespace {
+
+TEST_F(SshLayer, PushNeverFollowsALinkOutOfThePushedTree) {
+  TempDir outside_tmp("outside");
+  ASSERT_TRUE(write_file_atomic(outside_tmp.path + "/id_ed25519", "PRIVATE-KEY\n", 0600).ok());
+  TempDir src_tmp("linksrc");
+  const std::string src = src_tmp.path;
+  ASSERT_TRUE(write_file_atomic(src + "/data.txt", "data\n", 0644).ok());
+  ASSERT_EQ(::symlink("data.txt", (src + "/alias.txt").c_str()), 0);  // inside: pushed as its content
+  TempDir remote_tmp("linkdst");
+  auto s = connect_host(1);
+  ASSERT_TRUE(s);
+  auto ok = s->push(src, remote_tmp.path + "/suite");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(slurp(remote_tmp.path + "/suite/alias.txt"), "data\n");
+
+  ASSERT_EQ(::symlink((outside_tmp.path + "/id_ed25519").c_str(), (src + "/key").c_str()), 0);
+  auto bad = s->push(src, remote_tmp.path + "/suite2");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find(src + "/key points outside the pushed directory"), std::string::npos)
+      << bad.error().message;
+  EXPECT_EQ(slurp(remote_tmp.path + "/suite2/key"), "") << "the key never reached the host";
+}
+
+}  // namespace
+}  // namespace rw::ssh
