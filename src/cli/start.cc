@@ -137,6 +137,7 @@ int start(const StartOptions& o) {
     return fail(err("give exactly one of --plan FILE or --runner-command CMD", kUsage));
   plan::Plan plan;
   std::string plan_text;
+  std::string plan_dir;
   if (!o.plan_file.empty()) {
     // Read once: the run keeps exactly the text that was validated.
     auto text = read_file(o.plan_file);
@@ -145,6 +146,10 @@ int start(const StartOptions& o) {
     auto p = plan::parse_plan(plan_text, o.plan_file);
     if (!p) return fail(err(p.error().message, kUsage));
     plan = std::move(p).value();
+    // Local paths are relative to the plan file's directory, wherever the
+    // run's workdir is: checked now, resolved again by the runner.
+    plan_dir = plan::plan_directory(o.plan_file);
+    if (auto r = plan::resolve_local_paths(plan, plan_dir, true); !r) return fail(err(r.error().message, kUsage));
   } else {
     plan = plan::Plan::from_command(o.runner_command, o.categorize);
   }
@@ -227,6 +232,7 @@ int start(const StartOptions& o) {
   for (const auto& s : plan.stages) plan_subruns |= s.subruns;
   st.categorized = o.categorize || plan_subruns;
   st.workdir = workdir;
+  st.plan_dir = plan_dir;
   st.runner_command = o.runner_command;
   st.template_command = template_command;
   st.meta = meta;

@@ -16,6 +16,10 @@ int validate(const std::string& file, bool show, bool as_json) {
     std::cerr << p.error().message << "\n";
     return kUsage;
   }
+  if (auto r = plan::resolve_local_paths(*p, plan::plan_directory(file), true); !r) {
+    std::cerr << r.error().message << "\n";
+    return kUsage;
+  }
   if (as_json) {
     std::cout << plan::describe_json(*p).dump(2) << "\n";
   } else if (show) {

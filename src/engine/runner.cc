@@ -153,6 +153,10 @@ Status Runner::load_plan() {
   }
   // start-run resolved it: --workdir, else the plan's, else its own cwd.
   if (!st_.workdir.empty()) plan_.workdir = st_.workdir;
+  // Local paths name files next to the plan file, not in the workdir and
+  // not in the runner's cwd (/). Checked by start-run; a file gone since
+  // fails its task, with its path.
+  if (!st_.plan_dir.empty()) (void)plan::resolve_local_paths(plan_, st_.plan_dir, false);
   // Testbed guests are made by this run with fresh host keys: their keys are
   // learnt into the run's own file, never into the user's known_hosts.
   for (auto& [name, t] : plan_.targets)

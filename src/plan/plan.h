@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/duration.h"
+#include "common/result.h"
 
 namespace rw::plan {
 
@@ -171,5 +172,16 @@ struct Plan {
     return {chain.rbegin(), chain.rend()};
   }
 };
+
+/// Makes the plan's local paths (files read on the controller: push
+/// sources, scripts, identity and known_hosts files, testbed ssh_key) absolute
+/// against `base`, the plan file's directory, so neither the run's workdir
+/// nor the runner's cwd changes what they name. A task's `workdir` is only
+/// where its command runs, and is left alone. With `check`, a missing
+/// identity, push source or script is an error naming FILE:LINE:COLUMN.
+Status resolve_local_paths(Plan& plan, const std::string& base, bool check);
+
+/// The directory of a plan file, resolved (for resolve_local_paths).
+std::string plan_directory(const std::string& plan_file);
 
 }  // namespace rw::plan

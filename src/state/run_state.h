@@ -85,6 +85,7 @@ struct RunState {
   std::string host;
   std::string workdir;
   std::string plan_file;  ///< plan.yaml in the run directory, or empty (command run)
+  std::string plan_dir;   ///< the plan file's own directory: the base of its local paths
   std::string runner_command;
   std::string template_command;
   std::map<std::string, std::string> meta;

@@ -106,6 +106,7 @@ std::string to_json(const RunState& s) {
          {"categorized", s.categorized},
          {"host", s.host},
          {"workdir", s.workdir},
+         {"plan_dir", s.plan_dir},
          {"plan_file", s.plan_file},
          {"runner_command", s.runner_command},
          {"template_command", s.template_command},
@@ -147,6 +148,7 @@ Result<RunState> run_state_from_json(const std::string& text) {
   s.categorized = get_or<bool>(j, "categorized", false);
   s.host = get_or<std::string>(j, "host", "");
   s.workdir = get_or<std::string>(j, "workdir", "");
+  s.plan_dir = get_or<std::string>(j, "plan_dir", "");
   s.plan_file = get_or<std::string>(j, "plan_file", "");
   s.runner_command = get_or<std::string>(j, "runner_command", "");
   s.template_command = get_or<std::string>(j, "template_command", "");
