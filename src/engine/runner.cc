@@ -132,6 +132,9 @@ class Runner {
   std::list<Running> running_;
   size_t events_offset_ = 0;
   state::EventLineSplitter events_lines_;
+  /// Scheduling time: wall-clock values that advance monotonically (retry
+  /// delays and waits ignore clock changes).
+  SteadyWallClock clock_;
   std::set<size_t> closed_stages_;  ///< sub-run stages whose ends are written
   std::string reported_progress_;
   size_t runner_log_bytes_ = 0;
@@ -273,7 +276,7 @@ void Runner::drain_finished() {
     std::lock_guard<std::mutex> lock(fin_mu_);
     done.swap(finished_);
   }
-  int64_t now = now_ms();
+  int64_t now = clock_.now();
   for (auto& f : done) {
     for (auto it = running_.begin(); it != running_.end(); ++it) {
       if (it->ref.stage == f.ref.stage && it->ref.task == f.ref.task) {
@@ -451,7 +454,7 @@ int Runner::run() {
   Fd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   wake_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
 
-  int64_t now = now_ms();
+  int64_t now = clock_.now();
   st_.runner_starts += 1;
   if (st_.started_at_ms == 0) st_.started_at_ms = now;
   char host[256] = {};
@@ -494,7 +497,7 @@ int Runner::run() {
   const int64_t heartbeat_ms = std::max<int64_t>(100, std::min<int64_t>(kHeartbeatMs, sd::watchdog_ms() / 2));
   int64_t next_heartbeat = now + heartbeat_ms;
   for (;;) {
-    now = now_ms();
+    now = clock_.now();
     auto starts = sched_->next(now);
     auto changed = sched_->take_changed();
     st_.progress = progress_text();
@@ -510,9 +513,9 @@ int Runner::run() {
     for (auto ref : starts) launch(ref);
     if (sched_->done() && running_.empty()) break;
 
-    int64_t wake_at = poll_events ? std::min(next_heartbeat, now_ms() + 1000) : next_heartbeat;
+    int64_t wake_at = poll_events ? std::min(next_heartbeat, clock_.now() + 1000) : next_heartbeat;
     if (int64_t w = sched_->next_wakeup(); w > 0 && w < wake_at) wake_at = w;
-    int timeout = static_cast<int>(std::max<int64_t>(0, wake_at - now_ms()));
+    int timeout = static_cast<int>(std::max<int64_t>(0, wake_at - clock_.now()));
     pollfd fds[3] = {{sigfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {ino.get(), POLLIN, 0}};
     int r = g_poll.load()(fds, 3, timeout);
     if (r < 0 && errno != EINTR) {
@@ -550,9 +553,9 @@ int Runner::run() {
       read_events();
     }
     if (poll_events) read_events();
-    if (now_ms() >= next_heartbeat) {
+    if (clock_.now() >= next_heartbeat) {
       heartbeat();
-      next_heartbeat = now_ms() + heartbeat_ms;
+      next_heartbeat = clock_.now() + heartbeat_ms;
     }
   }
   read_events();
@@ -576,7 +579,7 @@ void Runner::stop_all_tasks() {
 }
 
 int Runner::finish() {
-  int64_t now = now_ms();
+  int64_t now = clock_.now();
   if (cancelling_) {
     sched_->finish_cancel(now);
     st_.progress = "cancelled";

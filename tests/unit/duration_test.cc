@@ -1,3 +1,4 @@
+#include "common/clock.h"
 #include "common/duration.h"
 
 #include <gtest/gtest.h>
@@ -122,6 +123,29 @@ TEST(Duration, FormatReadsBackToTheSameWholeSeconds) {
       if (c != ' ') compact += c;
     EXPECT_EQ(ms(compact), v) << text;
   }
+}
+
+}  // namespace
+}  // namespace rw
+
+namespace rw {
+namespace {
+
+int64_t g_real = 1'000'000, g_mono = 50;
+int64_t fake_real() { return g_real; }
+int64_t fake_mono() { return g_mono; }
+
+TEST(SteadyWallClock, AWallClockJumpNeitherShortensNorStretchesWhatItMeasures) {
+  SteadyWallClock c(fake_real, fake_mono);
+  EXPECT_EQ(c.now(), 1'000'000) << "starts at wall time";
+  const int64_t retry_at = c.now() + 60'000;  // a one-minute retry delay
+  g_real += 3'600'000;                        // the wall clock is set an hour ahead
+  g_mono += 1'000;                            // one real second passes
+  EXPECT_EQ(c.now(), 1'001'000);
+  EXPECT_LT(c.now(), retry_at) << "the retry is not due after one second";
+  g_real -= 7'200'000;  // and two hours back
+  g_mono += 59'000;
+  EXPECT_EQ(c.now(), retry_at) << "due after exactly its delay";
 }
 
 }  // namespace
