@@ -6,6 +6,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <span>
@@ -104,6 +105,11 @@ class Parser {
   void parse_on(const Entry& e, const std::string& ctx, Task& t);
   // The testbed: section (parser_testbed.cc).
   void parse_testbed(const Entry& e);
+  /// Each named entry of testbed map `key` whose name is valid and whose
+  /// value is a map of `allowed` settings, given to `fn`; problems otherwise.
+  void testbed_section(const std::vector<Entry>& top, const char* key, const char* singular, const char* example,
+                       std::span<const std::string_view> allowed, bool non_empty,
+                       const std::function<void(const Entry&, const std::vector<Entry>&, const std::string&)>& fn);
   /// Puts the testbed's generated stages around the user's.
   void add_testbed_stages();
   void parse_kind(const std::vector<Entry>& f, const YAML::Node& n, const std::string& ctx, Task& t);

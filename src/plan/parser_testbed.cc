@@ -87,25 +87,12 @@ void Parser::parse_testbed(const Entry& top) {
 
   // images
   std::set<std::string> images;
-  if (const Entry* e = find(*f, "images")) {
-    auto list = entries(e->value, "testbed: images", {}, true);
-    if (!list) problem(value_mark(*e), "testbed: 'images' must be a map of image names to {path, format}; got " +
-                                           what_node(e->value));
-    for (const Entry& i : list.value_or(std::vector<Entry>{})) {
-      const std::string ictx = "testbed: image '" + i.key + "'";
-      if (!valid_name(i.key)) {
-        problem(i.key_node.Mark(), "testbed: image " + quoted(i.key) + ": not a valid name: " + kNameRule);
-        continue;
-      }
+  testbed_section(*f, "images", "image", "{path: /srv/images/debian.qcow2, format: qcow2}", kImageKeys, false,
+                  [&](const Entry& i, const std::vector<Entry>& settings, const std::string& ictx) {
+      const std::vector<Entry>* g = &settings;
       TestbedImage img;
       img.name = i.key;
       img.mark = mark_of(i.key_node.Mark());
-      auto g = entries(i.value, ictx, kImageKeys);
-      if (!g) {
-        problem(value_mark(i), ictx + " must be a map such as {path: /srv/images/debian.qcow2, format: qcow2}; got " +
-                                   what_node(i.value));
-        continue;
-      }
       if (const Entry* p = find(*g, "path")) {
         if (auto v = str(*p, ictx)) {
           if (!absolute(*v)) problem(value_mark(*p), ictx + ": 'path' must be an absolute path on the host");
@@ -119,32 +106,19 @@ void Parser::parse_testbed(const Entry& top) {
       }
       images.insert(img.name);
       tb.images.push_back(img);
-    }
-  }
+  });
 
   // networks
   std::set<std::string> networks;  ///< declared, even with a bad subnet
   std::map<std::string, Subnet> subnets;
   std::map<std::string, uint32_t> next_host;
-  if (const Entry* e = find(*f, "networks")) {
-    auto list = entries(e->value, "testbed: networks", {}, true);
-    if (!list) problem(value_mark(*e), "testbed: 'networks' must be a map of network names to {subnet: ...}; got " +
-                                           what_node(e->value));
-    for (const Entry& n : list.value_or(std::vector<Entry>{})) {
-      const std::string nctx = "testbed: network '" + n.key + "'";
-      if (!valid_name(n.key)) {
-        problem(n.key_node.Mark(), "testbed: network " + quoted(n.key) + ": not a valid name: " + kNameRule);
-        continue;
-      }
+  testbed_section(*f, "networks", "network", "{subnet: 10.77.0.0/24}", kNetworkKeys, false,
+                  [&](const Entry& n, const std::vector<Entry>& settings, const std::string& nctx) {
+      const std::vector<Entry>* g = &settings;
       networks.insert(n.key);
       TestbedNetwork net;
       net.name = n.key;
       net.mark = mark_of(n.key_node.Mark());
-      auto g = entries(n.value, nctx, kNetworkKeys);
-      if (!g) {
-        problem(value_mark(n), nctx + " must be a map such as {subnet: 10.77.0.0/24}; got " + what_node(n.value));
-        continue;
-      }
       if (const Entry* p = find(*g, "subnet")) {
         if (auto v = str(*p, nctx)) {
           auto sn = parse_subnet(*v);
@@ -168,30 +142,16 @@ void Parser::parse_testbed(const Entry& top) {
         if (auto v = integer(*p, nctx, 576, 9000)) net.mtu = int(*v);
       }
       tb.networks.push_back(net);
-    }
-  }
+  });
 
   // guests
-  if (const Entry* e = find(*f, "guests")) {
-    auto list = entries(e->value, "testbed: guests", {}, true);
-    if (!list || list->empty())
-      problem(value_mark(*e), "testbed: 'guests' must be a map of guest names to settings, e.g. "
-                              "web: {count: 3, image: debian, networks: [lab]}; got " + what_node(e->value));
-    for (const Entry& ge : list.value_or(std::vector<Entry>{})) {
-      const std::string gctx = "testbed: guest '" + ge.key + "'";
-      if (!valid_name(ge.key)) {
-        problem(ge.key_node.Mark(), "testbed: guest " + quoted(ge.key) + ": not a valid name: " + kNameRule);
-        continue;
-      }
+  if (!find(*f, "guests")) problem(top.key_node.Mark(), "testbed: missing key 'guests': a testbed needs at least one guest");
+  testbed_section(*f, "guests", "guest", "{count: 3, image: debian, networks: [lab]}", kTestbedGuestKeys, true,
+                  [&](const Entry& ge, const std::vector<Entry>& settings, const std::string& gctx) {
+      const std::vector<Entry>* s = &settings;
       TestbedGuest g;
       g.name = ge.key;
       g.mark = mark_of(ge.key_node.Mark());
-      auto s = entries(ge.value, gctx, kTestbedGuestKeys);
-      if (!s) {
-        problem(value_mark(ge), gctx + " must be a map such as {count: 3, image: debian, networks: [lab]}; got " +
-                                    what_node(ge.value));
-        continue;
-      }
       Target t;  // what every instance is reached as
       t.guest = true;
       t.testbed = true;
@@ -301,12 +261,36 @@ void Parser::parse_testbed(const Entry& top) {
         g.instances.push_back(inst);
       }
       tb.guests.push_back(g);
-    }
-  } else {
-    problem(top.key_node.Mark(), "testbed: missing key 'guests': a testbed needs at least one guest");
-  }
+  });
   for (const char* name : {kUpStage, kReadyStage, kDownStage}) stage_names_.emplace(name, pos_of(top.key_node.Mark()));
   plan_.testbed = std::move(tb);
+}
+
+void Parser::testbed_section(const std::vector<Entry>& top, const char* key, const char* singular,
+                             const char* example, std::span<const std::string_view> allowed, bool non_empty,
+                             const std::function<void(const Entry&, const std::vector<Entry>&, const std::string&)>& fn) {
+  const Entry* e = find(top, key);
+  if (!e) return;
+  auto list = entries(e->value, std::string("testbed: ") + key, {}, true);
+  if (!list || (non_empty && list->empty())) {
+    problem(value_mark(*e), std::string("testbed: '") + key + "' must be a map of " + singular +
+                                " names to settings such as " + example + "; got " + what_node(e->value));
+    return;
+  }
+  for (const Entry& item : *list) {
+    const std::string ctx = std::string("testbed: ") + singular + " '" + item.key + "'";
+    if (!valid_name(item.key)) {
+      problem(item.key_node.Mark(), std::string("testbed: ") + singular + " " + quoted(item.key) +
+                                        ": not a valid name: " + kNameRule);
+      continue;
+    }
+    auto settings = entries(item.value, ctx, allowed);
+    if (!settings) {
+      problem(value_mark(item), ctx + " must be a map such as " + example + "; got " + what_node(item.value));
+      continue;
+    }
+    fn(item, *settings, ctx);
+  }
 }
 
 void Parser::add_testbed_stages() {

@@ -2,6 +2,8 @@
 // remove, ownership, and identities that clones never share.
 #include <gtest/gtest.h>
 
+#include "testbed_fixture.h"
+
 #include <set>
 
 #include "testbed/domain.h"
@@ -9,12 +11,6 @@
 
 namespace rw::testbed {
 namespace {
-
-Virt test_host() {
-  auto v = Virt::open("test:///default");
-  EXPECT_TRUE(v.ok()) << v.error().message;
-  return std::move(v).value();
-}
 
 GuestSpec web(const std::string& name) {
   GuestSpec g;

@@ -2,16 +2,12 @@
 // XML we define, ensure/remove and the ownership tag.
 #include <gtest/gtest.h>
 
+#include "testbed_fixture.h"
+
 #include "testbed/network.h"
 
 namespace rw::testbed {
 namespace {
-
-Virt test_host() {
-  auto v = Virt::open("test:///default");
-  EXPECT_TRUE(v.ok()) << v.error().message;
-  return std::move(v).value();
-}
 
 NetworkSpec lab(const std::string& subnet = "10.77.0.0/24") {
   NetworkSpec s;

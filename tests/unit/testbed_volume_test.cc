@@ -2,16 +2,12 @@
 // overlays with an explicit backing format, removal of everything.
 #include <gtest/gtest.h>
 
+#include "testbed_fixture.h"
+
 #include "testbed/volume.h"
 
 namespace rw::testbed {
 namespace {
-
-Virt test_host() {
-  auto v = Virt::open("test:///default");
-  EXPECT_TRUE(v.ok()) << v.error().message;
-  return std::move(v).value();
-}
 
 TEST(TestbedVolume, TheOverlayNamesItsBackingFormatExplicitly) {
   std::string x = overlay_definition("web-1.qcow2", 1 << 30, "/srv/images/base.raw", "raw");
