@@ -1,9 +1,14 @@
 #include "engine/testbed_executor.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdlib>
 
+#include "common/fd.h"
 #include "common/files.h"
 #include "common/text.h"
+#include "state/events.h"
 #include "testbed/up.h"
 
 namespace rw::engine {
@@ -81,6 +86,16 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
   if (!ctx.plan || !ctx.plan->testbed) return outcome(false, "the plan has no testbed: section");
   auto out = [&](const std::string& line) {
     if (ctx.output) ctx.output(false, line + "\n");
+    // "testbed: 7/12 guests up" also becomes the run's progress (state.json,
+    // runwarden status, systemctl status runner@X).
+    if (line.rfind("testbed: ", 0) == 0 && !ctx.events_file.empty()) {
+      state::Event e;
+      e.type = "progress";
+      e.message = line;
+      const std::string text = state::format_event_line(e);
+      Fd fd(::open(ctx.events_file.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC));
+      if (fd.valid()) (void)!::write(fd.get(), text.data(), text.size());
+    }
   };
   auto tb = resolve_testbed(*ctx.plan->testbed, ctx.build, ctx.workdir);
   if (!tb) return outcome(false, tb.error().message);

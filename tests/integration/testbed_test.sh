@@ -61,6 +61,8 @@ wait_for -m "one post" count_is 1
 assert_contains "$(receiver_bodies)" "COMPLETED" "the run's message"
 out=$(cat "$RUNWARDEN_STATE_DIR"/runs/tb-1/tasks/test/* 2>/dev/null || true)
 for n in 1 2 3; do assert_contains "$out" "I am web-$n" "web-$n booted with the hostname from its seed"; done
+assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/tb-1/events.jsonl")" '"testbed: 3/3 guests up' \
+  "the run's progress said how many guests were up"
 uuids=$(grep -o 'uuid [0-9a-f-]*' <<<"$out" | sort -u | grep -c .)
 assert_eq "$uuids" 3 "every clone has its own UUID (so its own machine id)"
 
