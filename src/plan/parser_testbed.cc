@@ -301,6 +301,10 @@ void Parser::add_testbed_stages() {
     s.name = name;
     s.generated = true;
     s.mark = tb.mark;
+    // Every step of up and down is an ensure: a retry, or a runner resumed
+    // after a crash mid-way, finds what exists and makes only the rest.
+    s.retries = 2;
+    s.retry_delay = Millis(2'000);
     Task t;
     t.name = op;
     t.on = {Plan::kController};

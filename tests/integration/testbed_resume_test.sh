@@ -1,0 +1,72 @@
+#!/bin/bash
+# A runner SIGKILLed during testbed-up is restarted by systemd and resumes:
+# up runs again as an ensure and makes only what is missing (the network is
+# created once). With teardown: never the testbed stays after the run;
+# `runwarden testbed ls` lists it with its run's state and `gc` removes it.
+# Runs in a network namespace of its own.
+if [[ -z ${RW_IT_NETNS:-} ]]; then
+  kit=$("$(dirname "$0")/../testbed/guest-kit.sh") || { echo "FAIL testbed_resume_test: guest kit: $kit"; exit 1; }
+  exec unshare --net env RW_IT_NETNS=1 RW_GUEST_KIT="$kit" bash "$0" "$@"
+fi
+ip link set lo up
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/runwarden.sh"
+source "$RW_SRC/tests/testbed/libvirt-host.sh"
+it_setup
+kit=$RW_GUEST_KIT
+libvirt_host_start "$IT_DIR/lvh" || fail "libvirt host did not start"
+IT_EXTRA_TEARDOWN+=("libvirt_host_stop '$IT_DIR/lvh'")
+ssh-keygen -q -t ed25519 -N '' -C testbed -f "$IT_DIR/id_ed25519"
+qemu-img create -q -f qcow2 "$IT_DIR/base.qcow2" 64M
+mkdir -p "$IT_DIR/images"
+cat >"$IT_DIR/work/lab.yaml" <<YAML
+version: 1
+testbed:
+  libvirt: "$LIBVIRT_HOST_URI"
+  images_dir: $IT_DIR/images
+  teardown: never
+  up_timeout: 3m
+  images:
+    base: {path: $IT_DIR/base.qcow2}
+  networks:
+    lab: {subnet: 10.81.0.0/24}
+  guests:
+    web:
+      count: 2
+      image: base
+      disk: 64M
+      memory: 160M
+      accel: tcg
+      kernel: $kit/vmlinuz
+      initrd: $kit/initrd.img
+      cmdline: console=ttyS0 quiet
+      networks: [lab]
+      ssh_key: $IT_DIR/id_ed25519.pub
+      identity: $IT_DIR/id_ed25519
+stages:
+  - name: test
+    tasks:
+      - {name: hello, on: [web-1, web-2], run: "hostname"}
+YAML
+start_run -q --build-name tr-1 --plan "$IT_DIR/work/lab.yaml" --workdir "$IT_DIR/work"
+wait_for -t 120 -m "network made" eval '[[ $(libvirt_host_virsh net-list --name | grep -c . || true) -ge 1 ]]'
+kill -KILL "$(unit_pid runner@tr-1.service)"
+ended() { [[ $(run_status tr-1) != PENDING && $(run_status tr-1) != RUNNING ]]; }
+wait_for -t 300 -m "run tr-1 to end" ended
+assert_eq "$(run_status tr-1)" COMPLETED "the resumed run: $(tail -n 5 "$RUNWARDEN_STATE_DIR/runs/tr-1/runner.log")"
+[[ $(run_field tr-1 runner_starts) -ge 2 ]] || fail "the runner was not restarted"
+log=$(cat "$RUNWARDEN_STATE_DIR/runs/tr-1/runner.log")
+assert_eq "$(grep -c 'network lab created' <<<"$log")" 1 "the network was made once"
+assert_contains "$log" "network lab present" "the resumed up found it"
+assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 2 "two guests, none twice"
+
+# teardown: never: the testbed stays; ls, down and gc find it by its tags.
+ls_out=$("$RW_BIN" testbed ls --connect "$LIBVIRT_HOST_URI")
+assert_eq "$(grep -c 'run COMPLETED' <<<"$ls_out")" 4 "2 guests, a network and a pool, with their run's state: $ls_out"
+assert_contains "$("$RW_BIN" testbed gc --connect "$LIBVIRT_HOST_URI" --dry-run)" "would remove guest tr-1/web-1" "gc --dry-run"
+assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 2 "a dry run removes nothing"
+"$RW_BIN" testbed gc --connect "$LIBVIRT_HOST_URI" >/dev/null
+assert_eq "$("$RW_BIN" testbed ls --connect "$LIBVIRT_HOST_URI" --json)" "[]" "gc removed it all"
+assert_eq "$(libvirt_host_virsh net-list --all --name | grep -c . || true)" 0 "no network left"
+assert_eq "$(libvirt_host_virsh pool-list --all --name | grep -c . || true)" 0 "no pool left"
+pass
