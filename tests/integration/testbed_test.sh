@@ -5,24 +5,13 @@
 # over SSH by a user stage; one message; the teardown leaves no guest,
 # network, pool, bridge or qemu behind. Runs in a network namespace of its
 # own, so bridges, dnsmasq and firewall rules never touch the machine's.
-# The guest kit is built (or found in its cache) first: the namespace has
-# no route to the package mirror.
-if [[ -z ${RW_IT_NETNS:-} ]]; then
-  kit=$("$(dirname "$0")/../testbed/guest-kit.sh") || { echo "FAIL testbed_test: guest kit: $kit"; exit 1; }
-  exec unshare --net env RW_IT_NETNS=1 RW_GUEST_KIT="$kit" bash "$0" "$@"
-fi
-ip link set lo up
+source "$(dirname "$0")/../testbed/libvirt-host.sh"
+testbed_enter_netns "$0" "$@"
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
-source "$RW_SRC/tests/testbed/libvirt-host.sh"
-it_setup
+testbed_it_setup
 
-kit=$RW_GUEST_KIT
-libvirt_host_start "$IT_DIR/lvh" || fail "libvirt host did not start"
-IT_EXTRA_TEARDOWN+=("libvirt_host_stop '$IT_DIR/lvh'")
-ssh-keygen -q -t ed25519 -N '' -C testbed -f "$IT_DIR/id_ed25519"
-qemu-img create -q -f qcow2 "$IT_DIR/base.qcow2" 64M
-mkdir -p "$IT_DIR/images"
+kit=$TB_KIT
 
 cat >"$IT_DIR/work/lab.yaml" <<YAML
 version: 1

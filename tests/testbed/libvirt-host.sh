@@ -99,3 +99,35 @@ libvirt_host_stop() {
   [[ -s $dir/run/virtlogd.pid ]] && libvirt__end_pid "$(cat "$dir/run/virtlogd.pid")"
   return 0
 }
+
+# ---------------------------------------------------------------- for tests
+# A testbed integration test starts with
+#   source "$(dirname "$0")/../testbed/libvirt-host.sh"
+#   testbed_enter_netns "$0" "$@"      # builds the guest kit, re-runs the test in a network namespace
+#   source "$(dirname "$0")/lib.sh"; source "$(dirname "$0")/runwarden.sh"
+#   testbed_it_setup                    # it_setup, a libvirt host, a key pair, a base image
+# and then has TB_KIT (vmlinuz, initrd.img), TB_KEY (private key; .pub
+# beside it), TB_BASE (a 64 MiB qcow2) and TB_IMAGES (the pools' directory).
+
+testbed_enter_netns() {
+  [[ -n ${RW_IT_NETNS:-} ]] && { ip link set lo up; return 0; }
+  local script=$1 kit
+  shift
+  # Built (or found in its cache) first: the namespace has no route to the
+  # package mirror.
+  kit=$("$(dirname "${BASH_SOURCE[0]}")/guest-kit.sh") || { echo "FAIL $(basename "$script" .sh): guest kit: $kit"; exit 1; }
+  exec unshare --net env RW_IT_NETNS=1 RW_GUEST_KIT="$kit" bash "$script" "$@"
+}
+
+testbed_it_setup() {
+  it_setup
+  TB_KIT=$RW_GUEST_KIT
+  libvirt_host_start "$IT_DIR/lvh" || fail "libvirt host did not start"
+  IT_EXTRA_TEARDOWN+=("libvirt_host_stop '$IT_DIR/lvh'")
+  TB_KEY=$IT_DIR/id_ed25519
+  ssh-keygen -q -t ed25519 -N '' -C testbed -f "$TB_KEY"
+  TB_BASE=$IT_DIR/base.qcow2
+  qemu-img create -q -f qcow2 "$TB_BASE" 64M
+  TB_IMAGES=$IT_DIR/images
+  mkdir -p "$TB_IMAGES"
+}
