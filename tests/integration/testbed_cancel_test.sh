@@ -7,32 +7,9 @@ testbed_enter_netns "$0" "$@"
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 testbed_it_setup
-kit=$TB_KIT
 # rdinit=/bin/sh: the guests boot to a shell and never ask for an address,
 # so testbed-up is still waiting when the run is cancelled.
-cat >"$IT_DIR/work/lab.yaml" <<YAML
-version: 1
-testbed:
-  libvirt: "$LIBVIRT_HOST_URI"
-  images_dir: $IT_DIR/images
-  up_timeout: 5m
-  images:
-    base: {path: $IT_DIR/base.qcow2}
-  networks:
-    lab: {subnet: 10.79.0.0/24}
-  guests:
-    web:
-      count: 2
-      image: base
-      disk: 64M
-      memory: 128M
-      accel: tcg
-      kernel: $kit/vmlinuz
-      initrd: $kit/initrd.img
-      cmdline: console=ttyS0 quiet rdinit=/bin/sh
-      networks: [lab]
-      ssh_key: $IT_DIR/id_ed25519.pub
-      identity: $IT_DIR/id_ed25519
+testbed_plan "$IT_DIR/work/lab.yaml" 10.79.0.0/24 2 "up_timeout: 5m" "guest.cmdline: console=ttyS0 quiet rdinit=/bin/sh" <<'YAML'
 stages:
   - name: test
     tasks:

@@ -9,31 +9,7 @@ testbed_enter_netns "$0" "$@"
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 testbed_it_setup
-kit=$TB_KIT
-cat >"$IT_DIR/work/lab.yaml" <<YAML
-version: 1
-testbed:
-  libvirt: "$LIBVIRT_HOST_URI"
-  images_dir: $IT_DIR/images
-  teardown: never
-  up_timeout: 3m
-  images:
-    base: {path: $IT_DIR/base.qcow2}
-  networks:
-    lab: {subnet: 10.81.0.0/24}
-  guests:
-    web:
-      count: 2
-      image: base
-      disk: 64M
-      memory: 160M
-      accel: tcg
-      kernel: $kit/vmlinuz
-      initrd: $kit/initrd.img
-      cmdline: console=ttyS0 quiet
-      networks: [lab]
-      ssh_key: $IT_DIR/id_ed25519.pub
-      identity: $IT_DIR/id_ed25519
+testbed_plan "$IT_DIR/work/lab.yaml" 10.81.0.0/24 2 "teardown: never" "up_timeout: 3m" <<'YAML'
 stages:
   - name: test
     tasks:

@@ -11,37 +11,12 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 testbed_it_setup
 
-kit=$TB_KIT
-
-cat >"$IT_DIR/work/lab.yaml" <<YAML
-version: 1
-testbed:
-  libvirt: "$LIBVIRT_HOST_URI"
-  images_dir: $IT_DIR/images
-  up_timeout: 3m
-  images:
-    base: {path: $IT_DIR/base.qcow2, format: qcow2}
-  networks:
-    lab: {subnet: 10.77.0.0/24}
-  guests:
-    web:
-      count: 3
-      image: base
-      memory: 192M
-      disk: 64M
-      accel: tcg
-      kernel: $kit/vmlinuz
-      initrd: $kit/initrd.img
-      cmdline: console=ttyS0 quiet
-      networks: [lab]
-      ssh_key: $IT_DIR/id_ed25519.pub
-      identity: $IT_DIR/id_ed25519
+testbed_plan "$IT_DIR/work/lab.yaml" 10.77.0.0/24 3 "up_timeout: 3m" <<'YAML'
 stages:
   - name: test
     tasks:
-      - {name: hello, on: [web-1, web-2, web-3], run: "echo I am \$(hostname) uuid \$(cat /sys/class/dmi/id/product_uuid)"}
+      - {name: hello, on: [web-1, web-2, web-3], run: "echo I am $(hostname) uuid $(cat /sys/class/dmi/id/product_uuid)"}
 YAML
-"$RW_BIN" validate "$IT_DIR/work/lab.yaml" >/dev/null || fail "plan: $("$RW_BIN" validate "$IT_DIR/work/lab.yaml" 2>&1)"
 start_run -q --build-name tb-1 --plan "$IT_DIR/work/lab.yaml" --workdir "$IT_DIR/work"
 ended() { [[ $(run_status tb-1) != PENDING && $(run_status tb-1) != RUNNING ]]; }
 wait_for -t 400 -m "run tb-1 to end" ended

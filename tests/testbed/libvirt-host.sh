@@ -131,3 +131,48 @@ testbed_it_setup() {
   TB_IMAGES=$IT_DIR/images
   mkdir -p "$TB_IMAGES"
 }
+
+# testbed_plan FILE SUBNET COUNT [KEY: VALUE ...] < STAGES: writes a plan with
+# one network "lab" (SUBNET) and COUNT tiny TCG guests "web-N" from the kit,
+# then the stages read from stdin. Extra "key: value" arguments go into the
+# testbed: section (teardown: never, up_timeout: 5m) or, prefixed with
+# "guest.", into the guest group (guest.cmdline: ...).
+testbed_plan() {
+  local file=$1 subnet=$2 count=$3 arg tb_extra="" guest_extra="" cmdline="console=ttyS0 quiet"
+  shift 3
+  for arg in "$@"; do
+    case $arg in
+      guest.cmdline:*) cmdline=${arg#guest.cmdline: } ;;
+      guest.*) guest_extra+="      ${arg#guest.}"$'\n' ;;
+      *) tb_extra+="  $arg"$'\n' ;;
+    esac
+  done
+  {
+    cat <<YAML
+version: 1
+testbed:
+  libvirt: "$LIBVIRT_HOST_URI"
+  images_dir: $TB_IMAGES
+${tb_extra}  images:
+    base: {path: $TB_BASE, format: qcow2}
+  networks:
+    lab: {subnet: $subnet}
+  guests:
+    web:
+      count: $count
+      image: base
+      memory: 160M
+      disk: 64M
+      accel: tcg
+      kernel: $TB_KIT/vmlinuz
+      initrd: $TB_KIT/initrd.img
+      cmdline: $cmdline
+      networks: [lab]
+      ssh_key: $TB_KEY.pub
+      identity: $TB_KEY
+YAML
+    printf '%s' "$guest_extra"
+    cat
+  } >"$file"
+  "$RW_BIN" validate "$file" >/dev/null || fail "plan: $("$RW_BIN" validate "$file" 2>&1)"
+}
