@@ -10,8 +10,11 @@
 #include "common/build_name.h"
 #include "common/clock.h"
 #include "common/files.h"
+#include "engine/testbed_executor.h"
+#include "plan/parser.h"
 #include "state/store.h"
 #include "systemd/bus.h"
+#include "testbed/domain.h"
 
 namespace rw::cli {
 namespace {
@@ -47,6 +50,32 @@ std::string notification_summary(const state::RunDir& dir, const std::string& su
   return n->status + (n->last_error.empty() ? "" : ": " + n->last_error);
 }
 
+struct GuestLine {
+  std::string name, address, state;
+};
+
+/// The run's testbed guests (from its plan) with their reserved addresses and
+/// their state on the libvirt host ("unknown" when the host cannot be asked).
+std::vector<GuestLine> testbed_guests(const state::RunDir& dir, const state::RunState& st, std::string* uri) {
+  std::vector<GuestLine> out;
+  if (st.plan_file.empty()) return out;
+  auto plan = plan::load_plan(dir.plan_file());
+  if (!plan || !plan->testbed) return out;
+  *uri = engine::testbed_uri(*plan->testbed);
+  auto host = testbed::Virt::open(*uri);
+  for (const auto& g : plan->testbed->guests)
+    for (const auto& name : g.instances) {
+      GuestLine l{name, "", "unknown"};
+      if (auto a = g.addresses.find(name); a != g.addresses.end() && !a->second.empty()) l.address = a->second.front();
+      if (host) {
+        auto s = testbed::guest_state(*host, st.build, name);
+        l.state = s ? *s : "unknown";
+      }
+      out.push_back(l);
+    }
+  return out;
+}
+
 int status(const std::string& build, bool as_json) {
   int rc;
   if (!check_build(build, &rc)) return rc;
@@ -71,6 +100,13 @@ int status(const std::string& build, bool as_json) {
                       {"notification", notification_summary(dir, key)}});
     }
     j["subruns"] = subs;
+    if (st.ok()) {
+      std::string uri;
+      json guests = json::array();
+      for (const auto& g : testbed_guests(dir, *st, &uri))
+        guests.push_back({{"name", g.name}, {"address", g.address}, {"state", g.state}, {"host", uri}});
+      j["testbed_guests"] = guests;
+    }
     std::cout << j.dump(2) << "\n";
     return kOk;
   }
@@ -108,6 +144,11 @@ int status(const std::string& build, bool as_json) {
                 s.ok() ? elapsed(s->started_at_ms, s->ended_at_ms).c_str() : "-",
                 notification_summary(dir, key).c_str());
   }
+  std::string uri;
+  auto guests = testbed_guests(dir, *st, &uri);
+  if (!guests.empty()) std::printf("testbed:   on %s\n", uri.c_str());
+  for (const auto& g : guests)
+    std::printf("    %-30s %-16s %s\n", g.name.c_str(), g.address.c_str(), g.state.c_str());
   std::printf("logs:      runwarden logs %s   or: journalctl RUNWARDEN_BUILD=%s (summaries)\n", build.c_str(),
               build.c_str());
   if (path_exists(dir.runner_log() + ".1"))

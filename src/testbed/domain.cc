@@ -151,6 +151,24 @@ Status power_off(const Virt& host, const std::string& testbed, const std::string
   return {};
 }
 
+Result<std::string> guest_state(const Virt& host, const std::string& testbed, const std::string& name) {
+  auto dom = find_ours(host, testbed, name);
+  if (!dom || !*dom) return std::string("absent");
+  int state = 0, reason = 0;
+  if (virDomainGetState(dom->get(), &state, &reason, 0) < 0)
+    return last_virt_error("read the state of guest " + libvirt_name(Owner{testbed, name})).error;
+  switch (state) {
+    case VIR_DOMAIN_RUNNING: return std::string("running");
+    case VIR_DOMAIN_BLOCKED: return std::string("blocked");
+    case VIR_DOMAIN_PAUSED: return std::string("paused");
+    case VIR_DOMAIN_SHUTDOWN: return std::string("shutting down");
+    case VIR_DOMAIN_SHUTOFF: return std::string("shut off");
+    case VIR_DOMAIN_CRASHED: return std::string("crashed");
+    case VIR_DOMAIN_PMSUSPENDED: return std::string("suspended");
+    default: return std::string("unknown");
+  }
+}
+
 Result<std::vector<Owner>> owned_guests(const Virt& host, const std::string& testbed) {
   RW_ASSIGN(std::vector<DomainPtr> all, host.all_domains());
   std::vector<Owner> out;

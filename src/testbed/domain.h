@@ -72,6 +72,10 @@ Result<bool> remove_guest(const Virt& host, const std::string& testbed, const st
 /// Powers a guest off (destroy) if it runs; missing is an error.
 Status power_off(const Virt& host, const std::string& testbed, const std::string& name);
 
+/// "running", "shut off", "paused", ... for our guest `name`, "absent" when
+/// it does not exist (or is not ours).
+Result<std::string> guest_state(const Virt& host, const std::string& testbed, const std::string& name);
+
 /// The guests on `host` tagged by `testbed` (every tagged one when empty).
 Result<std::vector<Owner>> owned_guests(const Virt& host, const std::string& testbed);
 

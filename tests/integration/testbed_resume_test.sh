@@ -27,7 +27,11 @@ assert_eq "$(grep -c 'network lab created' <<<"$log")" 1 "the network was made o
 assert_contains "$log" "network lab present" "the resumed up found it"
 assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 2 "two guests, none twice"
 
-# teardown: never: the testbed stays; ls, down and gc find it by its tags.
+# teardown: never: the testbed stays; status lists its guests, ls and gc
+# find it by its tags.
+st=$("$RW_BIN" status tr-1)
+assert_contains "$st" "web-1                          10.81.0.10       running" "status lists the guests: $st"
+assert_contains "$("$RW_BIN" status tr-1 --json)" '"address": "10.81.0.11"' "status --json lists them too"
 ls_out=$("$RW_BIN" testbed ls --connect "$LIBVIRT_HOST_URI")
 assert_eq "$(grep -c 'run COMPLETED' <<<"$ls_out")" 4 "2 guests, a network and a pool, with their run's state: $ls_out"
 assert_contains "$("$RW_BIN" testbed gc --connect "$LIBVIRT_HOST_URI" --dry-run)" "would remove guest tr-1/web-1" "gc --dry-run"
