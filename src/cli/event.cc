@@ -1,14 +1,9 @@
 // runwarden event: lets runner commands report sub-runs and progress.
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdlib>
 
 #include "cli/cli.h"
 #include "cli/common.h"
-#include "common/fd.h"
 #include "state/events.h"
 
 namespace rw::cli {
@@ -22,14 +17,10 @@ int append_event(const state::Event& e, const std::string& file_opt) {
       return fail(err("RUNWARDEN_EVENTS is not set: run this from a runner command, or pass --events-file", kUsage));
     file = env;
   }
-  std::string line = state::format_event_line(e);
-  // Validate what we are about to write with the reader's own rules.
-  if (auto back = state::parse_event_line(line); !back) return fail(err(back.error().message, kUsage));
-  // One write with O_APPEND: lines of concurrent writers never interleave.
-  Fd fd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
-  if (!fd.valid()) return fail(sys_err("open " + file, errno));
-  if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
-    return fail(sys_err("write " + file, errno));
+  // Checked with the reader's own rules first: bad input is a usage error.
+  if (auto back = state::parse_event_line(state::format_event_line(e)); !back)
+    return fail(err(back.error().message, kUsage));
+  if (auto s = state::append_event(file, e); !s) return fail(s.error());
   return kOk;
 }
 

@@ -1,11 +1,7 @@
 #include "engine/testbed_executor.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdlib>
 
-#include "common/fd.h"
 #include "common/files.h"
 #include "common/text.h"
 #include "state/events.h"
@@ -92,9 +88,7 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
       state::Event e;
       e.type = "progress";
       e.message = line;
-      const std::string text = state::format_event_line(e);
-      Fd fd(::open(ctx.events_file.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC));
-      if (fd.valid()) (void)!::write(fd.get(), text.data(), text.size());
+      (void)state::append_event(ctx.events_file, e);
     }
   };
   auto tb = resolve_testbed(*ctx.plan->testbed, ctx.build, ctx.workdir);

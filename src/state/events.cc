@@ -1,8 +1,13 @@
 #include "state/events.h"
 
-#include "common/build_name.h"
+#include <fcntl.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <utility>
+
+#include "common/build_name.h"
+#include "common/fd.h"
 
 #include <nlohmann/json.hpp>
 
@@ -67,6 +72,16 @@ EventLineSplitter::Lines EventLineSplitter::feed(std::string_view chunk) {
     chunk.remove_prefix(nl + 1);
   }
   return out;
+}
+
+Status append_event(const std::string& file, const Event& e) {
+  std::string line = format_event_line(e);
+  if (auto back = parse_event_line(line); !back) return back.error();
+  Fd fd(::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!fd.valid()) return sys_err("open " + file, errno);
+  if (::write(fd.get(), line.data(), line.size()) != static_cast<ssize_t>(line.size()))
+    return sys_err("write " + file, errno);
+  return {};
 }
 
 }  // namespace rw::state

@@ -52,4 +52,8 @@ class EventLineSplitter {
 Result<Event> parse_event_line(const std::string& line);
 std::string format_event_line(const Event& e);
 
+/// Appends `e` to an events file in one O_APPEND write (concurrent writers'
+/// lines never interleave), after checking it with the reader's own rules.
+Status append_event(const std::string& file, const Event& e);
+
 }  // namespace rw::state
