@@ -5,6 +5,7 @@
 #include "common/files.h"
 #include "common/text.h"
 #include "state/events.h"
+#include "state/store.h"
 #include "testbed/up.h"
 
 namespace rw::engine {
@@ -93,6 +94,10 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
   };
   auto tb = resolve_testbed(*ctx.plan->testbed, ctx.build, ctx.workdir);
   if (!tb) return outcome(false, tb.error().message);
+  // This run of the build name: what an earlier run left is replaced, what
+  // this one made (before a crash) is kept.
+  if (auto st = state::RunDir(state::state_root(), ctx.build).load(); st && st->created_at_ms)
+    tb->run = std::to_string(st->created_at_ms);
   auto host = testbed::Virt::open(tb->uri);
   if (!host) return outcome(false, host.error().message);
   if (task.testbed_op == "up") {

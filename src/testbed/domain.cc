@@ -62,8 +62,9 @@ Result<std::string> domain_type(const Virt& host, Accel accel) {
   return std::string("qemu");
 }
 
-std::string domain_definition(const std::string& testbed, const GuestSpec& spec, const std::string& type) {
-  const Owner owner{testbed, spec.name};
+std::string domain_definition(const std::string& testbed, const GuestSpec& spec, const std::string& type,
+                              const std::string& run) {
+  const Owner owner{testbed, spec.name, run};
   std::string x = "<domain type='" + xml_escape(type) + "'>\n";
   x += "  <name>" + xml_escape(libvirt_name(owner)) + "</name>\n";
   x += "  <uuid>" + uuid_for(owner) + "</uuid>\n";
@@ -107,12 +108,12 @@ std::string domain_definition(const std::string& testbed, const GuestSpec& spec,
 }
 
 Result<EnsuredGuest> ensure_guest(const Virt& host, const std::string& testbed, const GuestSpec& spec,
-                                  const std::string& type) {
+                                  const std::string& type, const std::string& run) {
   EnsuredGuest out;
   out.libvirt_name = libvirt_name(Owner{testbed, spec.name});
   RW_ASSIGN(DomainPtr dom, find_ours(host, testbed, spec.name));
   if (!dom) {
-    const std::string xml = domain_definition(testbed, spec, type);
+    const std::string xml = domain_definition(testbed, spec, type, run);
     virDomainPtr made = virDomainDefineXML(host.get(), xml.c_str());
     if (!made) return last_virt_error("define guest " + out.libvirt_name + " on " + host.uri()).error;
     dom.reset(made);

@@ -50,7 +50,8 @@ std::string uuid_for(const Owner& guest);
 Result<std::string> domain_type(const Virt& host, Accel accel);
 
 /// The domain XML of guest `spec` of `testbed`, of libvirt type `type`.
-std::string domain_definition(const std::string& testbed, const GuestSpec& spec, const std::string& type);
+std::string domain_definition(const std::string& testbed, const GuestSpec& spec, const std::string& type,
+                              const std::string& run = "");
 
 struct EnsuredGuest {
   std::string libvirt_name;
@@ -62,7 +63,7 @@ struct EnsuredGuest {
 /// that is not ours is an error. A guest defined here that fails to start
 /// is undefined again.
 Result<EnsuredGuest> ensure_guest(const Virt& host, const std::string& testbed, const GuestSpec& spec,
-                                  const std::string& type);
+                                  const std::string& type, const std::string& run = "");
 
 /// Stops (destroys) and undefines guest `name` of `testbed`, snapshots'
 /// metadata included. Missing is success; a domain that is not ours is

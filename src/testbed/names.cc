@@ -68,7 +68,7 @@ std::string xml_escape(std::string_view s) {
 
 std::string owner_element(const Owner& o) {
   return std::string("<rw:owner xmlns:rw=\"") + kOwnerNs + "\" testbed=\"" + xml_escape(o.testbed) + "\" object=\"" +
-         xml_escape(o.object) + "\"/>";
+         xml_escape(o.object) + (o.run.empty() ? "" : "\" run=\"" + xml_escape(o.run)) + "\"/>";
 }
 
 std::optional<std::string> xml_attr(std::string_view xml, std::string_view element, std::string_view attr) {
@@ -104,7 +104,7 @@ std::optional<Owner> owner_of(std::string_view xml) {
   auto tb = xml_attr(xml, "rw:owner", "testbed");
   auto obj = xml_attr(xml, "rw:owner", "object");
   if (!tb || !obj) return std::nullopt;
-  return Owner{*tb, *obj};
+  return Owner{*tb, *obj, xml_attr(xml, "rw:owner", "run").value_or("")};
 }
 
 }  // namespace rw::testbed

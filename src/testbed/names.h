@@ -21,6 +21,9 @@ inline constexpr const char* kOwnerNs = "https://runwarden.org/xmlns/testbed/1";
 struct Owner {
   std::string testbed;
   std::string object;
+  /// The run that made it (its start time), so a later run of the same
+  /// build name tells a leftover from its own objects. Empty: not recorded.
+  std::string run = "";
 };
 
 /// FNV-1a of `s` from `seed`: stable across runs and builds, for names,

@@ -44,8 +44,8 @@ std::string owner_text(const std::optional<Owner>& o) {
 }  // namespace
 
 
-std::string network_definition(const std::string& testbed, const NetworkSpec& spec) {
-  const Owner owner{testbed, spec.name};
+std::string network_definition(const std::string& testbed, const NetworkSpec& spec, const std::string& run) {
+  const Owner owner{testbed, spec.name, run};
   std::string x = "<network>\n  <name>" + xml_escape(libvirt_name(owner)) + "</name>\n";
   x += "  <metadata>\n    " + owner_element(owner) + "\n  </metadata>\n";
   if (spec.mode == NetworkSpec::Mode::Nat) x += "  <forward mode='nat'/>\n";
@@ -72,7 +72,8 @@ std::string network_definition(const std::string& testbed, const NetworkSpec& sp
   return x;
 }
 
-Result<EnsureResult> ensure_network(const Virt& host, const std::string& testbed, const NetworkSpec& spec) {
+Result<EnsureResult> ensure_network(const Virt& host, const std::string& testbed, const NetworkSpec& spec,
+                                    const std::string& run) {
   EnsureResult r;
   const Owner owner{testbed, spec.name};
   r.libvirt_name = libvirt_name(owner);
@@ -94,7 +95,7 @@ Result<EnsureResult> ensure_network(const Virt& host, const std::string& testbed
           return err("network " + spec.name + ": subnet " + spec.subnet.to_string() + " overlaps " + s.to_string() +
                      " of network " + virNetworkGetName(other.get()) + " on " + host.uri());
     }
-    const std::string xml = network_definition(testbed, spec);
+    const std::string xml = network_definition(testbed, spec, run);
     virNetworkPtr made = virNetworkDefineXML(host.get(), xml.c_str());
     if (!made) return last_virt_error("define network " + r.libvirt_name + " on " + host.uri()).error;
     net.reset(made);

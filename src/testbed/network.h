@@ -35,7 +35,7 @@ struct NetworkSpec {
 /// The network XML for `spec` owned by testbed `testbed`: gateway at the
 /// subnet's first address, DNS off (nothing is forwarded off the host), the
 /// bridge named by interface_name('b', ...), our tag in <metadata>.
-std::string network_definition(const std::string& testbed, const NetworkSpec& spec);
+std::string network_definition(const std::string& testbed, const NetworkSpec& spec, const std::string& run = "");
 
 struct EnsureResult {
   std::string libvirt_name;
@@ -48,7 +48,8 @@ struct EnsureResult {
 /// that name that is not ours is an error, as is a subnet that overlaps
 /// another network of the host. A network defined here that fails to start
 /// is undefined again: a failure leaves nothing behind.
-Result<EnsureResult> ensure_network(const Virt& host, const std::string& testbed, const NetworkSpec& spec);
+Result<EnsureResult> ensure_network(const Virt& host, const std::string& testbed, const NetworkSpec& spec,
+                                    const std::string& run = "");
 
 /// Stops and undefines network `name` of `testbed`. Missing is success; a
 /// network that is not ours, or that guests still use, is refused.

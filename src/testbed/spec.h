@@ -39,7 +39,8 @@ struct GuestGroup {
 };
 
 struct Testbed {
-  std::string id;  ///< the run's build name: the ownership tag
+  std::string id;   ///< the run's build name: the ownership tag
+  std::string run;  ///< this run of it (its creation time): older runs' leftovers are replaced
   std::string uri;
   std::string images_dir = "/var/lib/libvirt/images";
   std::vector<BaseImage> images;

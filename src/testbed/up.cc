@@ -3,7 +3,9 @@
 #include <chrono>
 #include <thread>
 
+#include "testbed/domain.h"
 #include "testbed/inventory.h"
+#include "testbed/network.h"
 #include "testbed/seed.h"
 #include "testbed/volume.h"
 
@@ -36,7 +38,38 @@ std::vector<NetworkSpec> networks_with_reservations(const Testbed& tb) {
   return nets;
 }
 
+/// Removes what an earlier run of the same build name left (guests and
+/// networks tagged with another run, a pool without this run's marker), so
+/// a new run starts from clean clones instead of reusing old ones.
+Status clear_stale(const Virt& host, const Testbed& tb, UpReport& rep) {
+  if (tb.run.empty()) return {};
+  RW_ASSIGN(std::vector<Owner> guests, owned_guests(host, tb.id));
+  for (const auto& g : guests)
+    if (g.run != tb.run) {
+      RW_TRY(remove_guest(host, tb.id, g.object));
+      rep.replaced.push_back("guest " + g.object);
+    }
+  RW_ASSIGN(std::vector<Owner> nets, owned_networks(host, tb.id));
+  for (const auto& n : nets)
+    if (n.run != tb.run) {
+      RW_TRY(remove_network(host, tb.id, n.object));
+      rep.replaced.push_back("network " + n.object);
+    }
+  RW_ASSIGN(PoolPtr pool, host.find_pool(pool_name(tb.id)));
+  if (pool) {
+    if (virStoragePoolIsActive(pool.get()) != 1) (void)virStoragePoolCreate(pool.get(), 0);
+    RW_ASSIGN(VolPtr marker, find_volume(pool.get(), run_marker(tb.run)));
+    if (!marker) {
+      RW_TRY(remove_pool(host, tb.id));
+      rep.replaced.push_back("pool " + pool_name(tb.id));
+    }
+  }
+  return {};
+}
+
 }  // namespace
+
+std::string run_marker(const std::string& run) { return "run-" + run; }
 
 Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel, const Progress& progress,
                     const UploadFn& write_seed) {
@@ -45,13 +78,17 @@ Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>
   auto note = [&](const std::string& s) {
     if (progress) progress(s);
   };
+  RW_TRY(clear_stale(host, tb, rep));
+  if (!rep.replaced.empty()) note("testbed: replaced what an earlier run of " + tb.id + " left");
   for (const auto& n : networks_with_reservations(tb)) {
-    RW_ASSIGN(EnsureResult r, ensure_network(host, tb.id, n));
+    RW_ASSIGN(EnsureResult r, ensure_network(host, tb.id, n, tb.run));
     if (r.created) rep.created.push_back("network " + n.name);
     note("testbed: network " + n.name + (r.created ? " created" : " present") + " (bridge " + r.bridge + ")");
   }
   if (cancelled()) return err("testbed up cancelled");
   RW_ASSIGN(PoolPtr pool, ensure_pool(host, tb.id, tb.images_dir));
+  // The pool's ownership by this run: an empty volume named after it.
+  if (!tb.run.empty()) RW_TRY(ensure_uploaded(host, pool.get(), run_marker(tb.run), std::string(512, '\0'), write_seed));
 
   struct Planned {
     const GuestGroup* group;
@@ -93,7 +130,7 @@ Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>
   }
   for (const auto& p : planned) {
     if (cancelled()) return err("testbed up cancelled");
-    RW_ASSIGN(EnsuredGuest r, ensure_guest(host, tb.id, p.spec, p.type));
+    RW_ASSIGN(EnsuredGuest r, ensure_guest(host, tb.id, p.spec, p.type, tb.run));
     if (r.created) rep.created.push_back("guest " + p.name);
   }
 

@@ -22,7 +22,8 @@ struct GuestUp {
 };
 
 struct UpReport {
-  std::vector<std::string> created;  ///< "network lab", "volume web-1.qcow2", ...
+  std::vector<std::string> created;   ///< "network lab", "volume web-1.qcow2", ...
+  std::vector<std::string> replaced;  ///< an earlier run's leftovers, removed first
   std::vector<GuestUp> guests;
 };
 
@@ -33,6 +34,9 @@ using Progress = std::function<void(const std::string&)>;
 /// Seed disks are written by `write_seed` (upload() unless a test says otherwise).
 Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel, const Progress& progress,
                     const UploadFn& write_seed = upload);
+
+/// The volume that marks a testbed's pool as made by run `run`.
+std::string run_marker(const std::string& run);
 
 /// Removes every guest, network and pool of testbed `id` on `host`.
 /// Returns how many objects were removed.

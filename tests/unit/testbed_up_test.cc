@@ -84,5 +84,28 @@ TEST(TestbedUp, ACancelledUpStopsBeforeMakingGuests) {
   ASSERT_TRUE(down(*host, "up-2").ok());
 }
 
+TEST(TestbedUp, ALaterRunOfTheSameNameReplacesTheLeftoversAndKeepsItsOwn) {
+  auto host = Virt::open("test:///default");
+  ASSERT_TRUE(host.ok());
+  Testbed first = lab("up-3");
+  first.run = "1000";
+  SeedSink seeds;
+  ASSERT_TRUE(up(*host, first, nullptr, nullptr, seeds.fn()).ok());
+  Testbed second = lab("up-3");
+  second.run = "2000";
+  auto r = up(*host, second, nullptr, nullptr, seeds.fn());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->replaced.size(), 3u + 1u + 1u) << "3 guests, a network and the pool of the earlier run";
+  EXPECT_EQ(r->created.size(), 1u + 3u + 3u) << "everything made afresh";
+  auto inv = inventory(*host, "up-3");
+  ASSERT_TRUE(inv.ok());
+  EXPECT_EQ(inv->size(), 3u + 1u + 1u) << "nothing twice";
+  auto again = up(*host, second, nullptr, nullptr, seeds.fn());
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->replaced.empty()) << "a resumed run keeps what it made";
+  EXPECT_TRUE(again->created.empty());
+  ASSERT_TRUE(down(*host, "up-3").ok());
+}
+
 }  // namespace
 }  // namespace rw::testbed
