@@ -1,8 +1,9 @@
-// runwarden testbed ls|gc|down: what runs made on a libvirt host, found by
+// runwarden testbed ls|gc|down|snapshots: what runs made on a libvirt host, found by
 // their ownership tags, and its removal. gc never touches a testbed whose
 // run is still going; down removes one testbed and refuses a live run.
 
 #include <cstdlib>
+#include <ctime>
 #include <iostream>
 #include <memory>
 
@@ -13,6 +14,7 @@
 #include "common/build_name.h"
 #include "state/store.h"
 #include "testbed/inventory.h"
+#include "testbed/snapshot.h"
 
 namespace rw::cli {
 namespace {
@@ -129,6 +131,29 @@ int down(const TestbedOptions& o) {
   return remove_objects(*host, *inv, o);
 }
 
+int snapshots(const TestbedOptions& o) {
+  int rc;
+  if (!check_build(o.testbed, &rc)) return rc;
+  auto host = connect(o);
+  if (!host) return fail(host.error());
+  auto list = testbed::list_snapshots(*host, o.testbed);
+  if (!list) return fail(list.error());
+  json out = json::array();
+  for (const auto& s : *list) {
+    if (o.json) {
+      out.push_back({{"guest", s.guest}, {"name", s.name}, {"created", s.created}, {"state", s.state}});
+      continue;
+    }
+    std::time_t t = s.created;
+    char when[32] = "-";
+    if (std::tm tm{}; gmtime_r(&t, &tm)) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", &tm);
+    std::cout << s.guest << "\t" << s.name << "\t" << when << "\t" << s.state << "\n";
+  }
+  if (o.json) std::cout << out.dump(2) << "\n";
+  else if (list->empty()) std::cout << "no snapshots of testbed " << o.testbed << " on " << o.uri << "\n";
+  return kOk;
+}
+
 }  // namespace
 
 void add_testbed(CLI::App& app, Action* action) {
@@ -136,7 +161,7 @@ void add_testbed(CLI::App& app, Action* action) {
   o->uri = default_uri();
   auto* cmd = app.add_subcommand("testbed",
                                  "Testbeds on a libvirt host: list what runs made (ls), remove what no live run "
-                                 "owns (gc), remove one testbed (down)");
+                                 "owns (gc), remove one testbed (down), list its guests' snapshots (snapshots)");
   cmd->require_subcommand(1);
   auto common = [&](CLI::App* sub) {
     sub->add_option("--connect,-c", o->uri,
@@ -161,6 +186,12 @@ void add_testbed(CLI::App& app, Action* action) {
   down_cmd->add_option("testbed", o->testbed, "The testbed: its run's build name")->required();
   down_cmd->add_flag("--dry-run,-n", o->dry_run, "Only print what would be removed");
   down_cmd->callback([=] { *action = [=] { return down(*o); }; });
+
+  auto* snap_cmd = cmd->add_subcommand("snapshots", "List the snapshots of one testbed's guests: guest, name, when "
+                                                    "taken (UTC), the guest's state then");
+  common(snap_cmd);
+  snap_cmd->add_option("testbed", o->testbed, "The testbed: its run's build name")->required();
+  snap_cmd->callback([=] { *action = [=] { return snapshots(*o); }; });
 }
 
 }  // namespace rw::cli

@@ -134,6 +134,20 @@ Result<ssh::Session*> SessionPool::get(const std::string& target, const std::ato
   return e->session.get();
 }
 
+void SessionPool::drop(const std::string& target) {
+  Entry* e;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(target);
+    if (it == entries_.end()) return;
+    e = it->second.get();
+  }
+  std::lock_guard<std::mutex> lock(e->mu);
+  if (!e->session) return;
+  std::lock_guard<std::mutex> g(mu_);
+  retired_.push_back(std::move(e->session));
+}
+
 TaskOutcome RemoteExecutor::run(const TaskContext& ctx) {
   const plan::Task& task = *ctx.task;
   if (task.kind == plan::TaskKind::WaitFor) {
@@ -210,6 +224,7 @@ TaskOutcome RemoteExecutor::run(const TaskContext& ctx) {
     }
     case plan::TaskKind::WaitFor:
     case plan::TaskKind::Testbed:
+    case plan::TaskKind::Snapshot:
       break;
   }
   return failed("unsupported task kind");
@@ -235,6 +250,8 @@ TaskOutcome LocalExtrasExecutor::run(const TaskContext& ctx) {
 
 Executor* StandardExecutors::find(const plan::Task& task, const plan::Target& target) {
   if (task.kind == plan::TaskKind::Testbed) return target.local ? &testbed_ : nullptr;
+  // Snapshots go through libvirt: of one guest, or of all on the controller.
+  if (task.kind == plan::TaskKind::Snapshot) return target.local || target.testbed ? &testbed_ : nullptr;
   if (task.kind == plan::TaskKind::WaitFor) return &remote_;  // handled in RemoteExecutor's wait path
   if (target.local) {
     if (task.kind == plan::TaskKind::Run) return &local_;

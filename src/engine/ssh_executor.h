@@ -25,6 +25,9 @@ class SessionPool {
   Result<ssh::Session*> get(const std::string& target, const std::atomic<bool>* cancel);
   /// Makes every connect in progress or to come give up (the run is ending).
   void stop() { stopping_ = true; }
+  /// Forgets `target`'s session: its guest was reverted or powered off, so
+  /// the next use connects afresh.
+  void drop(const std::string& target);
 
  private:
   const plan::Plan& plan_;
@@ -59,7 +62,8 @@ class LocalExtrasExecutor : public Executor {
 
 class StandardExecutors : public ExecutorSet {
  public:
-  explicit StandardExecutors(const plan::Plan& plan) : pool_(plan), remote_(pool_) {}
+  explicit StandardExecutors(const plan::Plan& plan)
+      : pool_(plan), remote_(pool_), testbed_(this, [this](const std::string& t) { pool_.drop(t); }) {}
   Executor* find(const plan::Task& task, const plan::Target& target) override;
   void stop() override { pool_.stop(); }
 

@@ -6,10 +6,25 @@
 #include "common/text.h"
 #include "state/events.h"
 #include "state/store.h"
+#include "testbed/snapshot.h"
 #include "testbed/up.h"
 
 namespace rw::engine {
 namespace {
+
+/// The last steps on a golden's build VM: cloud-init forgets this instance
+/// (and its host keys, which cloud-init makes again per clone), the machine
+/// id is emptied (each clone takes its own from its UUID), the disks are
+/// synced, and the VM powers itself off once this command has returned.
+constexpr const char* kSealCommand =
+    "sync\n"
+    "if command -v cloud-init >/dev/null 2>&1; then cloud-init clean --logs --seed; "
+    "rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub; fi\n"
+    "if [ -e /etc/machine-id ]; then : > /etc/machine-id; fi\n"
+    "rm -f /var/lib/dbus/machine-id\n"
+    "sync\n"
+    "setsid sh -c 'sleep 1; if [ -d /run/systemd/system ]; then systemctl poweroff; else poweroff; fi' "
+    "</dev/null >/dev/null 2>&1 &\n";
 
 TaskOutcome outcome(bool ok, const std::string& reason) {
   TaskOutcome o;
@@ -49,11 +64,12 @@ Result<testbed::Testbed> resolve_testbed(const plan::Testbed& tb, const std::str
     s.mtu = n.mtu;
     out.networks.push_back(std::move(s));
   }
-  for (const auto& g : tb.guests) {
+  auto group = [&](const plan::TestbedGuest& g) -> Result<testbed::GuestGroup> {
     testbed::GuestGroup o;
     o.name = g.name;
     o.instances = g.instances;
     o.image = g.image;
+    o.golden = g.golden;
     o.disk_bytes = g.disk_bytes;
     o.vcpus = g.cpus;
     o.memory_mib = g.memory_mib;
@@ -67,12 +83,20 @@ Result<testbed::Testbed> resolve_testbed(const plan::Testbed& tb, const std::str
     if (!g.ssh_key.empty()) {
       const std::string path = g.ssh_key[0] == '/' ? g.ssh_key : (workdir.empty() ? "." : workdir) + "/" + g.ssh_key;
       auto key = read_file(path);
-      if (!key) return err("guest " + g.name + ": ssh_key: " + key.error().message);
+      if (!key) return err(g.name + ": ssh_key: " + key.error().message);
       std::string k(trim(*key));
       if (k.rfind("ssh-", 0) != 0 && k.rfind("ecdsa-", 0) != 0)
-        return err("guest " + g.name + ": ssh_key " + path + " is not an OpenSSH public key (give the .pub file)");
+        return err(g.name + ": ssh_key " + path + " is not an OpenSSH public key (give the .pub file)");
       o.ssh_keys.push_back(k);
     }
+    return o;
+  };
+  for (const auto& g : tb.goldens) {
+    RW_ASSIGN(testbed::GuestGroup o, group(g));
+    out.goldens.push_back(std::move(o));
+  }
+  for (const auto& g : tb.guests) {
+    RW_ASSIGN(testbed::GuestGroup o, group(g));
     out.guests.push_back(std::move(o));
   }
   return out;
@@ -100,6 +124,8 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
     tb->run = std::to_string(st->created_at_ms);
   auto host = testbed::Virt::open(tb->uri);
   if (!host) return outcome(false, host.error().message);
+  if (task.kind == plan::TaskKind::Snapshot) return snapshot(ctx, *host, *tb, out);
+  if (task.testbed_op == "golden") return golden(ctx, *host, *tb, out);
   if (task.testbed_op == "up") {
     auto r = testbed::up(*host, *tb, ctx.cancel, out);
     if (!r) {
@@ -124,6 +150,113 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
     return outcome(true, "");
   }
   return outcome(false, "unknown testbed operation '" + task.testbed_op + "'");
+}
+
+TaskOutcome TestbedExecutor::step(const TaskContext& ctx, const plan::Task& step, const plan::Target& target) {
+  Executor* ex = steps_ ? steps_->find(step, target) : nullptr;
+  if (!ex) return outcome(false, std::string("no executor for a ") + plan::to_string(step.kind) + " step on " + target.name);
+  TaskContext c = ctx;
+  c.task = &step;
+  c.target = &target;
+  c.workdir = step.workdir.empty() ? ctx.plan->workdir : step.workdir;
+  return ex->run(c);
+}
+
+TaskOutcome TestbedExecutor::wait_ssh(const TaskContext& ctx, const std::string& target, Millis timeout) {
+  auto t = ctx.plan->targets.find(target);
+  if (t == ctx.plan->targets.end()) return outcome(false, "no target " + target);
+  plan::Task wait;
+  wait.name = "ssh";
+  wait.on = {target};
+  wait.kind = plan::TaskKind::WaitFor;
+  wait.wait_for.what = "ssh";
+  wait.wait_for.timeout = timeout;
+  return step(ctx, wait, t->second);
+}
+
+TaskOutcome TestbedExecutor::golden(const TaskContext& ctx, const testbed::Virt& host, const testbed::Testbed& tb,
+                                    const std::function<void(const std::string&)>& out) {
+  const std::string& name = ctx.task->golden;
+  const plan::TestbedGuest* g = nullptr;
+  for (const auto& gg : ctx.plan->testbed->goldens)
+    if (gg.name == name) g = &gg;
+  auto target = ctx.plan->targets.find(name);
+  if (!g || target == ctx.plan->targets.end()) return outcome(false, "the plan has no golden named " + name);
+  auto failed = [&](const std::string& why) {
+    TaskOutcome o = outcome(false, "golden " + name + ": " + why);
+    o.cancelled = ctx.cancel && ctx.cancel->load();
+    return o;
+  };
+  // The build VM lives as long as `host`'s connection: this task's. A
+  // failure, a cancel or a crashed runner leaves it nowhere.
+  auto boot = testbed::boot_golden(host, tb, name, ctx.cancel, out);
+  if (!boot) return failed(boot.error().message);
+  if (boot->sealed) {
+    out("testbed: golden " + name + " is made already");
+    return outcome(true, "");
+  }
+  out("testbed: golden " + name + ": build VM at " +
+      (boot->vm.addresses.empty() ? std::string("no address") : boot->vm.addresses.front()));
+  if (auto o = wait_ssh(ctx, name, tb.up_timeout); !o.ok) return failed("no SSH: " + o.reason);
+  const size_t n = g->setup.size();
+  for (size_t i = 0; i < n; ++i) {
+    const plan::Task& s = g->setup[i];
+    out("testbed: golden " + name + ": setup " + std::to_string(i + 1) + "/" + std::to_string(n) + " (" + s.name + ")");
+    if (auto o = step(ctx, s, target->second); !o.ok) return failed("setup step '" + s.name + "' failed: " + o.reason);
+  }
+  plan::Task seal;
+  seal.name = "seal";
+  seal.on = {name};
+  seal.kind = plan::TaskKind::Run;
+  seal.run = kSealCommand;
+  seal.timeout = Millis(120'000);
+  out("testbed: golden " + name + ": sealing");
+  if (auto o = step(ctx, seal, target->second); !o.ok) return failed("seal failed: " + o.reason);
+  drop_(name);
+  if (auto s = testbed::seal_golden(host, tb, name, Millis(120'000), ctx.cancel); !s)
+    return failed(s.error().message);
+  out("testbed: golden " + name + " sealed");
+  return outcome(true, "");
+}
+
+TaskOutcome TestbedExecutor::snapshot(const TaskContext& ctx, const testbed::Virt& host, const testbed::Testbed& tb,
+                                      const std::function<void(const std::string&)>& out) {
+  const plan::Task& t = *ctx.task;
+  std::vector<std::string> guests;
+  if (ctx.target->local) {
+    for (const auto& g : tb.guests) guests.insert(guests.end(), g.instances.begin(), g.instances.end());
+  } else {
+    guests = {ctx.target->name};
+  }
+  const std::string& snap = t.snapshot_name;
+  if (t.snapshot_op == "create") {
+    auto s = guests.size() == 1 ? testbed::create_snapshot(host, tb.id, guests[0], snap)
+                                : testbed::snapshot_all(host, tb.id, guests, snap);
+    if (!s) return outcome(false, s.error().message);
+    for (const auto& g : guests) out("snapshot " + snap + " of " + g + " taken");
+    return outcome(true, "");
+  }
+  if (t.snapshot_op == "revert") {
+    for (const auto& g : guests) {
+      if (auto s = testbed::revert_snapshot(host, tb.id, g, snap); !s) return outcome(false, s.error().message);
+      // Its sessions were open before the revert, or not yet: either way
+      // the guest does not know them now.
+      drop_(g);
+      out("guest " + g + " reverted to snapshot " + snap);
+    }
+    for (const auto& g : guests)
+      if (auto o = wait_ssh(ctx, g, tb.up_timeout); !o.ok) return outcome(false, g + ": no SSH after the revert: " + o.reason);
+    return outcome(true, "");
+  }
+  if (t.snapshot_op == "delete") {
+    for (const auto& g : guests) {
+      auto r = testbed::delete_snapshot(host, tb.id, g, snap);
+      if (!r) return outcome(false, r.error().message);
+      out(*r ? "snapshot " + snap + " of " + g + " deleted" : g + " has no snapshot " + snap);
+    }
+    return outcome(true, "");
+  }
+  return outcome(false, "unknown snapshot operation '" + t.snapshot_op + "'");
 }
 
 }  // namespace rw::engine

@@ -3,6 +3,8 @@
 // controller: the plan's testbed: section resolved for this run, then
 // testbed::up or testbed::down through the libvirt API.
 
+#include <functional>
+
 #include "common/result.h"
 #include "engine/executor.h"
 #include "testbed/spec.h"
@@ -19,9 +21,27 @@ std::string testbed_uri(const plan::Testbed& tb);
 Result<testbed::Testbed> resolve_testbed(const plan::Testbed& tb, const std::string& build,
                                          const std::string& workdir);
 
+/// Runs testbed tasks: golden (boot, setup, seal), up, down, and snapshots.
 class TestbedExecutor : public Executor {
  public:
+  /// `steps` runs a golden's setup steps and SSH waits on guests; `drop`
+  /// forgets a target's pooled SSH session (after a revert, a seal).
+  TestbedExecutor(ExecutorSet* steps, std::function<void(const std::string&)> drop)
+      : steps_(steps), drop_(std::move(drop)) {}
   TaskOutcome run(const TaskContext& ctx) override;
+
+ private:
+  /// Runs `step` on `target` through the other executors.
+  TaskOutcome step(const TaskContext& ctx, const plan::Task& step, const plan::Target& target);
+  /// Waits until `target` answers SSH again, up to `timeout`.
+  TaskOutcome wait_ssh(const TaskContext& ctx, const std::string& target, Millis timeout);
+  TaskOutcome golden(const TaskContext& ctx, const testbed::Virt& host, const testbed::Testbed& tb,
+                     const std::function<void(const std::string&)>& out);
+  TaskOutcome snapshot(const TaskContext& ctx, const testbed::Virt& host, const testbed::Testbed& tb,
+                       const std::function<void(const std::string&)>& out);
+
+  ExecutorSet* steps_;
+  std::function<void(const std::string&)> drop_;
 };
 
 }  // namespace rw::engine

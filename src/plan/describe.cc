@@ -52,7 +52,10 @@ nlohmann::json task_detail(const Task& t) {
       return {{"what", t.wait_for.what},
               {"port", t.wait_for.port},
               {"timeout_ms", t.wait_for.timeout.count()}};
-    case TaskKind::Testbed: return {{"op", t.testbed_op}};
+    case TaskKind::Testbed:
+      return t.golden.empty() ? nlohmann::json{{"op", t.testbed_op}}
+                              : nlohmann::json{{"op", t.testbed_op}, {"golden", t.golden}};
+    case TaskKind::Snapshot: return {{"op", t.snapshot_op}, {"snapshot", t.snapshot_name}};
   }
   return nlohmann::json::object();
 }

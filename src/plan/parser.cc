@@ -369,9 +369,10 @@ constexpr std::string_view kGuestKeys[] = {"via",      "address",     "port",   
                                            "identity", "known_hosts", "host_key"};
 constexpr std::string_view kStageKeys[] = {"name",  "tasks",        "parallel", "retries",
                                            "retry_delay", "retry", "restart_from", "subruns"};
-constexpr std::string_view kTaskKeys[] = {"name", "on",      "run",     "script", "push",   "fetch",
-                                          "wait_for", "timeout", "retries", "env", "workdir"};
-constexpr std::string_view kTaskKinds[] = {"run", "script", "push", "fetch", "wait_for"};
+constexpr std::string_view kTaskKeys[] = {"name",     "on",      "run",     "script", "push",    "fetch",
+                                          "wait_for", "snapshot", "timeout", "retries", "env", "workdir"};
+constexpr std::string_view kTaskKinds[] = {"run", "script", "push", "fetch", "wait_for", "snapshot"};
+constexpr std::string_view kSnapshotOps[] = {"create", "revert", "delete"};
 constexpr std::string_view kPushKeys[] = {"src", "dst", "mode"};
 constexpr std::string_view kFetchKeys[] = {"src", "dst"};
 constexpr std::string_view kWaitForKeys[] = {"ssh", "tcp", "timeout"};
@@ -1153,6 +1154,12 @@ void Parser::parse_on(const Entry& e, const std::string& ctx, Task& t) {
                                " is not declared; declared targets: " + declared_targets());
       continue;
     }
+    if (plan_.targets[target].golden && target != golden_setup_) {
+      problem(item.Mark(), ctx + ": '" + target + "' is the build VM of golden '" + target +
+                               "', which exists only while the golden is made: put these steps under "
+                               "testbed: goldens: " + target + ": setup");
+      continue;
+    }
     if (!seen.insert(target).second) {
       problem(item.Mark(), ctx + ": target " + quoted(target) + " is listed twice in 'on'");
       continue;
@@ -1200,6 +1207,28 @@ void Parser::parse_kind(const std::vector<Entry>& f, const YAML::Node& n, const 
     if (const Entry* s = find(*p, "src")) t.push.src = str(*s, ctx + ": push").value_or("");
     if (const Entry* d = find(*p, "dst")) t.push.dst = str(*d, ctx + ": push").value_or("");
     if (const Entry* m = find(*p, "mode")) t.push.mode = file_mode(*m, ctx + ": push");
+  } else if (e.key == "snapshot") {
+    t.kind = TaskKind::Snapshot;
+    auto p = entries(e.value, ctx + ": 'snapshot'", kSnapshotOps);
+    if (!p || p->size() != 1) {
+      problem(value_mark(e), ctx + ": 'snapshot' must be a map with one of create, revert or delete and the "
+                                   "snapshot's name, e.g. {create: clean}; got " + what_node(e.value));
+      return;
+    }
+    t.snapshot_op = p->front().key;
+    if (auto v = name(p->front(), ctx + ": snapshot", "snapshot name")) t.snapshot_name = *v;
+    if (!plan_.testbed) {
+      problem(e.key_node.Mark(), ctx + ": snapshots are of testbed guests, and the plan has no testbed: section");
+      return;
+    }
+    for (const std::string& target : t.on) {
+      const Target& tt = plan_.targets[target];
+      if (!tt.local && !tt.testbed) {
+        problem(e.key_node.Mark(), ctx + ": snapshot on '" + target + "', which is not a testbed guest: name "
+                                         "testbed guests in 'on', or leave 'on' out for every guest at once");
+        break;
+      }
+    }
   } else if (e.key == "fetch") {
     t.kind = TaskKind::Fetch;
     auto p = entries(e.value, ctx + ": 'fetch'", kFetchKeys);

@@ -9,11 +9,13 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/ipv4.h"
 #include "common/result.h"
 #include "plan/plan.h"
 
@@ -105,6 +107,21 @@ class Parser {
   void parse_on(const Entry& e, const std::string& ctx, Task& t);
   // The testbed: section (parser_testbed.cc).
   void parse_testbed(const Entry& e);
+  /// What a testbed: section has declared so far, for the guests and
+  /// goldens that refer to it.
+  struct TestbedScope {
+    Testbed& tb;
+    std::set<std::string>& images;
+    std::set<std::string>& networks;  ///< declared, even with a bad subnet
+    std::map<std::string, Subnet>& subnets;
+    std::map<std::string, uint32_t>& next_host;  ///< the next address to reserve, per network
+    std::set<std::string> goldens;
+  };
+  /// A guest group or a golden (`golden`): its settings, targets and addresses.
+  void parse_testbed_machine(TestbedScope& sc, const Entry& ge, const std::vector<Entry>& settings,
+                             const std::string& gctx, bool golden);
+  /// A golden's setup: tasks run on its build VM only.
+  void parse_golden_setup(const std::vector<Entry>& settings, TestbedGuest& g, const std::string& gctx);
   /// Each named entry of testbed map `key` whose name is valid and whose
   /// value is a map of `allowed` settings, given to `fn`; problems otherwise.
   void testbed_section(const std::vector<Entry>& top, const char* key, const char* singular, const char* example,
@@ -122,7 +139,8 @@ class Parser {
   std::vector<std::string> guest_order_;       ///< guests in file order
   std::map<std::string, YAML::Mark> via_mark_;  ///< where each guest's via is written
   std::map<std::string, Pos> stage_names_;
-  std::vector<YAML::Mark> restart_marks_;  ///< per stage, where restart_from is written
+  std::vector<YAML::Mark> restart_marks_;
+  std::string golden_setup_;  ///< the golden whose setup is being read: its VM is a valid target  ///< per stage, where restart_from is written
   size_t dropped_ = 0;  ///< problems past kMaxStoredProblems, counted only
   size_t instances_ = 0;
   bool stop_ = false;  ///< too much work: stop walking

@@ -12,13 +12,17 @@
 namespace rw::plan::detail {
 namespace {
 
-constexpr std::string_view kTestbedKeys[] = {"libvirt", "images_dir", "teardown", "up_timeout",
-                                             "images",  "networks",   "guests"};
+constexpr std::string_view kTestbedKeys[] = {"libvirt",  "images_dir", "teardown", "up_timeout",
+                                             "images",   "networks",   "goldens",  "guests"};
 constexpr std::string_view kImageKeys[] = {"path", "format"};
 constexpr std::string_view kNetworkKeys[] = {"subnet", "nat", "mtu"};
-constexpr std::string_view kTestbedGuestKeys[] = {"count",   "image",    "disk",    "cpus",     "memory",
-                                                  "accel",   "kernel",   "initrd",  "cmdline",  "networks",
-                                                  "ssh_key", "user",     "identity", "user_data"};
+constexpr std::string_view kTestbedGuestKeys[] = {"count",   "image",    "golden",   "disk",     "cpus",
+                                                  "memory",  "accel",    "kernel",   "initrd",   "cmdline",
+                                                  "networks", "ssh_key", "user",     "identity", "user_data"};
+/// A golden is one build VM: no count, no golden of its own, and its steps.
+constexpr std::string_view kGoldenKeys[] = {"image",   "disk",     "cpus",    "memory",   "accel",
+                                            "kernel",  "initrd",   "cmdline", "networks", "ssh_key",
+                                            "user",    "identity", "user_data", "setup"};
 constexpr std::string_view kFormats[] = {"qcow2", "raw"};
 constexpr std::string_view kAccels[] = {"auto", "kvm", "tcg"};
 constexpr std::string_view kTeardowns[] = {"always", "on_success", "never"};
@@ -27,6 +31,7 @@ constexpr int kMaxCount = 256;
 /// the rest below is left for things the user puts there by hand.
 constexpr uint32_t kFirstGuestHost = 10;
 
+constexpr const char* kGoldenStage = "testbed-golden";
 constexpr const char* kUpStage = "testbed-up";
 constexpr const char* kReadyStage = "testbed-ready";
 constexpr const char* kDownStage = "testbed-down";
@@ -144,126 +149,187 @@ void Parser::parse_testbed(const Entry& top) {
       tb.networks.push_back(net);
   });
 
-  // guests
+  // goldens, then guests: a guest names its golden, so goldens come first
+  // whatever the order in the file, and take their addresses first.
+  TestbedScope sc{tb, images, networks, subnets, next_host, {}};
+  testbed_section(*f, "goldens", "golden", "{image: debian, networks: [lab], setup: [{name: s, run: ./setup}]}",
+                  kGoldenKeys, false, [&](const Entry& ge, const std::vector<Entry>& settings, const std::string& gctx) {
+                    parse_testbed_machine(sc, ge, settings, gctx, true);
+                  });
   if (!find(*f, "guests")) problem(top.key_node.Mark(), "testbed: missing key 'guests': a testbed needs at least one guest");
   testbed_section(*f, "guests", "guest", "{count: 3, image: debian, networks: [lab]}", kTestbedGuestKeys, true,
                   [&](const Entry& ge, const std::vector<Entry>& settings, const std::string& gctx) {
-      const std::vector<Entry>* s = &settings;
-      TestbedGuest g;
-      g.name = ge.key;
-      g.mark = mark_of(ge.key_node.Mark());
-      Target t;  // what every instance is reached as
-      t.guest = true;
-      t.testbed = true;
-      t.host_key_policy = "accept-new";
-      if (const Entry* p = find(*s, "count")) {
-        if (auto v = integer(*p, gctx, 1, kMaxCount)) g.count = int(*v);
-      }
-      if (const Entry* p = find(*s, "image")) {
-        if (auto v = str(*p, gctx)) {
-          g.image = *v;
-          if (!images.count(*v)) {
-            std::vector<std::string> known(images.begin(), images.end());
-            problem(value_mark(*p), gctx + ": image " + quoted(*v) + " is not declared under testbed: images" +
-                                        (known.empty() ? std::string() : "; declared: " + join_names(known)));
-          }
-        }
-      } else {
-        problem(ge.key_node.Mark(), gctx + ": missing key 'image' (a name under testbed: images)");
-      }
-      auto size_of = [&](const Entry& p, uint64_t min, const char* example) -> std::optional<uint64_t> {
-        auto v = p.value.IsScalar() ? parse_size(p.value.Scalar()) : std::nullopt;
-        if (!v || *v < min) {
-          problem(value_mark(p), gctx + ": '" + p.key + "' must be a size such as " + example + ", got " +
-                                     what_node(p.value));
-          return std::nullopt;
-        }
-        return v;
-      };
-      if (const Entry* p = find(*s, "disk")) {
-        if (auto v = size_of(*p, 1u << 20, "8G")) g.disk_bytes = *v;
-      }
-      if (const Entry* p = find(*s, "memory")) {
-        if (auto v = size_of(*p, 64u << 20, "512M")) g.memory_mib = int(*v >> 20);
-      }
-      if (const Entry* p = find(*s, "cpus")) {
-        if (auto v = integer(*p, gctx, 1, 64)) g.cpus = int(*v);
-      }
-      if (const Entry* p = find(*s, "accel")) {
-        if (auto v = choice(*p, gctx, kAccels)) g.accel = *v;
-      }
-      for (auto [key, out] : {std::pair{"kernel", &g.kernel}, std::pair{"initrd", &g.initrd}}) {
-        if (const Entry* p = find(*s, key)) {
-          if (auto v = str(*p, gctx)) {
-            if (!absolute(*v)) problem(value_mark(*p), gctx + ": '" + key + "' must be an absolute path on the host");
-            *out = *v;
-          }
-        }
-      }
-      if (const Entry* p = find(*s, "cmdline")) g.cmdline = str(*p, gctx, true).value_or("");
-      if (g.kernel.empty())
-        for (const char* key : {"initrd", "cmdline"})
-          if (const Entry* p = find(*s, key))
-            problem(p->key_node.Mark(), gctx + ": '" + key + "' needs 'kernel' (direct kernel boot)");
-      if (const Entry* p = find(*s, "ssh_key")) g.ssh_key = str(*p, gctx).value_or("");
-      if (const Entry* p = find(*s, "user_data")) g.user_data = str(*p, gctx, true).value_or("");
-      if (const Entry* p = find(*s, "user")) t.user = str(*p, gctx).value_or("root");
-      if (const Entry* p = find(*s, "identity")) t.identity = str(*p, gctx).value_or("");
-
-      const Entry* nets = find(*s, "networks");
-      if (!nets || !nets->value.IsSequence() || nets->value.size() == 0) {
-        problem(nets ? value_mark(*nets) : ge.key_node.Mark(),
-                gctx + ": 'networks' must be a non-empty list of network names (one NIC each), e.g. [lab]");
-      } else {
-        for (const auto& n : nets->value) {
-          if (!n.IsScalar() || !networks.count(n.Scalar())) {
-            std::vector<std::string> known(networks.begin(), networks.end());
-            problem(n.Mark(), gctx + ": network " + what_node(n) + " is not declared under testbed: networks" +
-                                  (known.empty() ? std::string() : "; declared: " + join_names(known)));
-            continue;
-          }
-          g.networks.push_back(n.Scalar());
-        }
-      }
-
-      for (int i = 1; i <= g.count; ++i) {
-        std::string inst = g.count == 1 ? g.name : g.name + "-" + std::to_string(i);
-        if (!valid_name(inst)) {
-          problem(ge.key_node.Mark(), gctx + ": instance name " + quoted(inst) + " is not valid: " + kNameRule);
-          break;
-        }
-        auto [prev, fresh] = declared_.emplace(inst, pos_of(ge.key_node.Mark()));
-        if (!fresh) {
-          problem(ge.key_node.Mark(), gctx + ": instance '" + inst + "' is already declared at line " +
-                                          std::to_string(prev->second.line) + ", column " +
-                                          std::to_string(prev->second.column) +
-                                          "; host, guest and testbed guest names must be unique");
-          continue;
-        }
-        std::vector<std::string> addrs;
-        for (const auto& n : g.networks) {
-          if (!subnets.count(n)) continue;  // its subnet is already reported
-          const Subnet& sn = subnets[n];
-          uint32_t host = next_host[n]++;
-          if (host > sn.last_host()) {
-            problem(ge.key_node.Mark(), gctx + ": network '" + n + "' (" + sn.to_string() +
-                                            ") has no address left for " + inst);
-            break;
-          }
-          addrs.push_back(sn.address(host));
-        }
-        Target it = t;
-        it.name = inst;
-        it.mark = g.mark;
-        if (!addrs.empty()) it.address = addrs.front();
-        plan_.targets[inst] = it;
-        g.addresses[inst] = addrs;
-        g.instances.push_back(inst);
-      }
-      tb.guests.push_back(g);
-  });
-  for (const char* name : {kUpStage, kReadyStage, kDownStage}) stage_names_.emplace(name, pos_of(top.key_node.Mark()));
+                    parse_testbed_machine(sc, ge, settings, gctx, false);
+                  });
+  for (const char* name : {kGoldenStage, kUpStage, kReadyStage, kDownStage}) stage_names_.emplace(name, pos_of(top.key_node.Mark()));
   plan_.testbed = std::move(tb);
+}
+
+void Parser::parse_testbed_machine(TestbedScope& sc, const Entry& ge, const std::vector<Entry>& settings,
+                               const std::string& gctx, bool golden) {
+  const std::vector<Entry>* s = &settings;
+  TestbedGuest g;
+  g.name = ge.key;
+  g.mark = mark_of(ge.key_node.Mark());
+  Target t;  // what every instance is reached as
+  t.guest = true;
+  t.testbed = true;
+  t.host_key_policy = "accept-new";
+  t.golden = golden;
+  if (const Entry* p = find(*s, "count")) {
+    if (auto v = integer(*p, gctx, 1, kMaxCount)) g.count = int(*v);
+  }
+  const Entry* image = find(*s, "image");
+  const Entry* from_golden = find(*s, "golden");
+  if (image && from_golden) {
+    problem(from_golden->key_node.Mark(), gctx + ": has both 'image' and 'golden'; a guest is a clone of one of them");
+  } else if (image) {
+    if (auto v = str(*image, gctx)) {
+      g.image = *v;
+      if (!sc.images.count(*v)) {
+        std::vector<std::string> known(sc.images.begin(), sc.images.end());
+        problem(value_mark(*image), gctx + ": image " + quoted(*v) + " is not declared under testbed: images" +
+                                        (known.empty() ? std::string() : "; declared: " + join_names(known)));
+      }
+    }
+  } else if (from_golden) {
+    if (auto v = str(*from_golden, gctx)) {
+      g.golden = *v;
+      if (!sc.goldens.count(*v)) {
+        std::vector<std::string> known(sc.goldens.begin(), sc.goldens.end());
+        problem(value_mark(*from_golden), gctx + ": golden " + quoted(*v) + " is not declared under testbed: goldens" +
+                                              (known.empty() ? std::string() : "; declared: " + join_names(known)));
+      }
+    }
+  } else {
+    problem(ge.key_node.Mark(), gctx + (golden ? ": missing key 'image' (a name under testbed: images)"
+                                               : ": missing key 'image' (a name under testbed: images) or 'golden' "
+                                                 "(a name under testbed: goldens)"));
+  }
+  auto size_of = [&](const Entry& p, uint64_t min, const char* example) -> std::optional<uint64_t> {
+    auto v = p.value.IsScalar() ? parse_size(p.value.Scalar()) : std::nullopt;
+    if (!v || *v < min) {
+      problem(value_mark(p), gctx + ": '" + p.key + "' must be a size such as " + example + ", got " +
+                                 what_node(p.value));
+      return std::nullopt;
+    }
+    return v;
+  };
+  if (const Entry* p = find(*s, "disk")) {
+    if (auto v = size_of(*p, 1u << 20, "8G")) g.disk_bytes = *v;
+  }
+  if (const Entry* p = find(*s, "memory")) {
+    if (auto v = size_of(*p, 64u << 20, "512M")) g.memory_mib = int(*v >> 20);
+  }
+  if (const Entry* p = find(*s, "cpus")) {
+    if (auto v = integer(*p, gctx, 1, 64)) g.cpus = int(*v);
+  }
+  if (const Entry* p = find(*s, "accel")) {
+    if (auto v = choice(*p, gctx, kAccels)) g.accel = *v;
+  }
+  for (auto [key, out] : {std::pair{"kernel", &g.kernel}, std::pair{"initrd", &g.initrd}}) {
+    if (const Entry* p = find(*s, key)) {
+      if (auto v = str(*p, gctx)) {
+        if (!absolute(*v)) problem(value_mark(*p), gctx + ": '" + key + "' must be an absolute path on the host");
+        *out = *v;
+      }
+    }
+  }
+  if (const Entry* p = find(*s, "cmdline")) g.cmdline = str(*p, gctx, true).value_or("");
+  if (g.kernel.empty())
+    for (const char* key : {"initrd", "cmdline"})
+      if (const Entry* p = find(*s, key))
+        problem(p->key_node.Mark(), gctx + ": '" + key + "' needs 'kernel' (direct kernel boot)");
+  if (const Entry* p = find(*s, "ssh_key")) g.ssh_key = str(*p, gctx).value_or("");
+  if (const Entry* p = find(*s, "user_data")) g.user_data = str(*p, gctx, true).value_or("");
+  if (const Entry* p = find(*s, "user")) t.user = str(*p, gctx).value_or("root");
+  if (const Entry* p = find(*s, "identity")) t.identity = str(*p, gctx).value_or("");
+
+  const Entry* nets = find(*s, "networks");
+  if (!nets || !nets->value.IsSequence() || nets->value.size() == 0) {
+    problem(nets ? value_mark(*nets) : ge.key_node.Mark(),
+            gctx + ": 'networks' must be a non-empty list of network names (one NIC each), e.g. [lab]");
+  } else {
+    for (const auto& n : nets->value) {
+      if (!n.IsScalar() || !sc.networks.count(n.Scalar())) {
+        std::vector<std::string> known(sc.networks.begin(), sc.networks.end());
+        problem(n.Mark(), gctx + ": network " + what_node(n) + " is not declared under testbed: networks" +
+                              (known.empty() ? std::string() : "; declared: " + join_names(known)));
+        continue;
+      }
+      g.networks.push_back(n.Scalar());
+    }
+  }
+
+  for (int i = 1; i <= g.count; ++i) {
+    std::string inst = g.count == 1 ? g.name : g.name + "-" + std::to_string(i);
+    if (!valid_name(inst)) {
+      problem(ge.key_node.Mark(), gctx + ": instance name " + quoted(inst) + " is not valid: " + kNameRule);
+      break;
+    }
+    auto [prev, fresh] = declared_.emplace(inst, pos_of(ge.key_node.Mark()));
+    if (!fresh) {
+      problem(ge.key_node.Mark(), gctx + ": instance '" + inst + "' is already declared at line " +
+                                      std::to_string(prev->second.line) + ", column " +
+                                      std::to_string(prev->second.column) +
+                                      "; host, guest and testbed guest names must be unique");
+      continue;
+    }
+    std::vector<std::string> addrs;
+    for (const auto& n : g.networks) {
+      if (!sc.subnets.count(n)) continue;  // its subnet is already reported
+      const Subnet& sn = sc.subnets[n];
+      uint32_t host = sc.next_host[n]++;
+      if (host > sn.last_host()) {
+        problem(ge.key_node.Mark(), gctx + ": network '" + n + "' (" + sn.to_string() +
+                                        ") has no address left for " + inst);
+        break;
+      }
+      addrs.push_back(sn.address(host));
+    }
+    Target it = t;
+    it.name = inst;
+    it.mark = g.mark;
+    if (!addrs.empty()) it.address = addrs.front();
+    plan_.targets[inst] = it;
+    g.addresses[inst] = addrs;
+    g.instances.push_back(inst);
+  }
+  if (golden) {
+    sc.goldens.insert(g.name);
+    parse_golden_setup(*s, g, gctx);
+  }
+  if (golden) sc.tb.goldens.push_back(g);
+  else sc.tb.guests.push_back(g);
+}
+
+void Parser::parse_golden_setup(const std::vector<Entry>& settings, TestbedGuest& g, const std::string& gctx) {
+  const Entry* e = find(settings, "setup");
+  if (!e) return;  // booted once and sealed as it is
+  if (!e->value.IsSequence() || e->value.size() == 0) {
+    problem(value_mark(*e), gctx + ": 'setup' must be a non-empty list of tasks, e.g. "
+                                   "[{name: install, run: ./install.sh}]; got " + what_node(e->value));
+    return;
+  }
+  std::map<std::string, Pos> names;
+  golden_setup_ = g.name;
+  size_t k = 0;
+  for (auto it = e->value.begin(); it != e->value.end(); ++it) {
+    const YAML::Node n = *it;
+    const bool has_on = n.IsMap() && n["on"];
+    auto t = parse_task(n, k++, gctx + ": setup", names);
+    if (!t) continue;
+    if (!has_on) {
+      t->on = {g.name};
+    } else if (t->on != std::vector<std::string>{g.name}) {
+      problem(n["on"].Mark(), gctx + ": setup: task '" + t->name + "' runs on the golden's build VM only: leave "
+                                     "'on' out, or write on: " + g.name);
+    }
+    if (t->kind == TaskKind::Snapshot)
+      problem(n.Mark(), gctx + ": setup: task '" + t->name + "': snapshots are of guests, not of a golden's build VM");
+    g.setup.push_back(std::move(*t));
+  }
+  golden_setup_.clear();
 }
 
 void Parser::testbed_section(const std::vector<Entry>& top, const char* key, const char* singular,
@@ -326,7 +392,27 @@ void Parser::add_testbed_stages() {
   ssh.mark = tb.mark;
   for (const auto& g : tb.guests) ssh.on.insert(ssh.on.end(), g.instances.begin(), g.instances.end());
   ready.tasks.push_back(ssh);
-  std::vector<Stage> stages{testbed_stage(kUpStage, "up"), ready};
+  std::vector<Stage> stages;
+  if (!tb.goldens.empty()) {
+    // One task per golden, side by side: each boots its build VM, runs its
+    // setup, seals it. A retry starts the golden afresh, so only once.
+    Stage golden = testbed_stage(kGoldenStage, "golden");
+    golden.retries = 1;
+    golden.tasks.clear();
+    for (const auto& g : tb.goldens) {
+      Task t;
+      t.name = g.name;
+      t.on = {Plan::kController};
+      t.kind = TaskKind::Testbed;
+      t.testbed_op = "golden";
+      t.golden = g.name;
+      t.mark = g.mark;
+      golden.tasks.push_back(t);
+    }
+    stages.push_back(golden);
+  }
+  stages.push_back(testbed_stage(kUpStage, "up"));
+  stages.push_back(ready);
   stages.insert(stages.end(), plan_.stages.begin(), plan_.stages.end());
   if (tb.teardown != Teardown::Never) {
     Stage down = testbed_stage(kDownStage, "down");

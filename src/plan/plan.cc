@@ -20,6 +20,7 @@ const char* to_string(TaskKind k) {
     case TaskKind::Fetch: return "fetch";
     case TaskKind::WaitFor: return "wait_for";
     case TaskKind::Testbed: return "testbed";
+    case TaskKind::Snapshot: return "snapshot";
   }
   return "?";
 }
@@ -87,22 +88,28 @@ Status resolve_local_paths(Plan& plan, const std::string& base, bool check) {
     t.known_hosts = against(base, t.known_hosts);
     need(t.identity, t.mark, "target '" + name + "': identity");
   }
-  for (auto& s : plan.stages) {
-    for (auto& t : s.tasks) {
-      if (t.kind == TaskKind::Push) {
-        t.push.src = against(base, t.push.src);
-        need(t.push.src, t.mark, "task '" + t.name + "': push source");
-      } else if (t.kind == TaskKind::Script) {
-        t.script = against(base, t.script);
-        need(t.script, t.mark, "task '" + t.name + "': script");
-      }
+  auto task_paths = [&](Task& t) {
+    if (t.kind == TaskKind::Push) {
+      t.push.src = against(base, t.push.src);
+      need(t.push.src, t.mark, "task '" + t.name + "': push source");
+    } else if (t.kind == TaskKind::Script) {
+      t.script = against(base, t.script);
+      need(t.script, t.mark, "task '" + t.name + "': script");
     }
-  }
-  if (plan.testbed)
+  };
+  for (auto& s : plan.stages)
+    for (auto& t : s.tasks) task_paths(t);
+  if (plan.testbed) {
     for (auto& g : plan.testbed->guests) {
       g.ssh_key = against(base, g.ssh_key);
       need(g.ssh_key, g.mark, "testbed guest '" + g.name + "': ssh_key");
     }
+    for (auto& g : plan.testbed->goldens) {
+      g.ssh_key = against(base, g.ssh_key);
+      need(g.ssh_key, g.mark, "testbed golden '" + g.name + "': ssh_key");
+      for (auto& t : g.setup) task_paths(t);
+    }
+  }
   if (!problems.empty()) return err(problems, 2);
   return {};
 }

@@ -33,10 +33,11 @@ struct Target {
   std::string host_key_policy = "strict";  ///< strict | accept-new
   std::string via;          ///< jump target name, empty when direct
   bool testbed = false;     ///< a testbed guest: made by the run, fresh host keys
+  bool golden = false;      ///< a golden image's build VM: reached only by its setup steps
   Mark mark;
 };
 
-enum class TaskKind { Run, Script, Push, Fetch, WaitFor, Testbed };
+enum class TaskKind { Run, Script, Push, Fetch, WaitFor, Testbed, Snapshot };
 const char* to_string(TaskKind k);
 
 struct PushSpec {
@@ -69,7 +70,12 @@ struct Task {
   std::optional<int> retries;  ///< overrides the stage's
   std::map<std::string, std::string> env;
   std::string workdir;
-  std::string testbed_op;  ///< Testbed: "up" or "down" (generated tasks only)
+  std::string testbed_op;  ///< Testbed: "golden", "up" or "down" (generated tasks only)
+  std::string golden;      ///< Testbed "golden": which golden image it builds
+  /// Snapshot: "create", "revert" or "delete" of snapshot `snapshot_name`,
+  /// per guest in `on`, or of every guest at once when on the controller.
+  std::string snapshot_op;
+  std::string snapshot_name;
   Mark mark;
 };
 
@@ -110,7 +116,8 @@ struct TestbedNetwork {
 struct TestbedGuest {
   std::string name;  ///< the group; instances are <name>-1..N when count > 1
   int count = 1;
-  std::string image;
+  std::string image;   ///< a base image, or
+  std::string golden;  ///< a golden image: the guests are its linked clones
   uint64_t disk_bytes = 0;  ///< 0: the image's size
   int cpus = 1;
   int memory_mib = 512;
@@ -122,6 +129,8 @@ struct TestbedGuest {
   /// Per instance, per NIC: the reserved address, in NIC order.
   std::map<std::string, std::vector<std::string>> addresses;
   std::vector<std::string> instances;
+  /// A golden image's steps, run on its build VM before it is sealed.
+  std::vector<Task> setup;
   Mark mark;
 };
 
@@ -135,6 +144,7 @@ struct Testbed {
   Millis up_timeout{Millis(600'000)};
   std::vector<TestbedImage> images;
   std::vector<TestbedNetwork> networks;
+  std::vector<TestbedGuest> goldens;  ///< images made by booting a base once and running setup
   std::vector<TestbedGuest> guests;
   Mark mark;
 };

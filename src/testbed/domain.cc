@@ -130,6 +130,19 @@ Result<EnsuredGuest> ensure_guest(const Virt& host, const std::string& testbed, 
   return out;
 }
 
+Result<DomainPtr> start_transient(const Virt& host, const std::string& testbed, const GuestSpec& spec,
+                                  const std::string& type, const std::string& run) {
+  RW_TRY(remove_guest(host, testbed, spec.name));
+  const std::string xml = domain_definition(testbed, spec, type, run);
+  virDomainPtr made = virDomainCreateXML(host.get(), xml.c_str(), VIR_DOMAIN_START_AUTODESTROY);
+  // A driver without auto-destroy (libvirt's test driver) still gets a
+  // transient domain: it carries our tag, so down and gc find it.
+  if (!made && virGetLastErrorCode() == VIR_ERR_INVALID_ARG) made = virDomainCreateXML(host.get(), xml.c_str(), 0);
+  if (!made)
+    return last_virt_error("start guest " + libvirt_name(Owner{testbed, spec.name}) + " on " + host.uri()).error;
+  return DomainPtr(made);
+}
+
 Result<bool> remove_guest(const Virt& host, const std::string& testbed, const std::string& name) {
   RW_ASSIGN(DomainPtr dom, find_ours(host, testbed, name));
   if (!dom) return false;

@@ -65,6 +65,13 @@ struct EnsuredGuest {
 Result<EnsuredGuest> ensure_guest(const Virt& host, const std::string& testbed, const GuestSpec& spec,
                                   const std::string& type, const std::string& run = "");
 
+/// Starts guest `spec` of `testbed` as a transient domain that libvirt
+/// destroys when `host`'s connection closes (a golden image's build VM: a
+/// crashed or cancelled runner leaves it nowhere). One of ours by that name
+/// is removed first; one that is not ours is an error.
+Result<DomainPtr> start_transient(const Virt& host, const std::string& testbed, const GuestSpec& spec,
+                                  const std::string& type, const std::string& run = "");
+
 /// Stops (destroys) and undefines guest `name` of `testbed`, snapshots'
 /// metadata included. Missing is success; a domain that is not ours is
 /// refused. Returns true if something was removed.

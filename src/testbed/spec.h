@@ -25,7 +25,8 @@ struct BaseImage {
 struct GuestGroup {
   std::string name;
   std::vector<std::string> instances;  ///< web-1, web-2, ... (or the name alone)
-  std::string image;        ///< a BaseImage name
+  std::string image;        ///< a BaseImage name, or
+  std::string golden;       ///< a golden's name: the instances are its linked clones
   uint64_t disk_bytes = 0;  ///< 0: the image's size
   int vcpus = 1;
   int memory_mib = 512;
@@ -45,6 +46,9 @@ struct Testbed {
   std::string images_dir = "/var/lib/libvirt/images";
   std::vector<BaseImage> images;
   std::vector<NetworkSpec> networks;
+  /// Golden images: booted once from `image`, set up, sealed; one
+  /// instance each, named like the golden.
+  std::vector<GuestGroup> goldens;
   std::vector<GuestGroup> guests;
   Millis up_timeout{Millis(600'000)};  ///< until every NIC of every guest has an address
 };

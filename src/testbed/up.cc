@@ -24,17 +24,18 @@ std::string reserved(const GuestGroup& g, const std::string& name, size_t nic) {
   return it != g.addresses.end() && nic < it->second.size() ? it->second[nic] : "";
 }
 
-/// The networks with the DHCP reservations the guests ask for.
+/// The networks with the DHCP reservations the guests and goldens ask for.
 std::vector<NetworkSpec> networks_with_reservations(const Testbed& tb) {
   std::vector<NetworkSpec> nets = tb.networks;
-  for (const auto& g : tb.guests)
-    for (const auto& name : g.instances)
-      for (size_t i = 0; i < g.networks.size(); ++i) {
-        std::string ip = reserved(g, name, i);
-        if (ip.empty()) continue;
-        for (auto& n : nets)
-          if (n.name == g.networks[i]) n.hosts.push_back({mac_for({tb.id, name}, int(i)), ip, name});
-      }
+  for (const auto* groups : {&tb.goldens, &tb.guests})
+    for (const auto& g : *groups)
+      for (const auto& name : g.instances)
+        for (size_t i = 0; i < g.networks.size(); ++i) {
+          std::string ip = reserved(g, name, i);
+          if (ip.empty()) continue;
+          for (auto& n : nets)
+            if (n.name == g.networks[i]) n.hosts.push_back({mac_for({tb.id, name}, int(i)), ip, name});
+        }
   return nets;
 }
 
@@ -67,9 +68,102 @@ Status clear_stale(const Virt& host, const Testbed& tb, UpReport& rep) {
   return {};
 }
 
+
+/// Networks, the pool and this run's mark on it: what guests and goldens
+/// need first. Each is an ensure.
+Result<PoolPtr> prepare(const Virt& host, const Testbed& tb, UpReport& rep, const Progress& note,
+                        const UploadFn& write) {
+  RW_TRY(clear_stale(host, tb, rep));
+  if (!rep.replaced.empty()) note("testbed: replaced what an earlier run of " + tb.id + " left");
+  for (const auto& n : networks_with_reservations(tb)) {
+    RW_ASSIGN(EnsureResult r, ensure_network(host, tb.id, n, tb.run));
+    if (r.created) rep.created.push_back("network " + n.name);
+    note("testbed: network " + n.name + (r.created ? " created" : " present") + " (bridge " + r.bridge + ")");
+  }
+  RW_ASSIGN(PoolPtr pool, ensure_pool(host, tb.id, tb.images_dir));
+  // The pool's ownership by this run: an empty volume named after it.
+  if (!tb.run.empty()) RW_TRY(ensure_uploaded(host, pool.get(), run_marker(tb.run), std::string(512, '\0'), write));
+  return pool;
+}
+
+/// Guest `name` of group `g`: its disk `vol_name` an overlay of `backing`,
+/// its seed, its NICs. Volumes are ensured; the domain is not made here.
+Result<GuestSpec> machine(const Virt& host, virStoragePoolPtr pool, const Testbed& tb, const GuestGroup& g,
+                          const std::string& name, const std::string& vol_name, const std::string& backing,
+                          const std::string& backing_format, const UploadFn& write, UpReport& rep) {
+  RW_ASSIGN(EnsuredVolume disk, ensure_overlay(host, pool, vol_name, backing, backing_format, g.disk_bytes));
+  if (disk.created) rep.created.push_back("volume " + vol_name);
+  auto files = nocloud_files(tb.id + "/" + name, name, g.ssh_keys, g.user_data);
+  RW_ASSIGN(std::string seed_img, fat_seed_image(files));
+  RW_ASSIGN(EnsuredVolume seed, ensure_uploaded(host, pool, name + ".seed", seed_img, write));
+  GuestSpec s;
+  s.name = name;
+  s.vcpus = g.vcpus;
+  s.memory_mib = g.memory_mib;
+  s.kernel = g.kernel;
+  s.initrd = g.initrd;
+  s.cmdline = g.cmdline;
+  s.disks.push_back({disk.path, "qcow2"});
+  s.seed = seed.path;
+  for (size_t i = 0; i < g.networks.size(); ++i) {
+    const NetworkSpec* net = nullptr;
+    for (const auto& n : tb.networks)
+      if (n.name == g.networks[i]) net = &n;
+    if (!net) return err("guest " + g.name + ": no network named " + g.networks[i]);
+    s.nics.push_back({libvirt_name({tb.id, net->name}), mac_for({tb.id, name}, int(i)), net->mtu});
+  }
+  return s;
+}
+
+/// Waits until every NIC of every machine in `specs` has an address: one
+/// with a NIC leased and another still asking is not reachable the way the
+/// plan expects. `on_up(k, n, guest)` as each one gets there.
+Result<std::vector<GuestUp>> wait_for_addresses(const Virt& host, const Testbed& tb,
+                                                const std::vector<GuestSpec>& specs,
+                                                const std::atomic<bool>* cancel,
+                                                const std::function<void(size_t, const GuestUp&)>& on_up) {
+  const auto deadline = std::chrono::steady_clock::now() + tb.up_timeout;
+  std::vector<bool> done(specs.size(), false);
+  std::vector<GuestUp> out(specs.size());
+  size_t up_count = 0;
+  for (;;) {
+    for (size_t i = 0; i < specs.size(); ++i) {
+      if (done[i]) continue;
+      const auto& p = specs[i];
+      RW_ASSIGN(auto leases, leased_addresses(host, tb.id, p.name));
+      std::vector<std::string> addrs;
+      for (const auto& nic : p.nics)
+        if (auto it = leases.find(nic.mac); it != leases.end()) addrs.push_back(it->second);
+      if (addrs.size() != p.nics.size()) continue;
+      out[i] = {p.name, libvirt_name({tb.id, p.name}), addrs};
+      done[i] = true;
+      ++up_count;
+      if (on_up) on_up(up_count, out[i]);
+    }
+    if (up_count == specs.size()) return out;
+    if (cancel && cancel->load()) return err("testbed up cancelled");
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::string missing;
+      for (size_t i = 0; i < specs.size(); ++i)
+        if (!done[i]) missing += (missing.empty() ? "" : ", ") + specs[i].name;
+      return err("testbed: no address for every NIC of " + missing + " after " + format_duration(tb.up_timeout));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+const GuestGroup* find_golden(const Testbed& tb, const std::string& name) {
+  for (const auto& g : tb.goldens)
+    if (g.name == name) return &g;
+  return nullptr;
+}
+
 }  // namespace
 
 std::string run_marker(const std::string& run) { return "run-" + run; }
+
+std::string golden_volume(const std::string& name) { return kGoldenPrefix + name + ".qcow2"; }
+std::string sealed_marker(const std::string& name) { return kGoldenPrefix + name + ".sealed"; }
 
 Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel, const Progress& progress,
                     const UploadFn& write_seed) {
@@ -78,93 +172,109 @@ Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>
   auto note = [&](const std::string& s) {
     if (progress) progress(s);
   };
-  RW_TRY(clear_stale(host, tb, rep));
-  if (!rep.replaced.empty()) note("testbed: replaced what an earlier run of " + tb.id + " left");
-  for (const auto& n : networks_with_reservations(tb)) {
-    RW_ASSIGN(EnsureResult r, ensure_network(host, tb.id, n, tb.run));
-    if (r.created) rep.created.push_back("network " + n.name);
-    note("testbed: network " + n.name + (r.created ? " created" : " present") + " (bridge " + r.bridge + ")");
-  }
+  RW_ASSIGN(PoolPtr pool, prepare(host, tb, rep, note, write_seed));
   if (cancelled()) return err("testbed up cancelled");
-  RW_ASSIGN(PoolPtr pool, ensure_pool(host, tb.id, tb.images_dir));
-  // The pool's ownership by this run: an empty volume named after it.
-  if (!tb.run.empty()) RW_TRY(ensure_uploaded(host, pool.get(), run_marker(tb.run), std::string(512, '\0'), write_seed));
 
   struct Planned {
-    const GuestGroup* group;
-    std::string name;
     GuestSpec spec;
     std::string type;
   };
   std::vector<Planned> planned;
   for (const auto& g : tb.guests) {
-    const BaseImage* img = find_image(tb, g.image);
-    if (!img) return err("guest " + g.name + ": no image named " + g.image);
+    std::string backing, format;
+    if (!g.golden.empty()) {
+      RW_ASSIGN(VolPtr sealed, find_volume(pool.get(), sealed_marker(g.golden)));
+      RW_ASSIGN(VolPtr golden, find_volume(pool.get(), golden_volume(g.golden)));
+      if (!sealed || !golden)
+        return err("guest " + g.name + ": golden " + g.golden + " is not made yet (the testbed-golden stage makes it)");
+      RW_ASSIGN(backing, volume_path(golden.get()));
+      format = "qcow2";
+    } else {
+      const BaseImage* img = find_image(tb, g.image);
+      if (!img) return err("guest " + g.name + ": no image named " + g.image);
+      backing = img->path;
+      format = img->format;
+    }
     RW_ASSIGN(std::string type, domain_type(host, g.accel));
     for (const auto& name : g.instances) {
       if (cancelled()) return err("testbed up cancelled");
-      RW_ASSIGN(EnsuredVolume disk,
-                ensure_overlay(host, pool.get(), name + ".qcow2", img->path, img->format, g.disk_bytes));
-      if (disk.created) rep.created.push_back("volume " + name + ".qcow2");
-      auto files = nocloud_files(tb.id + "/" + name, name, g.ssh_keys, g.user_data);
-      RW_ASSIGN(std::string seed_img, fat_seed_image(files));
-      RW_ASSIGN(EnsuredVolume seed, ensure_uploaded(host, pool.get(), name + ".seed", seed_img, write_seed));
-      GuestSpec s;
-      s.name = name;
-      s.vcpus = g.vcpus;
-      s.memory_mib = g.memory_mib;
-      s.kernel = g.kernel;
-      s.initrd = g.initrd;
-      s.cmdline = g.cmdline;
-      s.disks.push_back({disk.path, "qcow2"});
-      s.seed = seed.path;
-      for (size_t i = 0; i < g.networks.size(); ++i) {
-        const NetworkSpec* net = nullptr;
-        for (const auto& n : tb.networks)
-          if (n.name == g.networks[i]) net = &n;
-        if (!net) return err("guest " + g.name + ": no network named " + g.networks[i]);
-        s.nics.push_back({libvirt_name({tb.id, net->name}), mac_for({tb.id, name}, int(i)), net->mtu});
-      }
-      planned.push_back({&g, name, std::move(s), type});
+      RW_ASSIGN(GuestSpec s, machine(host, pool.get(), tb, g, name, name + ".qcow2", backing, format, write_seed, rep));
+      planned.push_back({std::move(s), type});
     }
   }
+  std::vector<GuestSpec> specs;
   for (const auto& p : planned) {
     if (cancelled()) return err("testbed up cancelled");
     RW_ASSIGN(EnsuredGuest r, ensure_guest(host, tb.id, p.spec, p.type, tb.run));
-    if (r.created) rep.created.push_back("guest " + p.name);
+    if (r.created) rep.created.push_back("guest " + p.spec.name);
+    specs.push_back(p.spec);
   }
+  RW_ASSIGN(rep.guests, wait_for_addresses(host, tb, specs, cancel, [&](size_t k, const GuestUp& g) {
+              note("testbed: " + std::to_string(k) + "/" + std::to_string(specs.size()) + " guests up (" + g.name +
+                   " at " + (g.addresses.empty() ? std::string("no network") : g.addresses.front()) + ")");
+            }));
+  return rep;
+}
 
-  // Up means every NIC has an address: a guest with one NIC leased and
-  // another still asking is not reachable the way the plan expects.
-  const auto deadline = std::chrono::steady_clock::now() + tb.up_timeout;
-  std::vector<bool> done(planned.size(), false);
-  size_t up_count = 0;
-  rep.guests.resize(planned.size());
-  for (;;) {
-    for (size_t i = 0; i < planned.size(); ++i) {
-      if (done[i]) continue;
-      const auto& p = planned[i];
-      RW_ASSIGN(auto leases, leased_addresses(host, tb.id, p.name));
-      std::vector<std::string> addrs;
-      for (const auto& nic : p.spec.nics)
-        if (auto it = leases.find(nic.mac); it != leases.end()) addrs.push_back(it->second);
-      if (addrs.size() != p.spec.nics.size()) continue;
-      rep.guests[i] = {p.name, libvirt_name({tb.id, p.name}), addrs};
-      done[i] = true;
-      ++up_count;
-      note("testbed: " + std::to_string(up_count) + "/" + std::to_string(planned.size()) + " guests up (" + p.name +
-           " at " + (addrs.empty() ? std::string("no network") : addrs.front()) + ")");
-    }
-    if (up_count == planned.size()) return rep;
-    if (cancelled()) return err("testbed up cancelled");
-    if (std::chrono::steady_clock::now() >= deadline) {
-      std::string missing;
-      for (size_t i = 0; i < planned.size(); ++i)
-        if (!done[i]) missing += (missing.empty() ? "" : ", ") + planned[i].name;
-      return err("testbed: no address for every NIC of " + missing + " after " + format_duration(tb.up_timeout));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+Result<GoldenBoot> boot_golden(const Virt& host, const Testbed& tb, const std::string& name,
+                               const std::atomic<bool>* cancel, const Progress& progress,
+                               const UploadFn& write_seed) {
+  auto note = [&](const std::string& s) {
+    if (progress) progress(s);
+  };
+  const GuestGroup* g = find_golden(tb, name);
+  if (!g) return err("no golden named " + name);
+  const BaseImage* img = find_image(tb, g->image);
+  if (!img) return err("golden " + name + ": no image named " + g->image);
+  UpReport rep;
+  RW_ASSIGN(PoolPtr pool, prepare(host, tb, rep, note, write_seed));
+  GoldenBoot out;
+  RW_ASSIGN(VolPtr sealed, find_volume(pool.get(), sealed_marker(name)));
+  if (sealed) {
+    out.sealed = true;
+    return out;
   }
+  // Not sealed: a build cut short. Its disk holds half a setup; start over.
+  RW_TRY(remove_guest(host, tb.id, name));
+  RW_ASSIGN(bool stale, remove_volume(pool.get(), golden_volume(name)));
+  if (stale) note("testbed: golden " + name + ": an unfinished build is started again");
+  if (cancel && cancel->load()) return err("testbed golden cancelled");
+  RW_ASSIGN(std::string type, domain_type(host, g->accel));
+  RW_ASSIGN(GuestSpec spec,
+            machine(host, pool.get(), tb, *g, name, golden_volume(name), img->path, img->format, write_seed, rep));
+  RW_ASSIGN(out.dom, start_transient(host, tb.id, spec, type, tb.run));
+  note("testbed: golden " + name + ": build VM started");
+  const std::vector<GuestSpec> one{spec};
+  RW_ASSIGN(auto vms, wait_for_addresses(host, tb, one, cancel, nullptr));
+  out.vm = vms.front();
+  return out;
+}
+
+Status seal_golden(const Virt& host, const Testbed& tb, const std::string& name, Millis timeout,
+                   const std::atomic<bool>* cancel, const UploadFn& write) {
+  const auto start = std::chrono::steady_clock::now();
+  bool asked = false;
+  for (;;) {
+    RW_ASSIGN(std::string state, guest_state(host, tb.id, name));
+    if (state == "absent" || state == "shut off") break;
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (!asked && waited >= timeout / 4) {
+      // The seal steps power it off; a guest that ignored that may still
+      // listen to the ACPI button.
+      RW_ASSIGN(DomainPtr dom, host.find_domain(libvirt_name(Owner{tb.id, name})));
+      if (dom) (void)virDomainShutdown(dom.get());
+      asked = true;
+    }
+    // Then it is destroyed below: its disks were synced by the seal steps.
+    if (waited >= timeout || (cancel && cancel->load())) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  RW_TRY(remove_guest(host, tb.id, name));
+  if (cancel && cancel->load()) return err("testbed golden cancelled");
+  RW_ASSIGN(PoolPtr pool, host.find_pool(pool_name(tb.id)));
+  if (!pool) return err("golden " + name + ": the testbed's pool " + pool_name(tb.id) + " is gone");
+  RW_TRY(ensure_uploaded(host, pool.get(), sealed_marker(name), std::string(512, '\0'), write));
+  return {};
 }
 
 Result<int> down(const Virt& host, const std::string& id) {

@@ -35,6 +35,33 @@ using Progress = std::function<void(const std::string&)>;
 Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel, const Progress& progress,
                     const UploadFn& write_seed = upload);
 
+/// A golden image's build VM, booted: transient, so it lives only as long
+/// as the connection it was started on.
+struct GoldenBoot {
+  bool sealed = false;  ///< the golden was made already: nothing was started
+  DomainPtr dom;
+  GuestUp vm;
+};
+
+/// The networks and pool, then golden `name`'s disk (an overlay of its
+/// image) and seed, and its build VM started and holding an address on
+/// every NIC. A golden sealed before is left as it is; an unsealed one is a
+/// build cut short and is started again from its image.
+Result<GoldenBoot> boot_golden(const Virt& host, const Testbed& tb, const std::string& name,
+                               const std::atomic<bool>* cancel, const Progress& progress,
+                               const UploadFn& write_seed = upload);
+
+/// Waits for golden `name`'s build VM to power off (its seal steps end with
+/// a poweroff; ACPI is asked too), destroys it after `timeout`, then marks
+/// the golden sealed: guests may now be its clones.
+Status seal_golden(const Virt& host, const Testbed& tb, const std::string& name, Millis timeout,
+                   const std::atomic<bool>* cancel, const UploadFn& write = upload);
+
+/// Volume names in a testbed's pool: golden `name`'s disk, and the mark
+/// that it is sealed.
+std::string golden_volume(const std::string& name);
+std::string sealed_marker(const std::string& name);
+
 /// The volume that marks a testbed's pool as made by run `run`.
 std::string run_marker(const std::string& run);
 

@@ -1,5 +1,8 @@
 #include "testbed/volume.h"
 
+#include <algorithm>
+#include <string_view>
+
 #include "testbed/names.h"
 
 namespace rw::testbed {
@@ -146,6 +149,10 @@ Result<bool> remove_pool(const Virt& host, const std::string& testbed) {
   std::vector<VolPtr> owned;
   for (int i = 0; i < n; ++i) owned.emplace_back(vols[i]);
   std::free(vols);
+  // Clones before the goldens they are overlays of.
+  std::stable_partition(owned.begin(), owned.end(), [](const VolPtr& v) {
+    return std::string_view(virStorageVolGetName(v.get())).rfind(kGoldenPrefix, 0) != 0;
+  });
   for (const auto& v : owned)
     if (virStorageVolDelete(v.get(), 0) < 0)
       return last_virt_error(std::string("delete volume ") + virStorageVolGetName(v.get()) + " of " + name).error;
@@ -153,6 +160,14 @@ Result<bool> remove_pool(const Virt& host, const std::string& testbed) {
   if (virStoragePoolDelete(pool.get(), 0) < 0)
     return last_virt_error("delete the directory of storage pool " + name).error;
   if (virStoragePoolUndefine(pool.get()) < 0) return last_virt_error("undefine storage pool " + name).error;
+  return true;
+}
+
+Result<bool> remove_volume(virStoragePoolPtr pool, const std::string& name) {
+  RW_ASSIGN(VolPtr vol, find_volume(pool, name));
+  if (!vol) return false;
+  if (virStorageVolDelete(vol.get(), 0) < 0)
+    return last_virt_error("delete volume " + name + " of " + virStoragePoolGetName(pool)).error;
   return true;
 }
 

@@ -15,6 +15,9 @@
 
 namespace rw::testbed {
 
+/// Volumes of golden images start with this; their clones are removed first.
+inline constexpr const char* kGoldenPrefix = "golden-";
+
 /// "rw-<testbed>": the pool of a testbed.
 std::string pool_name(const std::string& testbed);
 
@@ -54,6 +57,9 @@ Result<EnsuredVolume> ensure_uploaded(const Virt& host, virStoragePoolPtr pool, 
 /// Deletes every volume of the testbed's pool, then the pool and its
 /// directory. Missing is success; returns true if something was removed.
 Result<bool> remove_pool(const Virt& host, const std::string& testbed);
+
+/// Deletes volume `name` of `pool`; missing is success (false).
+Result<bool> remove_volume(virStoragePoolPtr pool, const std::string& name);
 
 /// The testbeds that have a pool on `host`.
 Result<std::vector<std::string>> testbeds_with_pools(const Virt& host);

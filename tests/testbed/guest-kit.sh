@@ -14,7 +14,8 @@
 # - takes local-hostname from meta-data and every "  - <key>" line under
 #   ssh_authorized_keys: in user-data (quotes removed) as root's keys;
 # - starts dropbear on port 22 (keys only) and logs "rw-guest: ready" on the
-#   console.
+#   console;
+# - powers off on `poweroff` (a golden's seal steps end with it).
 set -euo pipefail
 
 cache=${1:-/var/cache/runwarden-guest-kit}
@@ -119,7 +120,9 @@ done
 wait
 /sbin/dropbear -R -s -p 22 -E 2>/var/log/dropbear.log
 echo "rw-guest: ready $(hostname) $(ip -4 -o addr show | awk '$2!="lo"{print $4}' | tr '\n' ' ')"
-while true; do sleep 3600; done
+# busybox poweroff signals PID 1 (USR2): this shell is PID 1, so it acts.
+trap 'echo "rw-guest: powering off"; sync; poweroff -f' USR2 TERM
+while true; do sleep 3600 & wait $!; done
 SH
 chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.img"

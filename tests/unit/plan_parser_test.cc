@@ -295,7 +295,7 @@ TEST(PlanParser, ParserRejectsAnUnknownTaskKeyWithLineAndColumn) {
                                 "        run: make\n"
                                 "        timeot: 5m\n");
   EXPECT_THAT(msg, StartsWith("plan.yaml:6:9: stage 's', task 't': unknown key 'timeot'; did you mean 'timeout'?"));
-  EXPECT_THAT(msg, HasSubstr("allowed keys: name, on, run, script, push, fetch, wait_for, timeout, retries, env, workdir"));
+  EXPECT_THAT(msg, HasSubstr("allowed keys: name, on, run, script, push, fetch, wait_for, snapshot, timeout, retries, env, workdir"));
 }
 
 TEST(PlanParser, ParserRejectsUnknownKeysAtEveryLevel) {

@@ -119,5 +119,83 @@ TEST(PlanTestbed, AGuestNeedsAnImageAndANetwork) {
   EXPECT_NE(e.find("'networks' must be a non-empty list"), std::string::npos) << e;
 }
 
+const char* kGolden = R"(version: 1
+testbed:
+  images:
+    tiny: {path: /srv/kit/disk.qcow2}
+  networks:
+    lab: {subnet: 10.77.0.0/24}
+  goldens:
+    gold:
+      image: tiny
+      networks: [lab]
+      setup:
+        - {name: install, run: ./install.sh}
+        - {name: conf, on: gold, push: {src: conf, dst: /etc/app.conf}}
+  guests:
+    web: {count: 2, golden: gold, networks: [lab]}
+stages:
+  - name: test
+    tasks:
+      - {name: hello, on: [web-1, web-2], run: hostname}
+      - {name: keep, snapshot: {create: clean}}
+      - {name: back, on: [web-2], snapshot: {revert: clean}}
+)";
+
+TEST(PlanTestbed, AGoldenIsBuiltInItsOwnStageFirstAndTakesItsAddressFirst) {
+  auto p = parse_plan(kGolden, "lab.yaml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  ASSERT_EQ(p->testbed->goldens.size(), 1u);
+  const auto& gold = p->testbed->goldens[0];
+  ASSERT_EQ(gold.setup.size(), 2u);
+  EXPECT_EQ(gold.setup[0].on, std::vector<std::string>{"gold"}) << "setup runs on the build VM";
+  EXPECT_EQ(gold.setup[1].kind, TaskKind::Push);
+  EXPECT_TRUE(p->targets.at("gold").golden);
+  EXPECT_EQ(p->targets.at("gold").address, "10.77.0.10") << "goldens are declared first";
+  EXPECT_EQ(p->targets.at("web-1").address, "10.77.0.11");
+  EXPECT_EQ(p->testbed->guests[0].golden, "gold");
+  ASSERT_EQ(p->stages.size(), 5u);
+  EXPECT_EQ(p->stages[0].name, "testbed-golden");
+  EXPECT_EQ(p->stages[0].tasks.at(0).testbed_op, "golden");
+  EXPECT_EQ(p->stages[0].tasks.at(0).golden, "gold");
+  EXPECT_EQ(p->stages[1].name, "testbed-up");
+  EXPECT_EQ(p->stages[2].tasks.at(0).on, (std::vector<std::string>{"web-1", "web-2"})) << "no SSH wait on the golden";
+  const auto& test = p->stages[3];
+  EXPECT_EQ(test.tasks.at(1).kind, TaskKind::Snapshot);
+  EXPECT_EQ(test.tasks.at(1).snapshot_op, "create");
+  EXPECT_EQ(test.tasks.at(1).on, std::vector<std::string>{"controller"}) << "every guest at once";
+  EXPECT_EQ(test.tasks.at(2).snapshot_op, "revert");
+  EXPECT_EQ(test.tasks.at(2).snapshot_name, "clean");
+}
+
+TEST(PlanTestbed, GoldensAndSnapshotsAreCheckedWhereTheyAreWritten) {
+  auto bad = [](const std::string& from, const std::string& to) {
+    std::string t = kGolden;
+    t.replace(t.find(from), from.size(), to);
+    return errors_of(t);
+  };
+  std::string e = bad("{name: hello, on: [web-1, web-2]", "{name: hello, on: [web-1, gold]");
+  EXPECT_NE(e.find("'gold' is the build VM of golden 'gold', which exists only while the golden is made"),
+            std::string::npos) << e;
+  e = bad("{count: 2, golden: gold,", "{count: 2, golden: silver,");
+  EXPECT_NE(e.find("lab.yaml:15:29: testbed: guest 'web': golden 'silver' is not declared under testbed: goldens; "
+                   "declared: gold"), std::string::npos) << e;
+  e = bad("{count: 2, golden: gold,", "{count: 2, image: tiny, golden: gold,");
+  EXPECT_NE(e.find("has both 'image' and 'golden'"), std::string::npos) << e;
+  e = bad("{name: conf, on: gold,", "{name: conf, on: web-1,");
+  EXPECT_NE(e.find("setup: task 'conf' runs on the golden's build VM only"), std::string::npos) << e;
+  e = bad("{create: clean}", "{take: clean}");
+  EXPECT_NE(e.find("unknown key 'take'"), std::string::npos) << e;
+  e = bad("{create: clean}", "{create: clean, delete: old}");
+  EXPECT_NE(e.find("'snapshot' must be a map with one of create, revert or delete"), std::string::npos) << e;
+  e = bad("{create: clean}", "{create: 'a b'}");
+  EXPECT_NE(e.find("is not a valid snapshot name"), std::string::npos) << e;
+  e = bad("        - {name: install, run: ./install.sh}", "        - {name: install, snapshot: {create: x}}");
+  EXPECT_NE(e.find("snapshots are of guests, not of a golden's build VM"), std::string::npos) << e;
+  e = errors_of("version: 1\nhosts: {h1: {address: 10.0.0.1}}\nstages: [{name: s, tasks: "
+                "[{name: t, on: h1, snapshot: {create: x}}]}]\n");
+  EXPECT_NE(e.find("snapshots are of testbed guests, and the plan has no testbed: section"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace rw::plan

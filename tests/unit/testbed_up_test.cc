@@ -107,5 +107,81 @@ TEST(TestbedUp, ALaterRunOfTheSameNameReplacesTheLeftoversAndKeepsItsOwn) {
   ASSERT_TRUE(down(*host, "up-3").ok());
 }
 
+/// lab() with its guests cloned from golden "gold" of the base image.
+Testbed golden_lab(const std::string& id) {
+  Testbed tb = lab(id);
+  GuestGroup gold = tb.guests[0];
+  gold.name = "gold";
+  gold.instances = {"gold"};
+  gold.addresses = {{"gold", {"10.72.0.20"}}};
+  tb.goldens.push_back(gold);
+  tb.guests[0].image.clear();
+  tb.guests[0].golden = "gold";
+  tb.guests[0].disk_bytes = 0;  // the golden's size
+  return tb;
+}
+
+TEST(TestbedUp, AGoldenIsBootedOnceSealedAndClonedAndNotMadeTwice) {
+  auto host = Virt::open("test:///default");
+  ASSERT_TRUE(host.ok());
+  Testbed tb = golden_lab("up-4");
+  SeedSink seeds;
+  auto before = up(*host, tb, nullptr, nullptr, seeds.fn());
+  ASSERT_FALSE(before.ok()) << "clones of a golden not made yet";
+  EXPECT_NE(before.error().message.find("golden gold is not made yet"), std::string::npos) << before.error().message;
+  {
+    auto conn = Virt::open("test:///default");
+    ASSERT_TRUE(conn.ok());
+    auto boot = boot_golden(*host, tb, "gold", nullptr, nullptr, seeds.fn());
+    ASSERT_TRUE(boot.ok()) << boot.error().message;
+    EXPECT_FALSE(boot->sealed);
+    EXPECT_EQ(boot->vm.name, "gold");
+    ASSERT_EQ(boot->vm.addresses.size(), 1u);
+    EXPECT_EQ(*guest_state(*host, "up-4", "gold"), "running");
+    EXPECT_TRUE(seeds.written.count("gold.seed"));
+    auto sealed = seal_golden(*host, tb, "gold", Millis(300), nullptr, seeds.fn());
+    ASSERT_TRUE(sealed.ok()) << sealed.error().message;
+  }
+  EXPECT_EQ(*guest_state(*host, "up-4", "gold"), "absent") << "the build VM is gone once sealed";
+  auto again = boot_golden(*host, tb, "gold", nullptr, nullptr, seeds.fn());
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_TRUE(again->sealed) << "a sealed golden is not built again";
+  EXPECT_EQ(*guest_state(*host, "up-4", "gold"), "absent");
+  auto r = up(*host, tb, nullptr, nullptr, seeds.fn());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->guests.size(), 3u);
+  auto pool = host->find_pool(pool_name("up-4"));
+  ASSERT_TRUE(pool.ok() && *pool);
+  auto golden = find_volume(pool->get(), golden_volume("gold"));
+  ASSERT_TRUE(golden.ok() && *golden);
+  auto clone = find_volume(pool->get(), "web-2.qcow2");
+  ASSERT_TRUE(clone.ok() && *clone);
+  char* xml = virStorageVolGetXMLDesc(clone->get(), 0);
+  std::string text = xml ? xml : "";
+  std::free(xml);
+  EXPECT_NE(text.find(*volume_path(golden->get())), std::string::npos) << "a clone is an overlay of the golden: " << text;
+  ASSERT_TRUE(down(*host, "up-4").ok());
+  EXPECT_TRUE(inventory(*host, "up-4")->empty());
+}
+
+TEST(TestbedUp, AnUnsealedGoldenIsBuiltAgainFromItsImage) {
+  auto host = Virt::open("test:///default");
+  ASSERT_TRUE(host.ok());
+  Testbed tb = golden_lab("up-5");
+  SeedSink seeds;
+  auto first = boot_golden(*host, tb, "gold", nullptr, nullptr, seeds.fn());
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  // The build was cut short here: no seal. The next try starts over.
+  std::vector<std::string> notes;
+  auto second = boot_golden(*host, tb, "gold", nullptr, [&](const std::string& s) { notes.push_back(s); }, seeds.fn());
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_FALSE(second->sealed);
+  bool said = false;
+  for (const auto& n : notes) said |= n.find("an unfinished build is started again") != std::string::npos;
+  EXPECT_TRUE(said);
+  ASSERT_TRUE(down(*host, "up-5").ok());
+  EXPECT_TRUE(inventory(*host, "up-5")->empty());
+}
+
 }  // namespace
 }  // namespace rw::testbed

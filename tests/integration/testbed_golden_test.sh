@@ -1,0 +1,105 @@
+#!/bin/bash
+# A golden image and snapshots on a real libvirtd with TCG guests: the
+# golden's build VM boots once from the base image, its setup step writes a
+# mark onto its disk, it is sealed and powered off; 3 guests are linked
+# clones of it and find the mark on their own disks. Then a snapshot of the
+# whole testbed, a change on web-2, a revert of web-2, and the change is
+# gone (the run's SSH session to web-2 is reopened). The snapshots are
+# listed by `runwarden testbed snapshots`; `testbed down` removes
+# everything, and a second `down` finds nothing and exits 0.
+source "$(dirname "$0")/../testbed/libvirt-host.sh"
+testbed_enter_netns "$0" "$@"
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/runwarden.sh"
+testbed_it_setup
+
+machine() {  # the settings a golden and a guest share
+  cat <<YAML
+      memory: 160M
+      disk: 64M
+      accel: tcg
+      kernel: $TB_KIT/vmlinuz
+      initrd: $TB_KIT/initrd.img
+      cmdline: console=ttyS0 quiet
+      networks: [lab]
+      ssh_key: $TB_KEY.pub
+      identity: $TB_KEY
+YAML
+}
+cat >"$IT_DIR/work/golden.yaml" <<YAML
+version: 1
+testbed:
+  libvirt: "$LIBVIRT_HOST_URI"
+  images_dir: $TB_IMAGES
+  up_timeout: 3m
+  teardown: never
+  images:
+    base: {path: $TB_BASE, format: qcow2}
+  networks:
+    lab: {subnet: 10.79.0.0/24}
+  goldens:
+    gold:
+      image: base
+$(machine)
+      setup:
+        - {name: mark, run: "printf golden-ok | dd of=/dev/vda bs=512 conv=sync,notrunc 2>/dev/null && sync"}
+  guests:
+    web:
+      count: 3
+      golden: gold
+$(machine)
+stages:
+  - name: check
+    tasks:
+      - {name: disk, on: [web-1, web-2, web-3], run: "echo disk=\$(head -c 9 /dev/vda) on \$(hostname)"}
+  - name: snap
+    tasks:
+      - {name: all, snapshot: {create: clean}}
+  - name: change
+    tasks:
+      - {name: touch, on: [web-2], run: "echo changed > /root/state && cat /root/state"}
+  - name: back
+    tasks:
+      - {name: revert, on: [web-2], snapshot: {revert: clean}}
+  - name: after
+    tasks:
+      - {name: look, on: [web-2], run: "if [ -e /root/state ]; then echo state-still-there; else echo state-gone; fi"}
+YAML
+"$RW_BIN" validate "$IT_DIR/work/golden.yaml" >/dev/null || fail "plan: $("$RW_BIN" validate "$IT_DIR/work/golden.yaml" 2>&1)"
+plan=$("$RW_BIN" plan "$IT_DIR/work/golden.yaml")
+assert_contains "$plan" "Stage 1/8 testbed-golden" "runwarden plan shows the golden's stage first"
+
+start_run -q --build-name tbg-1 --plan "$IT_DIR/work/golden.yaml" --workdir "$IT_DIR/work"
+ended() { [[ $(run_status tbg-1) != PENDING && $(run_status tbg-1) != RUNNING ]]; }
+wait_for -t 500 -m "run tbg-1 to end" ended
+run_dir=$RUNWARDEN_STATE_DIR/runs/tbg-1
+assert_eq "$(run_status tbg-1)" COMPLETED "the run: $(tail -n 8 "$run_dir/runner.log" 2>/dev/null)"
+events=$(cat "$run_dir/events.jsonl")
+assert_contains "$events" "testbed: golden gold: setup 1/1 (mark)" "the golden's setup was the run's progress"
+assert_contains "$events" "testbed: golden gold sealed" "the golden was sealed"
+out=$(cat "$run_dir"/tasks/check/* 2>/dev/null || true)
+for n in 1 2 3; do assert_contains "$out" "disk=golden-ok on web-$n" "web-$n is a clone of the golden"; done
+assert_contains "$(cat "$run_dir"/tasks/change/*)" "changed" "web-2 was changed"
+assert_contains "$(cat "$run_dir"/tasks/after/*)" "state-gone" "the revert undid the change on web-2"
+
+# The golden's build VM is gone; the clones' disks are overlays of its disk.
+assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 3 "three guests, no build VM"
+assert_contains "$(libvirt_host_virsh vol-dumpxml --pool rw-tbg-1 web-1.qcow2)" "golden-gold.qcow2" \
+  "web-1's disk is backed by the golden"
+
+snaps=$("$RW_BIN" testbed snapshots tbg-1 --connect "$LIBVIRT_HOST_URI" --json)
+assert_eq "$(jq -r '[.[] | select(.name == "clean") | .guest] | sort | join(" ")' <<<"$snaps")" "web-1 web-2 web-3" \
+  "testbed snapshots lists the snapshot of every guest"
+assert_contains "$("$RW_BIN" testbed snapshots tbg-1 --connect "$LIBVIRT_HOST_URI")" "clean" "the table lists it too"
+
+rc=0; "$RW_BIN" testbed down tbg-1 --connect "$LIBVIRT_HOST_URI" >/dev/null || rc=$?
+assert_eq "$rc" 0 "testbed down (guests with snapshots included)"
+rc=0; out=$("$RW_BIN" testbed down tbg-1 --connect "$LIBVIRT_HOST_URI") || rc=$?
+assert_eq "$rc" 0 "a second down finds nothing and succeeds: $out"
+assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 0 "no guest left"
+assert_eq "$(libvirt_host_virsh net-list --all --name | grep -c . || true)" 0 "no network left"
+assert_eq "$(libvirt_host_virsh pool-list --all --name | grep -c . || true)" 0 "no pool left"
+assert_eq "$(ls "$TB_IMAGES" | grep -c . || true)" 0 "no volume file left"
+assert_eq "$(ip -o link show type bridge | grep -c rwb || true)" 0 "no bridge left"
+no_process_matching "guest=rw-tbg-1-" || fail "a qemu process is left: $(pgrep -af "guest=rw-tbg-1-")"
+pass
