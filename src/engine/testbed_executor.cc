@@ -4,6 +4,7 @@
 
 #include "common/files.h"
 #include "common/text.h"
+#include "ssh/known_hosts.h"
 #include "state/events.h"
 #include "state/store.h"
 #include "testbed/snapshot.h"
@@ -195,6 +196,10 @@ TaskOutcome TestbedExecutor::golden(const TaskContext& ctx, const testbed::Virt&
     out("testbed: golden " + name + " is made already");
     return outcome(true, "");
   }
+  // A build VM made again (a retry, a restarted runner) has new host keys.
+  if (!target->second.known_hosts.empty())
+    (void)ssh::forget_host(target->second.known_hosts, target->second.address, target->second.port);
+  drop_(name);
   out("testbed: golden " + name + ": build VM at " +
       (boot->vm.addresses.empty() ? std::string("no address") : boot->vm.addresses.front()));
   if (auto o = wait_ssh(ctx, name, tb.up_timeout); !o.ok) return failed("no SSH: " + o.reason);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/files.h"
 #include "common/text.h"
 
 namespace rw::ssh {
@@ -52,6 +53,34 @@ std::string known_hosts_host_field(const std::string& host, int port) {
 std::string format_known_hosts_line(const std::string& host, int port, const std::string& key_type,
                                     const std::string& key_base64) {
   return known_hosts_host_field(host, port) + " " + key_type + " " + key_base64 + "\n";
+}
+
+Status forget_host(const std::string& file, const std::string& host, int port) {
+  if (::access(file.c_str(), F_OK) != 0) return {};
+  RW_ASSIGN(std::string text, read_file(file));
+  const std::string field = known_hosts_host_field(host, port);
+  std::string kept;
+  bool dropped = false;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + start, end - start);
+    auto parsed = parse_known_hosts_line(line);
+    bool match = false;
+    if (parsed.ok() && *parsed && (*parsed)->marker.empty()) {
+      std::string_view hosts = (*parsed)->hosts;
+      for (size_t a = 0; a <= hosts.size();) {
+        size_t b = std::min(hosts.find(',', a), hosts.size());
+        match |= hosts.substr(a, b - a) == field;
+        a = b + 1;
+      }
+    }
+    if (match) dropped = true;
+    else kept.append(line).push_back('\n');
+    start = end + 1;
+  }
+  if (!dropped) return {};
+  return write_file_atomic(file, kept, 0600);
 }
 
 std::string base64_encode(std::string_view raw, bool pad) {

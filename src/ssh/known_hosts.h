@@ -30,6 +30,10 @@ std::string known_hosts_host_field(const std::string& host, int port);
 std::string format_known_hosts_line(const std::string& host, int port, const std::string& key_type,
                                     const std::string& key_base64);
 
+/// Removes every plain entry for `host`:`port` from known_hosts file `file`
+/// (a guest made again gets a new host key). A missing file is success.
+Status forget_host(const std::string& file, const std::string& host, int port);
+
 /// Standard base64 with padding (known_hosts keys), or without (fingerprints).
 std::string base64_encode(std::string_view raw, bool pad = true);
 

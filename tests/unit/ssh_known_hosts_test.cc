@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
 namespace rw::ssh {
 namespace {
 
@@ -76,6 +80,29 @@ TEST(HostKeyPreference, PutsAlgorithmsKnownForTheHostFirst) {
 
 TEST(HostKeyPreference, LeavesOutWhatLibssh2DoesNotSupport) {
   EXPECT_EQ(hostkey_method_preference({"ssh-rsa"}, {"ssh-ed25519"}), "ssh-rsa");
+}
+
+TEST(KnownHostsFile, ForgetHostDropsOnlyThatHostsPlainEntries) {
+  char dir[] = "/tmp/rw-kh-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string file = std::string(dir) + "/known_hosts";
+  {
+    std::ofstream f(file);
+    f << "10.77.0.10 ssh-ed25519 AAAAold\n"
+         "10.77.0.11 ssh-ed25519 AAAAkeep\n"
+         "[10.77.0.10]:2222 ssh-ed25519 AAAAotherport\n"
+         "web,10.77.0.10 ssh-rsa AAAAalias\n"
+         "# a comment\n";
+  }
+  ASSERT_TRUE(forget_host(file, "10.77.0.10", 22).ok());
+  std::stringstream got;
+  got << std::ifstream(file).rdbuf();
+  EXPECT_EQ(got.str(),
+            "10.77.0.11 ssh-ed25519 AAAAkeep\n"
+            "[10.77.0.10]:2222 ssh-ed25519 AAAAotherport\n"
+            "# a comment\n");
+  EXPECT_TRUE(forget_host(std::string(dir) + "/absent", "10.77.0.10", 22).ok()) << "no file: nothing to forget";
+  std::system(("rm -rf " + std::string(dir)).c_str());
 }
 
 }  // namespace
