@@ -84,6 +84,11 @@ std::string describe(const Plan& p) {
     out += stage_line(s, i, p.stages.size()) + "\n";
     for (const Task& t : s.tasks) {
       for (const std::string& target : t.on) out += task_line(p, t, target) + "\n";
+      // A golden's setup runs inside its task: shown beneath it.
+      if (t.kind == TaskKind::Testbed && !t.golden.empty() && p.testbed)
+        for (const auto& g : p.testbed->goldens)
+          if (g.name == t.golden)
+            for (const Task& step : g.setup) out += "  " + task_line(p, step, g.name) + " (setup)\n";
     }
   }
   return out + "End\n";

@@ -3,6 +3,7 @@
 // reported with file:line:column.
 #include <gtest/gtest.h>
 
+#include "plan/describe.h"
 #include "plan/parser.h"
 
 namespace rw::plan {
@@ -166,6 +167,10 @@ TEST(PlanTestbed, AGoldenIsBuiltInItsOwnStageFirstAndTakesItsAddressFirst) {
   EXPECT_EQ(test.tasks.at(1).on, std::vector<std::string>{"controller"}) << "every guest at once";
   EXPECT_EQ(test.tasks.at(2).snapshot_op, "revert");
   EXPECT_EQ(test.tasks.at(2).snapshot_name, "clean");
+  const std::string shown = describe(*p);
+  EXPECT_NE(shown.find("Stage 1/5 testbed-golden"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("    Task install [run] on gold (setup)"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("  Task keep [snapshot] on controller"), std::string::npos) << shown;
 }
 
 TEST(PlanTestbed, GoldensAndSnapshotsAreCheckedWhereTheyAreWritten) {
