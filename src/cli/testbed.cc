@@ -1,6 +1,8 @@
-// runwarden testbed ls|gc|down|snapshots: what runs made on a libvirt host, found by
+// runwarden testbed ls|gc|down|diff|snapshots: what runs made on a libvirt host, found by
 // their ownership tags, and its removal. gc never touches a testbed whose
 // run is still going; down removes one testbed and refuses a live run.
+
+#include <unistd.h>
 
 #include <cstdlib>
 #include <ctime>
@@ -13,6 +15,9 @@
 #include "cli/common.h"
 #include "common/build_name.h"
 #include "state/store.h"
+#include "engine/testbed_executor.h"
+#include "plan/parser.h"
+#include "testbed/diff.h"
 #include "testbed/inventory.h"
 #include "testbed/snapshot.h"
 
@@ -22,10 +27,12 @@ namespace {
 using nlohmann::json;
 
 struct TestbedOptions {
-  std::string uri;
+  std::string uri;  ///< empty: the plan's, else $RUNWARDEN_LIBVIRT_URI, else qemu:///system
   std::string testbed;
+  std::string build;  ///< diff of a plan file: the testbed (build name) it is compared with
   bool json = false;
   bool dry_run = false;
+  bool exit_code = false;
 };
 
 std::string default_uri() {
@@ -55,13 +62,14 @@ json object_json(const testbed::Object& o, const std::string& run) {
   return {{"kind", testbed::to_string(o.kind)}, {"testbed", o.testbed}, {"name", o.name}, {"run", run}};
 }
 
-Result<testbed::Virt> connect(const TestbedOptions& o) {
+Result<testbed::Virt> connect(TestbedOptions& o) {
+  if (o.uri.empty()) o.uri = default_uri();
   auto v = testbed::Virt::open(o.uri);
   if (!v) return err(v.error().message, kFailed);
   return v;
 }
 
-int ls(const TestbedOptions& o) {
+int ls(TestbedOptions& o) {
   auto host = connect(o);
   if (!host) return fail(host.error());
   auto inv = testbed::inventory(*host, o.testbed);
@@ -105,7 +113,7 @@ int remove_objects(const testbed::Virt& host, const std::vector<testbed::Object>
   return failed ? kFailed : kOk;
 }
 
-int gc(const TestbedOptions& o) {
+int gc(TestbedOptions& o) {
   auto host = connect(o);
   if (!host) return fail(host.error());
   auto inv = testbed::inventory(*host, o.testbed);
@@ -116,7 +124,7 @@ int gc(const TestbedOptions& o) {
   return remove_objects(*host, dead, o);
 }
 
-int down(const TestbedOptions& o) {
+int down(TestbedOptions& o) {
   int rc;
   if (!check_build(o.testbed, &rc)) return rc;
   std::string run = run_of(o.testbed);
@@ -131,7 +139,7 @@ int down(const TestbedOptions& o) {
   return remove_objects(*host, *inv, o);
 }
 
-int snapshots(const TestbedOptions& o) {
+int snapshots(TestbedOptions& o) {
   int rc;
   if (!check_build(o.testbed, &rc)) return rc;
   auto host = connect(o);
@@ -154,18 +162,95 @@ int snapshots(const TestbedOptions& o) {
   return kOk;
 }
 
+/// The plan and build `diff` compares: a plan file and --build, or a run's
+/// build name (its own copy of the plan).
+Result<std::pair<plan::Plan, std::string>> diff_plan(const TestbedOptions& o) {
+  std::string file = o.testbed, base, build = o.build;
+  if (::access(file.c_str(), F_OK) == 0) {
+    if (build.empty()) return err("diff of a plan file needs --build NAME: the testbed to compare it with", kUsage);
+    base = plan::plan_directory(file);
+  } else {
+    if (auto v = validate_build_name(o.testbed); !v) return err(o.testbed + ": no such plan file, and " + v.error().message, kUsage);
+    state::RunDir dir(state::state_root(), o.testbed);
+    auto st = dir.load();
+    if (!st) return err("no plan file " + o.testbed + " and no run of that name", kNotFound);
+    file = dir.plan_file();
+    base = st->plan_dir;
+    if (build.empty()) build = o.testbed;
+  }
+  if (auto v = validate_build_name(build); !v) return err(v.error().message, kUsage);
+  auto p = plan::load_plan(file);
+  if (!p) return p.error();
+  if (!base.empty()) (void)plan::resolve_local_paths(*p, base, false);
+  if (!p->testbed) return err(file + ": the plan has no testbed: section", kUsage);
+  return std::make_pair(std::move(*p), build);
+}
+
+int diff(TestbedOptions& o) {
+  // diff(1)'s convention: 0 the same, 1 different (with --exit-code), 2 trouble.
+  constexpr int kTrouble = 2;
+  auto pb = diff_plan(o);
+  if (!pb) return fail(err(pb.error().message, kTrouble));
+  auto& [plan, build] = *pb;
+  auto tb = engine::resolve_testbed(*plan.testbed, build, plan.workdir);
+  if (!tb) return fail(err(tb.error().message, kTrouble));
+  if (o.uri.empty()) o.uri = engine::testbed_uri(*plan.testbed);
+  auto host = connect(o);
+  if (!host) return fail(err(host.error().message, kTrouble));
+  auto r = testbed::diff(*host, *tb);
+  if (!r) return fail(err(r.error().message, kTrouble));
+  const std::string run = run_of(build);
+  const bool orphaned = !run_is_live(run);
+  int differences = 0, present = 0;
+  json objs = json::array();
+  for (const auto& d : *r) {
+    if (d.status != "in-sync") ++differences;
+    if (d.status != "missing") ++present;
+    json fields = json::array();
+    for (const auto& f : d.fields) fields.push_back({{"field", f.field}, {"want", f.want}, {"have", f.have}});
+    objs.push_back({{"kind", d.kind}, {"name", d.name}, {"status", d.status}, {"holder", d.holder}, {"fields", fields}});
+  }
+  // What is there while no run of the build is going: nobody will remove it.
+  const bool orphans = orphaned && present > 0;
+  if (o.json) {
+    std::cout << json{{"testbed", build},     {"uri", o.uri},
+                      {"run", run},           {"orphaned", orphans},
+                      {"in_sync", differences == 0 && !orphans}, {"differences", differences},
+                      {"objects", objs}}.dump(2)
+              << "\n";
+  } else {
+    std::cout << "testbed " << build << " on " << o.uri << ": "
+              << (differences ? std::to_string(differences) + " difference(s)" : std::string("in sync with the plan"))
+              << (orphans ? "; orphaned: its run is " + run + ", nothing will remove it (runwarden testbed down " +
+                                build + ")"
+                          : std::string())
+              << "\n";
+    for (const auto& d : *r) {
+      if (d.status == "in-sync") continue;
+      std::cout << "  " << d.kind << " " << d.name << ": " << d.status;
+      if (!d.holder.empty()) std::cout << " (held by " << d.holder << ")";
+      for (size_t i = 0; i < d.fields.size(); ++i)
+        std::cout << (i ? ", " : " ") << d.fields[i].field << " want '" << d.fields[i].want << "' have '"
+                  << d.fields[i].have << "'";
+      std::cout << "\n";
+    }
+  }
+  return o.exit_code && (differences > 0 || orphans) ? 1 : kOk;
+}
+
 }  // namespace
 
 void add_testbed(CLI::App& app, Action* action) {
   auto o = std::make_shared<TestbedOptions>();
-  o->uri = default_uri();
   auto* cmd = app.add_subcommand("testbed",
                                  "Testbeds on a libvirt host: list what runs made (ls), remove what no live run "
-                                 "owns (gc), remove one testbed (down), list its guests' snapshots (snapshots)");
+                                 "owns (gc), remove one testbed (down), compare it with its plan (diff), list its "
+                                 "guests' snapshots (snapshots)");
   cmd->require_subcommand(1);
   auto common = [&](CLI::App* sub) {
     sub->add_option("--connect,-c", o->uri,
-                    "libvirt URI of the host (default $RUNWARDEN_LIBVIRT_URI, else qemu:///system)");
+                    "libvirt URI of the host (default: the plan's for diff, else $RUNWARDEN_LIBVIRT_URI, else "
+                    "qemu:///system)");
     sub->add_flag("--json", o->json, "Print as JSON");
   };
   auto* ls_cmd = cmd->add_subcommand("ls", "List the guests, networks and pools runs made, with their run's state");
@@ -186,6 +271,17 @@ void add_testbed(CLI::App& app, Action* action) {
   down_cmd->add_option("testbed", o->testbed, "The testbed: its run's build name")->required();
   down_cmd->add_flag("--dry-run,-n", o->dry_run, "Only print what would be removed");
   down_cmd->callback([=] { *action = [=] { return down(*o); }; });
+
+  auto* diff_cmd = cmd->add_subcommand(
+      "diff", "Compare a testbed's plan with what is on the host: missing, extra, changed (by field), conflicting "
+              "(a name held by something not this testbed's) and orphaned (no live run owns it). Exit 0 in sync, "
+              "1 different (with --exit-code), 2 trouble");
+  common(diff_cmd);
+  diff_cmd->add_option("plan_or_build", o->testbed, "A plan file (with --build), or a run's build name (its plan)")
+      ->required();
+  diff_cmd->add_option("--build", o->build, "For a plan file: the testbed (build name) to compare it with");
+  diff_cmd->add_flag("--exit-code", o->exit_code, "Exit 1 when there is any difference, as diff(1) does");
+  diff_cmd->callback([=] { *action = [=] { return diff(*o); }; });
 
   auto* snap_cmd = cmd->add_subcommand("snapshots", "List the snapshots of one testbed's guests: guest, name, when "
                                                     "taken (UTC), the guest's state then");

@@ -24,7 +24,8 @@ std::string reserved(const GuestGroup& g, const std::string& name, size_t nic) {
   return it != g.addresses.end() && nic < it->second.size() ? it->second[nic] : "";
 }
 
-/// The networks with the DHCP reservations the guests and goldens ask for.
+}  // namespace
+
 std::vector<NetworkSpec> networks_with_reservations(const Testbed& tb) {
   std::vector<NetworkSpec> nets = tb.networks;
   for (const auto* groups : {&tb.goldens, &tb.guests})
@@ -38,6 +39,8 @@ std::vector<NetworkSpec> networks_with_reservations(const Testbed& tb) {
         }
   return nets;
 }
+
+namespace {
 
 /// Removes what an earlier run of the same build name left (guests and
 /// networks tagged with another run, a pool without this run's marker), so

@@ -62,6 +62,10 @@ Status seal_golden(const Virt& host, const Testbed& tb, const std::string& name,
 std::string golden_volume(const std::string& name);
 std::string sealed_marker(const std::string& name);
 
+/// The testbed's networks with the DHCP reservations its guests and
+/// goldens ask for: what `up` defines.
+std::vector<NetworkSpec> networks_with_reservations(const Testbed& tb);
+
 /// The volume that marks a testbed's pool as made by run `run`.
 std::string run_marker(const std::string& run);
 

@@ -5,7 +5,8 @@
 # clones of it and find the mark on their own disks. Then a snapshot of the
 # whole testbed, a change on web-2, a revert of web-2, and the change is
 # gone (the run's SSH session to web-2 is reopened). The snapshots are
-# listed by `runwarden testbed snapshots`; `testbed down` removes
+# listed by `runwarden testbed snapshots`; `testbed diff` finds the testbed
+# orphaned, then a guest removed by hand; `testbed down` removes
 # everything, and a second `down` finds nothing and exits 0.
 source "$(dirname "$0")/../testbed/libvirt-host.sh"
 testbed_enter_netns "$0" "$@"
@@ -91,6 +92,17 @@ snaps=$("$RW_BIN" testbed snapshots tbg-1 --connect "$LIBVIRT_HOST_URI" --json)
 assert_eq "$(jq -r '[.[] | select(.name == "clean") | .guest] | sort | join(" ")' <<<"$snaps")" "web-1 web-2 web-3" \
   "testbed snapshots lists the snapshot of every guest"
 assert_contains "$("$RW_BIN" testbed snapshots tbg-1 --connect "$LIBVIRT_HOST_URI")" "clean" "the table lists it too"
+
+# Drift: in sync with the plan, but orphaned (teardown: never, the run ended).
+rc=0; d=$("$RW_BIN" testbed diff tbg-1 --json --exit-code) || rc=$?
+assert_eq "$rc" 1 "diff --exit-code: an orphaned testbed is a difference"
+assert_eq "$(jq -r '[.differences, .orphaned, .run] | join(" ")' <<<"$d")" "0 true COMPLETED" "in sync, orphaned: $d"
+libvirt_host_virsh destroy rw-tbg-1-web-3 >/dev/null
+libvirt_host_virsh undefine rw-tbg-1-web-3 --snapshots-metadata >/dev/null
+rc=0; d=$("$RW_BIN" testbed diff "$IT_DIR/work/golden.yaml" --build tbg-1) || rc=$?
+assert_eq "$rc" 0 "without --exit-code, drift is not an error"
+assert_contains "$d" "1 difference(s)" "one guest gone by hand: $d"
+assert_contains "$d" "guest web-3: missing" "web-3 is missing"
 
 rc=0; "$RW_BIN" testbed down tbg-1 --connect "$LIBVIRT_HOST_URI" >/dev/null || rc=$?
 assert_eq "$rc" 0 "testbed down (guests with snapshots included)"
