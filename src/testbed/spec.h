@@ -51,6 +51,7 @@ struct Testbed {
   std::vector<GuestGroup> goldens;
   std::vector<GuestGroup> guests;
   Millis up_timeout{Millis(600'000)};  ///< until every NIC of every guest has an address
+  int parallel = 4;  ///< clones and guests made at once ($RUNWARDEN_TESTBED_PARALLEL)
 };
 
 }  // namespace rw::testbed

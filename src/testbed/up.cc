@@ -1,6 +1,8 @@
 #include "testbed/up.h"
 
+#include <algorithm>
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "testbed/domain.h"
@@ -155,6 +157,29 @@ Result<std::vector<GuestUp>> wait_for_addresses(const Virt& host, const Testbed&
   }
 }
 
+/// fn(0) ... fn(n - 1) on up to `workers` threads; the first error, after
+/// which no new index is started.
+Status parallel_for(size_t n, size_t workers, const std::function<Status(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  Status first;
+  auto work = [&] {
+    for (size_t i; !failed && (i = next++) < n;) {
+      Status s = fn(i);
+      if (!s) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!failed.exchange(true)) first = s;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t w = 1; w < std::min(workers, n); ++w) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  return first;
+}
+
 const GuestGroup* find_golden(const Testbed& tb, const std::string& name) {
   for (const auto& g : tb.goldens)
     if (g.name == name) return &g;
@@ -178,11 +203,11 @@ Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>
   RW_ASSIGN(PoolPtr pool, prepare(host, tb, rep, note, write_seed));
   if (cancelled()) return err("testbed up cancelled");
 
-  struct Planned {
-    GuestSpec spec;
-    std::string type;
+  struct Job {
+    const GuestGroup* group;
+    std::string name, backing, format, type;
   };
-  std::vector<Planned> planned;
+  std::vector<Job> jobs;
   for (const auto& g : tb.guests) {
     std::string backing, format;
     if (!g.golden.empty()) {
@@ -199,19 +224,26 @@ Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>
       format = img->format;
     }
     RW_ASSIGN(std::string type, domain_type(host, g.accel));
-    for (const auto& name : g.instances) {
-      if (cancelled()) return err("testbed up cancelled");
-      RW_ASSIGN(GuestSpec s, machine(host, pool.get(), tb, g, name, name + ".qcow2", backing, format, write_seed, rep));
-      planned.push_back({std::move(s), type});
-    }
+    for (const auto& name : g.instances) jobs.push_back({&g, name, backing, format, type});
   }
-  std::vector<GuestSpec> specs;
-  for (const auto& p : planned) {
+  // Clones, seeds and guests are made a few at a time: libvirtd runs
+  // qemu-img and starts qemu per guest, and waits on each.
+  std::vector<GuestSpec> specs(jobs.size());
+  std::vector<UpReport> made(jobs.size());
+  RW_TRY(parallel_for(jobs.size(), size_t(std::max(1, tb.parallel)), [&](size_t i) -> Status {
     if (cancelled()) return err("testbed up cancelled");
-    RW_ASSIGN(EnsuredGuest r, ensure_guest(host, tb.id, p.spec, p.type, tb.run));
-    if (r.created) rep.created.push_back("guest " + p.spec.name);
-    specs.push_back(p.spec);
-  }
+    const Job& j = jobs[i];
+    RW_ASSIGN(specs[i], machine(host, pool.get(), tb, *j.group, j.name, j.name + ".qcow2", j.backing, j.format,
+                                write_seed, made[i]));
+    return {};
+  }));
+  RW_TRY(parallel_for(jobs.size(), size_t(std::max(1, tb.parallel)), [&](size_t i) -> Status {
+    if (cancelled()) return err("testbed up cancelled");
+    RW_ASSIGN(EnsuredGuest r, ensure_guest(host, tb.id, specs[i], jobs[i].type, tb.run));
+    if (r.created) made[i].created.push_back("guest " + jobs[i].name);
+    return {};
+  }));
+  for (const auto& m : made) rep.created.insert(rep.created.end(), m.created.begin(), m.created.end());
   RW_ASSIGN(rep.guests, wait_for_addresses(host, tb, specs, cancel, [&](size_t k, const GuestUp& g) {
               note("testbed: " + std::to_string(k) + "/" + std::to_string(specs.size()) + " guests up (" + g.name +
                    " at " + (g.addresses.empty() ? std::string("no network") : g.addresses.front()) + ")");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <mutex>
 
 #include "testbed/inventory.h"
 #include "testbed/up.h"
@@ -12,9 +13,11 @@ namespace {
 
 /// The test driver cannot upload: seeds are kept here instead.
 struct SeedSink {
+  std::mutex mu;  // up makes several guests at once
   std::map<std::string, std::string> written;
   UploadFn fn() {
     return [this](const Virt&, virStorageVolPtr v, const std::string& bytes) -> Status {
+      std::lock_guard<std::mutex> lock(mu);
       written[virStorageVolGetName(v)] = bytes;
       return {};
     };
