@@ -57,6 +57,7 @@ Result<testbed::Testbed> resolve_testbed(const plan::Testbed& tb, const std::str
   out.images_dir = tb.images_dir;
   out.up_timeout = tb.up_timeout;
   if (const char* p = std::getenv("RUNWARDEN_TESTBED_PARALLEL"); p && std::atoi(p) > 0) out.parallel = std::atoi(p);
+  if (tb.parallel > 0) out.parallel = tb.parallel;
   for (const auto& i : tb.images) out.images.push_back({i.name, i.path, i.format});
   for (const auto& n : tb.networks) {
     testbed::NetworkSpec s;

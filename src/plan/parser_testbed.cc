@@ -12,8 +12,8 @@
 namespace rw::plan::detail {
 namespace {
 
-constexpr std::string_view kTestbedKeys[] = {"libvirt",  "images_dir", "teardown", "up_timeout",
-                                             "images",   "networks",   "goldens",  "guests"};
+constexpr std::string_view kTestbedKeys[] = {"libvirt", "images_dir", "teardown", "up_timeout", "parallel",
+                                             "images",  "networks",   "goldens",  "guests"};
 constexpr std::string_view kImageKeys[] = {"path", "format"};
 constexpr std::string_view kNetworkKeys[] = {"subnet", "nat", "mtu"};
 constexpr std::string_view kTestbedGuestKeys[] = {"count",   "image",    "golden",   "disk",     "cpus",
@@ -88,6 +88,9 @@ void Parser::parse_testbed(const Entry& top) {
   }
   if (const Entry* e = find(*f, "up_timeout")) {
     if (auto v = duration(*e, ctx, true)) tb.up_timeout = *v;
+  }
+  if (const Entry* e = find(*f, "parallel")) {
+    if (auto v = integer(*e, ctx, 1, 64)) tb.parallel = int(*v);
   }
 
   // images

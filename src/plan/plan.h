@@ -142,6 +142,7 @@ struct Testbed {
   std::string images_dir = "/var/lib/libvirt/images";
   Teardown teardown = Teardown::Always;
   Millis up_timeout{Millis(600'000)};
+  int parallel = 0;  ///< clones and guests made at once; 0: $RUNWARDEN_TESTBED_PARALLEL, else 4
   std::vector<TestbedImage> images;
   std::vector<TestbedNetwork> networks;
   std::vector<TestbedGuest> goldens;  ///< images made by booting a base once and running setup
