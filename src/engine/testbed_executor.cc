@@ -1,6 +1,7 @@
 #include "engine/testbed_executor.h"
 
 #include <cstdlib>
+#include <mutex>
 
 #include "common/files.h"
 #include "common/text.h"
@@ -105,6 +106,26 @@ Result<testbed::Testbed> resolve_testbed(const plan::Testbed& tb, const std::str
   return out;
 }
 
+/// Each guest's and golden's SSH host key (made once per run, kept in the
+/// run directory) into the testbed's seeds and the run's known_hosts.
+Status seed_host_keys(const TaskContext& ctx, testbed::Testbed& tb) {
+  if (ctx.plan->testbed->host_keys != "seed") return {};
+  // Goldens are made side by side, and all of them write known_hosts.
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  const std::string dir = ctx.run_dir + "/testbed-hostkeys";
+  for (auto* groups : {&tb.goldens, &tb.guests})
+    for (auto& g : *groups)
+      for (const auto& name : g.instances) {
+        RW_ASSIGN(testbed::HostKey k, testbed::load_or_make_host_key(dir, name));
+        auto t = ctx.plan->targets.find(name);
+        if (t != ctx.plan->targets.end() && !t->second.known_hosts.empty() && !t->second.address.empty())
+          RW_TRY(ssh::trust_host(t->second.known_hosts, t->second.address, t->second.port, k.public_key));
+        g.host_keys[name] = std::move(k);
+      }
+  return {};
+}
+
 TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
   const plan::Task& task = *ctx.task;
   if (!ctx.plan || !ctx.plan->testbed) return outcome(false, "the plan has no testbed: section");
@@ -128,6 +149,8 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
   auto host = testbed::Virt::open(tb->uri);
   if (!host) return outcome(false, host.error().message);
   if (task.kind == plan::TaskKind::Snapshot) return snapshot(ctx, *host, *tb, out);
+  if (task.testbed_op == "golden" || task.testbed_op == "up")
+    if (auto s = seed_host_keys(ctx, *tb); !s) return outcome(false, "testbed host keys: " + s.error().message);
   if (task.testbed_op == "golden") return golden(ctx, *host, *tb, out);
   if (task.testbed_op == "up") {
     auto r = testbed::up(*host, *tb, ctx.cancel, out);
@@ -198,8 +221,9 @@ TaskOutcome TestbedExecutor::golden(const TaskContext& ctx, const testbed::Virt&
     out("testbed: golden " + name + " is made already");
     return outcome(true, "");
   }
-  // A build VM made again (a retry, a restarted runner) has new host keys.
-  if (!target->second.known_hosts.empty())
+  // A build VM made again (a retry, a restarted runner) has new host keys,
+  // unless they come from its seed.
+  if (ctx.plan->testbed->host_keys != "seed" && !target->second.known_hosts.empty())
     (void)ssh::forget_host(target->second.known_hosts, target->second.address, target->second.port);
   drop_(name);
   out("testbed: golden " + name + ": build VM at " +

@@ -13,7 +13,8 @@ namespace rw::plan::detail {
 namespace {
 
 constexpr std::string_view kTestbedKeys[] = {"libvirt", "images_dir", "teardown", "up_timeout", "parallel",
-                                             "images",  "networks",   "goldens",  "guests"};
+                                             "host_keys", "images",   "networks", "goldens",    "guests"};
+constexpr std::string_view kHostKeyModes[] = {"seed", "learn"};
 constexpr std::string_view kImageKeys[] = {"path", "format"};
 constexpr std::string_view kNetworkKeys[] = {"subnet", "nat", "mtu"};
 constexpr std::string_view kTestbedGuestKeys[] = {"count",   "image",    "golden",   "disk",     "cpus",
@@ -91,6 +92,9 @@ void Parser::parse_testbed(const Entry& top) {
   }
   if (const Entry* e = find(*f, "parallel")) {
     if (auto v = integer(*e, ctx, 1, 64)) tb.parallel = int(*v);
+  }
+  if (const Entry* e = find(*f, "host_keys")) {
+    if (auto v = choice(*e, ctx, kHostKeyModes)) tb.host_keys = *v;
   }
 
   // images
@@ -177,7 +181,8 @@ void Parser::parse_testbed_machine(TestbedScope& sc, const Entry& ge, const std:
   Target t;  // what every instance is reached as
   t.guest = true;
   t.testbed = true;
-  t.host_key_policy = "accept-new";
+  // Host keys from the seed are known before the guest boots: strict.
+  t.host_key_policy = sc.tb.host_keys == "seed" ? "strict" : "accept-new";
   t.golden = golden;
   if (const Entry* p = find(*s, "count")) {
     if (auto v = integer(*p, gctx, 1, kMaxCount)) g.count = int(*v);

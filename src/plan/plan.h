@@ -143,6 +143,10 @@ struct Testbed {
   Teardown teardown = Teardown::Always;
   Millis up_timeout{Millis(600'000)};
   int parallel = 0;  ///< clones and guests made at once; 0: $RUNWARDEN_TESTBED_PARALLEL, else 4
+  /// seed: each guest's SSH host key is made by the run and put in its seed,
+  /// and known before it boots (strict); learn: the guest makes its own,
+  /// trusted on first use (for images whose cloud-init cannot take keys).
+  std::string host_keys = "seed";
   std::vector<TestbedImage> images;
   std::vector<TestbedNetwork> networks;
   std::vector<TestbedGuest> goldens;  ///< images made by booting a base once and running setup

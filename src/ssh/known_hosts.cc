@@ -83,6 +83,21 @@ Status forget_host(const std::string& file, const std::string& host, int port) {
   return write_file_atomic(file, kept, 0600);
 }
 
+Status trust_host(const std::string& file, const std::string& host, int port, const std::string& public_key) {
+  const size_t sp = public_key.find(' ');
+  if (sp == std::string::npos) return err("not a public key line: " + public_key.substr(0, 40));
+  const size_t end = public_key.find(' ', sp + 1);
+  const std::string type = public_key.substr(0, sp);
+  const std::string b64 = public_key.substr(sp + 1, end == std::string::npos ? std::string::npos : end - sp - 1);
+  RW_TRY(forget_host(file, host, port));
+  std::string text;
+  if (::access(file.c_str(), F_OK) == 0) {
+    RW_ASSIGN(text, read_file(file));
+  }
+  if (!text.empty() && text.back() != '\n') text.push_back('\n');
+  return write_file_atomic(file, text + format_known_hosts_line(host, port, type, b64), 0600);
+}
+
 std::string base64_encode(std::string_view raw, bool pad) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

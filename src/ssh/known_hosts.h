@@ -34,6 +34,10 @@ std::string format_known_hosts_line(const std::string& host, int port, const std
 /// (a guest made again gets a new host key). A missing file is success.
 Status forget_host(const std::string& file, const std::string& host, int port);
 
+/// Makes `public_key` ("type base64 [comment]") the one entry for
+/// `host`:`port` in known_hosts file `file` (created 0600 if missing).
+Status trust_host(const std::string& file, const std::string& host, int port, const std::string& public_key);
+
 /// Standard base64 with padding (known_hosts keys), or without (fingerprints).
 std::string base64_encode(std::string_view raw, bool pad = true);
 

@@ -167,7 +167,7 @@ Result<std::string> fat_seed_image(const std::map<std::string, std::string>& fil
 
 std::map<std::string, std::string> nocloud_files(const std::string& instance_id, const std::string& hostname,
                                                  const std::vector<std::string>& ssh_keys,
-                                                 const std::string& extra_user_data) {
+                                                 const std::string& extra_user_data, const HostKey* host_key) {
   // YAML double-quoted scalars: keys and names are escaped, never spliced raw.
   auto q = [](const std::string& s) {
     std::string out = "\"";
@@ -185,6 +185,17 @@ std::map<std::string, std::string> nocloud_files(const std::string& instance_id,
   std::string user = "#cloud-config\nhostname: " + q(hostname) + "\ndisable_root: false\nssh_pwauth: false\n";
   user += "ssh_authorized_keys:\n";
   for (const auto& k : ssh_keys) user += "  - " + q(k) + "\n";
+  if (host_key) {
+    // This key only: the run's known_hosts has it before the guest boots.
+    user += "ssh_deletekeys: true\nssh_genkeytypes: []\nssh_keys:\n  ed25519_private: |\n";
+    for (size_t a = 0; a < host_key->private_key.size();) {
+      size_t b = host_key->private_key.find('\n', a);
+      if (b == std::string::npos) b = host_key->private_key.size();
+      user += "    " + host_key->private_key.substr(a, b - a) + "\n";
+      a = b + 1;
+    }
+    user += "  ed25519_public: " + q(host_key->public_key) + "\n";
+  }
   user += extra_user_data;
   return {{"meta-data", meta}, {"user-data", user}};
 }

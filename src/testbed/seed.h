@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "testbed/hostkey.h"
 
 namespace rw::testbed {
 
@@ -19,9 +20,11 @@ namespace rw::testbed {
 Result<std::string> fat_seed_image(const std::map<std::string, std::string>& files);
 
 /// cloud-init NoCloud files for a guest: meta-data (instance-id, hostname),
-/// user-data (#cloud-config with the SSH keys, and root login by key).
+/// user-data (#cloud-config with the SSH keys, and root login by key). With
+/// `host_key`, the guest's own SSH host key (ssh_keys:, no others made).
 std::map<std::string, std::string> nocloud_files(const std::string& instance_id, const std::string& hostname,
                                                  const std::vector<std::string>& ssh_keys,
-                                                 const std::string& extra_user_data = "");
+                                                 const std::string& extra_user_data = "",
+                                                 const HostKey* host_key = nullptr);
 
 }  // namespace rw::testbed

@@ -9,6 +9,7 @@
 
 #include "common/duration.h"
 #include "testbed/domain.h"
+#include "testbed/hostkey.h"
 #include "testbed/network.h"
 
 namespace rw::testbed {
@@ -36,6 +37,7 @@ struct GuestGroup {
   /// Per instance, per NIC: the address reserved for it (empty: any lease).
   std::map<std::string, std::vector<std::string>> addresses;
   std::vector<std::string> ssh_keys;  ///< public keys, put in the seed
+  std::map<std::string, HostKey> host_keys;  ///< per instance: its own SSH host key, put in its seed
   std::string user_data;              ///< extra #cloud-config lines
 };
 

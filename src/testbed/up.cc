@@ -98,7 +98,9 @@ Result<GuestSpec> machine(const Virt& host, virStoragePoolPtr pool, const Testbe
                           const std::string& backing_format, const UploadFn& write, UpReport& rep) {
   RW_ASSIGN(EnsuredVolume disk, ensure_overlay(host, pool, vol_name, backing, backing_format, g.disk_bytes));
   if (disk.created) rep.created.push_back("volume " + vol_name);
-  auto files = nocloud_files(tb.id + "/" + name, name, g.ssh_keys, g.user_data);
+  auto hk = g.host_keys.find(name);
+  auto files = nocloud_files(tb.id + "/" + name, name, g.ssh_keys, g.user_data,
+                             hk == g.host_keys.end() ? nullptr : &hk->second);
   RW_ASSIGN(std::string seed_img, fat_seed_image(files));
   RW_ASSIGN(EnsuredVolume seed, ensure_uploaded(host, pool, name + ".seed", seed_img, write));
   GuestSpec s;

@@ -1,7 +1,8 @@
 #!/bin/bash
 # A testbed plan end to end on a real libvirtd with TCG guests built from
 # Debian packages: an isolated network, 3 linked clones of a base image,
-# each booted with the seed runwarden wrote (hostname and SSH key), reached
+# each booted with the seed runwarden wrote (hostname, SSH key and its own
+# host key, known to the run before it boots), reached
 # over SSH by a user stage; one message; the teardown leaves no guest,
 # network, pool, bridge or qemu behind. Runs in a network namespace of its
 # own, so bridges, dnsmasq and firewall rules never touch the machine's.
@@ -27,6 +28,15 @@ out=$(cat "$RUNWARDEN_STATE_DIR"/runs/tb-1/tasks/test/* 2>/dev/null || true)
 for n in 1 2 3; do assert_contains "$out" "I am web-$n" "web-$n booted with the hostname from its seed"; done
 assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/tb-1/events.jsonl")" '"testbed: 3/3 guests up' \
   "the run's progress said how many guests were up"
+# Host keys: made by the run, put in each seed, known before the guests
+# booted (strict): the run's known_hosts holds exactly those keys.
+run_dir=$RUNWARDEN_STATE_DIR/runs/tb-1
+want=$(for n in 1 2 3; do cut -d' ' -f2 "$run_dir/testbed-hostkeys/web-$n.pub"; done | sort)
+have=$(awk '{print $3}' "$run_dir/testbed_known_hosts" | sort)
+assert_eq "$have" "$want" "known_hosts has the three keys the run made"
+assert_eq "$(stat -c %a "$run_dir/testbed-hostkeys/web-1")" 600 "a private host key is 0600"
+assert_contains "$(cat "$IT_DIR"/lvh/log/qemu/rw-tb-1-web-2-console.log)" "rw-guest: host key from the seed" \
+  "web-2 took its host key from its seed"
 uuids=$(grep -o 'uuid [0-9a-f-]*' <<<"$out" | sort -u | grep -c .)
 assert_eq "$uuids" 3 "every clone has its own UUID (so its own machine id)"
 

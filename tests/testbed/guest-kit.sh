@@ -13,8 +13,9 @@
 #   runwarden's testbed writes);
 # - takes local-hostname from meta-data and every "  - <key>" line under
 #   ssh_authorized_keys: in user-data (quotes removed) as root's keys;
-# - starts dropbear on port 22 (keys only) and logs "rw-guest: ready" on the
-#   console;
+# - takes its SSH host key from ed25519_private under ssh_keys: in user-data
+#   (else makes one), starts dropbear on port 22 (keys only) and logs
+#   "rw-guest: ready" on the console;
 # - powers off on `poweroff` (a golden's seal steps end with it).
 set -euo pipefail
 
@@ -46,8 +47,9 @@ for applet in $("$root/bin/busybox" --list); do
   [[ -e $root/bin/$applet ]] || ln -s busybox "$root/bin/$applet"
 done
 cp /usr/sbin/dropbear "$root/sbin/dropbear"
+cp /usr/bin/dropbearconvert "$root/sbin/dropbearconvert"
 # dropbear is dynamically linked: its libraries and the loader come along.
-for lib in $(ldd /usr/sbin/dropbear | awk '/=>/{print $3} /ld-linux/{print $1}'); do
+for lib in $( (ldd /usr/sbin/dropbear; ldd /usr/bin/dropbearconvert) | awk '/=>/{print $3} /ld-linux/{print $1}' | sort -u); do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
@@ -118,7 +120,21 @@ for i in /sys/class/net/eth*; do
   udhcpc -i "$n" -s /etc/udhcpc/default.script -t 20 -T 1 -A 1 -b -q 2>/dev/null &
 done
 wait
-/sbin/dropbear -R -s -p 22 -E 2>/var/log/dropbear.log
+# The host key runwarden made for this guest (ssh_keys: ed25519_private),
+# else one made here.
+hostkey=""
+if [ -f /mnt/seed/user-data ]; then
+  awk '/^  ed25519_private: \|/{k=1; next} k && /^    /{sub(/^    /,""); print; next} {k=0}' \
+    /mnt/seed/user-data >/tmp/seed_host_key
+  if [ -s /tmp/seed_host_key ] &&
+     dropbearconvert openssh dropbear /tmp/seed_host_key /etc/dropbear/seed_ed25519_key >/dev/null 2>&1; then
+    hostkey="-r /etc/dropbear/seed_ed25519_key"
+    echo "rw-guest: host key from the seed"
+  fi
+  rm -f /tmp/seed_host_key
+fi
+[ -n "$hostkey" ] || hostkey="-R"
+/sbin/dropbear $hostkey -s -p 22 -E 2>/var/log/dropbear.log
 echo "rw-guest: ready $(hostname) $(ip -4 -o addr show | awk '$2!="lo"{print $4}' | tr '\n' ' ')"
 # busybox poweroff signals PID 1 (USR2): this shell is PID 1, so it acts.
 trap 'echo "rw-guest: powering off"; sync; poweroff -f' USR2 TERM

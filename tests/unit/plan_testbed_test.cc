@@ -46,7 +46,7 @@ TEST(PlanTestbed, GuestsBecomeTargetsWithReservedAddressesInDeclarationOrder) {
   EXPECT_EQ(p->targets.at("web-3").address, "10.77.0.12");
   EXPECT_EQ(p->targets.at("web-2").user, "tester");
   EXPECT_TRUE(p->targets.at("web-2").testbed);
-  EXPECT_EQ(p->targets.at("web-2").host_key_policy, "accept-new") << "guests get fresh host keys";
+  EXPECT_EQ(p->targets.at("web-2").host_key_policy, "strict") << "host keys come from the seed, known at once";
   const auto& web = p->testbed->guests.at(1);
   EXPECT_EQ(web.instances, (std::vector<std::string>{"web-1", "web-2", "web-3"}));
   EXPECT_EQ(web.addresses.at("web-2"), (std::vector<std::string>{"10.77.0.11", "10.78.0.12"}));
