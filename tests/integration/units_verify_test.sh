@@ -26,6 +26,10 @@ grep -q "^ExecStart=$RW_BUILD/runwarden-watcher " "$dir/watcher@.service" ||
 if ldd "$RW_BUILD/runwarden-watcher" | grep -q libvirt; then
   echo "FAIL units_verify: runwarden-watcher loads libvirt"; exit 1
 fi
+# libcurl is loaded when a message is due, not at start (watcher_lazy_curl_test).
+if ldd "$RW_BUILD/runwarden-watcher" | grep -q libcurl; then
+  echo "FAIL units_verify: runwarden-watcher links libcurl"; exit 1
+fi
 (cd "$dir" && systemd-analyze verify ./runner@.service ./watcher@.service) ||
   { echo "FAIL units_verify: systemd-analyze verify"; exit 1; }
 score() { systemd-analyze security --offline=yes "$dir/$1@.service" 2>/dev/null | sed -n 's/.*exposure level for [^:]*: \([0-9.]*\).*/\1/p'; }

@@ -1,0 +1,21 @@
+#!/bin/bash
+# An idle watcher has not loaded libcurl (nor the TLS, Kerberos and LDAP
+# libraries it pulls in): it maps it only when a message is due, and the
+# message still arrives.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/runwarden.sh"
+it_setup
+
+start_run -q --build-name lazy-1 --workdir "$IT_DIR/work" --runner-command 'while [ ! -e go ]; do sleep 0.1; done'
+wait_status lazy-1 RUNNING
+pid=$(unit_pid watcher@lazy-1.service)
+[[ -n $pid && $pid != 0 ]] || fail "no watcher"
+maps=$(cat "/proc/$pid/maps")
+assert_contains "$maps" "libsystemd" "the watcher's maps are readable"
+if grep -q "libcurl" <<<"$maps"; then fail "the idle watcher has libcurl mapped"; fi
+if grep -q "libgnutls\|libkrb5\|libldap" <<<"$maps"; then fail "the idle watcher maps what libcurl pulls in"; fi
+touch "$IT_DIR/work/go"
+wait_status lazy-1 COMPLETED
+wait_for -m "one post" count_is 1
+assert_contains "$(receiver_bodies)" "COMPLETED" "the message, posted through libcurl loaded on demand"
+pass
