@@ -15,32 +15,8 @@ counts=("${@:-3}")
 [[ $# -eq 0 ]] && counts=(3 10)
 
 plan() {  # plan FILE N PARALLEL
-  local m
-  m=$(printf '      %s\n' "memory: 160M" "disk: 64M" "accel: tcg" "kernel: $TB_KIT/vmlinuz" \
-    "initrd: $TB_KIT/initrd.img" "cmdline: console=ttyS0 quiet" "networks: [lab]" \
-    "ssh_key: $TB_KEY.pub" "identity: $TB_KEY")
-  cat >"$1" <<YAML
-version: 1
-testbed:
-  libvirt: "$LIBVIRT_HOST_URI"
-  images_dir: $TB_IMAGES
-  up_timeout: 10m
-  parallel: $3
-  images:
-    base: {path: $TB_BASE, format: qcow2}
-  networks:
-    lab: {subnet: 10.81.0.0/24}
-  goldens:
-    gold:
-      image: base
-$m
-      setup:
-        - {name: mark, run: "printf golden | dd of=/dev/vda conv=notrunc 2>/dev/null; sync"}
-  guests:
-    web:
-      count: $2
-      golden: gold
-$m
+  testbed_golden_plan "$1" 10.81.0.0/24 "$2" '"printf golden | dd of=/dev/vda conv=notrunc 2>/dev/null; sync"' \
+    "up_timeout: 10m" "parallel: $3" <<YAML
 stages:
   - name: use
     tasks:

@@ -10,33 +10,7 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 testbed_it_setup
 
-cat >"$IT_DIR/work/golden.yaml" <<YAML
-version: 1
-testbed:
-  libvirt: "$LIBVIRT_HOST_URI"
-  images_dir: $TB_IMAGES
-  up_timeout: 3m
-  images:
-    base: {path: $TB_BASE, format: qcow2}
-  networks:
-    lab: {subnet: 10.80.0.0/24}
-  goldens:
-    gold:
-      image: base
-      disk: 64M
-      memory: 160M
-      accel: tcg
-      kernel: $TB_KIT/vmlinuz
-      initrd: $TB_KIT/initrd.img
-      cmdline: console=ttyS0 quiet
-      networks: [lab]
-      ssh_key: $TB_KEY.pub
-      identity: $TB_KEY
-      setup:
-        - {name: slow, run: "sleep 600"}
-  guests:
-    web: {golden: gold, memory: 160M, accel: tcg, kernel: $TB_KIT/vmlinuz, initrd: $TB_KIT/initrd.img,
-          networks: [lab], ssh_key: $TB_KEY.pub, identity: $TB_KEY}
+testbed_golden_plan "$IT_DIR/work/golden.yaml" 10.80.0.0/24 1 '"sleep 600"' "up_timeout: 3m" <<'YAML'
 stages:
   - name: test
     tasks:

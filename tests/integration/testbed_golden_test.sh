@@ -14,45 +14,13 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 testbed_it_setup
 
-machine() {  # the settings a golden and a guest share
-  cat <<YAML
-      memory: 160M
-      disk: 64M
-      accel: tcg
-      kernel: $TB_KIT/vmlinuz
-      initrd: $TB_KIT/initrd.img
-      cmdline: console=ttyS0 quiet
-      networks: [lab]
-      ssh_key: $TB_KEY.pub
-      identity: $TB_KEY
-YAML
-}
-cat >"$IT_DIR/work/golden.yaml" <<YAML
-version: 1
-testbed:
-  libvirt: "$LIBVIRT_HOST_URI"
-  images_dir: $TB_IMAGES
-  up_timeout: 3m
-  teardown: never
-  images:
-    base: {path: $TB_BASE, format: qcow2}
-  networks:
-    lab: {subnet: 10.79.0.0/24}
-  goldens:
-    gold:
-      image: base
-$(machine)
-      setup:
-        - {name: mark, run: "printf golden-ok | dd of=/dev/vda bs=512 conv=sync,notrunc 2>/dev/null && sync"}
-  guests:
-    web:
-      count: 3
-      golden: gold
-$(machine)
+testbed_golden_plan "$IT_DIR/work/golden.yaml" 10.79.0.0/24 3 \
+  '"printf golden-ok | dd of=/dev/vda bs=512 conv=sync,notrunc 2>/dev/null && sync"' \
+  "up_timeout: 3m" "teardown: never" <<'YAML'
 stages:
   - name: check
     tasks:
-      - {name: disk, on: [web-1, web-2, web-3], run: "echo disk=\$(head -c 9 /dev/vda) on \$(hostname)"}
+      - {name: disk, on: [web-1, web-2, web-3], run: "echo disk=$(head -c 9 /dev/vda) on $(hostname)"}
   - name: snap
     tasks:
       - {name: all, snapshot: {create: clean}}
@@ -66,7 +34,6 @@ stages:
     tasks:
       - {name: look, on: [web-2], run: "if [ -e /root/state ]; then echo state-still-there; else echo state-gone; fi"}
 YAML
-"$RW_BIN" validate "$IT_DIR/work/golden.yaml" >/dev/null || fail "plan: $("$RW_BIN" validate "$IT_DIR/work/golden.yaml" 2>&1)"
 plan=$("$RW_BIN" plan "$IT_DIR/work/golden.yaml")
 assert_contains "$plan" "Stage 1/8 testbed-golden" "runwarden plan shows the golden's stage first"
 

@@ -176,3 +176,43 @@ YAML
   } >"$file"
   "$RW_BIN" validate "$file" >/dev/null || fail "plan: $("$RW_BIN" validate "$file" 2>&1)"
 }
+
+# testbed_golden_plan FILE SUBNET COUNT SETUP [KEY: VALUE ...] < STAGES: writes
+# a plan with one network "lab" (SUBNET), a golden "gold" of the base image
+# whose one setup step "mark" runs SETUP (a YAML scalar, quoted by the
+# caller), and COUNT tiny TCG clones of it ("web-N"; count 1: "web"), then
+# the stages read from stdin. Extra "key: value" arguments go into the
+# testbed: section (teardown: never, up_timeout: 3m, parallel: 1).
+testbed_golden_plan() {
+  local file=$1 subnet=$2 count=$3 setup=$4 arg tb_extra="" m
+  shift 4
+  for arg in "$@"; do tb_extra+="  $arg"$'\n'; done
+  m=$(printf '      %s\n' "memory: 160M" "disk: 64M" "accel: tcg" "kernel: $TB_KIT/vmlinuz" \
+    "initrd: $TB_KIT/initrd.img" "cmdline: console=ttyS0 quiet" "networks: [lab]" \
+    "ssh_key: $TB_KEY.pub" "identity: $TB_KEY")
+  {
+    cat <<YAML
+version: 1
+testbed:
+  libvirt: "$LIBVIRT_HOST_URI"
+  images_dir: $TB_IMAGES
+${tb_extra}  images:
+    base: {path: $TB_BASE, format: qcow2}
+  networks:
+    lab: {subnet: $subnet}
+  goldens:
+    gold:
+      image: base
+$m
+      setup:
+        - {name: mark, run: $setup}
+  guests:
+    web:
+      count: $count
+      golden: gold
+$m
+YAML
+    cat
+  } >"$file"
+  "$RW_BIN" validate "$file" >/dev/null || fail "plan: $("$RW_BIN" validate "$file" 2>&1)"
+}

@@ -15,29 +15,7 @@
 namespace rw::testbed {
 namespace {
 
-Testbed lab(const std::string& id, int guests) {
-  Testbed tb;
-  tb.id = id;
-  tb.uri = "test:///default";
-  tb.images.push_back({"base", "/srv/base.qcow2", "qcow2"});
-  NetworkSpec n;
-  n.name = "lab";
-  n.subnet = *parse_subnet("10.73.0.0/24");
-  tb.networks.push_back(n);
-  GuestGroup g;
-  g.name = "web";
-  for (int i = 1; i <= guests; ++i) {
-    g.instances.push_back("web-" + std::to_string(i));
-    g.addresses[g.instances.back()] = {"10.73.0." + std::to_string(9 + i)};
-  }
-  g.image = "base";
-  g.disk_bytes = 64 << 20;
-  g.accel = Accel::Tcg;
-  g.networks = {"lab"};
-  tb.guests.push_back(g);
-  tb.up_timeout = Millis(2'000);
-  return tb;
-}
+Testbed lab(const std::string& id, int guests) { return lab_testbed(id, guests, "10.73.0"); }
 
 Status no_upload(const Virt&, virStorageVolPtr, const std::string&) { return {}; }
 

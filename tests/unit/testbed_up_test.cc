@@ -2,6 +2,8 @@
 // a second up creates nothing, down leaves nothing.
 #include <gtest/gtest.h>
 
+#include "testbed_fixture.h"
+
 #include <map>
 #include <mutex>
 
@@ -24,28 +26,7 @@ struct SeedSink {
   }
 };
 
-Testbed lab(const std::string& id) {
-  Testbed tb;
-  tb.id = id;
-  tb.uri = "test:///default";
-  tb.images.push_back({"base", "/srv/base.qcow2", "qcow2"});
-  NetworkSpec n;
-  n.name = "lab";
-  n.subnet = *parse_subnet("10.72.0.0/24");
-  tb.networks.push_back(n);
-  GuestGroup g;
-  g.name = "web";
-  g.instances = {"web-1", "web-2", "web-3"};
-  g.image = "base";
-  g.disk_bytes = 64 << 20;
-  g.accel = Accel::Tcg;
-  g.networks = {"lab"};
-  g.addresses["web-1"] = {"10.72.0.10"};
-  g.ssh_keys.push_back("ssh-ed25519 AAAA test");
-  tb.guests.push_back(g);
-  tb.up_timeout = Millis(2'000);
-  return tb;
-}
+Testbed lab(const std::string& id) { return lab_testbed(id, 3, "10.72.0"); }
 
 TEST(TestbedUp, UpMakesEverythingOnceAndDownRemovesIt) {
   auto host = Virt::open("test:///default");
