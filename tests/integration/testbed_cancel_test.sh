@@ -20,9 +20,7 @@ wait_for -t 120 -m "guests running" eval '[[ $(libvirt_host_virsh list --name | 
 cancel_run --build-name tc-1 >/dev/null
 wait_status tc-1 CANCELLED 60
 wait_for -t 60 -m "runner@tc-1 stopped" unit_gone runner@tc-1.service
-assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 0 "no guest left"
-assert_eq "$(libvirt_host_virsh net-list --all --name | grep -c . || true)" 0 "no network left"
-assert_eq "$(libvirt_host_virsh pool-list --all --name | grep -c . || true)" 0 "no pool left"
+testbed_assert_empty tc-1
 assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/tc-1/runner.log")" "testbed tc-1: removed" "the teardown ran"
 sleep 1
 assert_eq "$(receiver_count)" 0 "no message for a cancelled run"

@@ -33,11 +33,7 @@ assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 1 "one b
 cancel_run --build-name tgc-1 >/dev/null
 wait_status tgc-1 CANCELLED 60
 wait_for -t 60 -m "runner@tgc-1 stopped" unit_gone runner@tgc-1.service
-assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 0 "no guest left"
-assert_eq "$(libvirt_host_virsh net-list --all --name | grep -c . || true)" 0 "no network left"
-assert_eq "$(libvirt_host_virsh pool-list --all --name | grep -c . || true)" 0 "no pool left"
-assert_eq "$(ls "$TB_IMAGES" | grep -c . || true)" 0 "no volume file left"
-no_process_matching "guest=rw-tgc-1-" || fail "a qemu process is left: $(pgrep -af "guest=rw-tgc-1-")"
+testbed_assert_empty tgc-1
 sleep 1
 assert_eq "$(receiver_count)" 0 "no message for a cancelled run"
 pass

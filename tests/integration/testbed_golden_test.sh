@@ -75,10 +75,5 @@ rc=0; "$RW_BIN" testbed down tbg-1 --connect "$LIBVIRT_HOST_URI" >/dev/null || r
 assert_eq "$rc" 0 "testbed down (guests with snapshots included)"
 rc=0; out=$("$RW_BIN" testbed down tbg-1 --connect "$LIBVIRT_HOST_URI") || rc=$?
 assert_eq "$rc" 0 "a second down finds nothing and succeeds: $out"
-assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 0 "no guest left"
-assert_eq "$(libvirt_host_virsh net-list --all --name | grep -c . || true)" 0 "no network left"
-assert_eq "$(libvirt_host_virsh pool-list --all --name | grep -c . || true)" 0 "no pool left"
-assert_eq "$(ls "$TB_IMAGES" | grep -c . || true)" 0 "no volume file left"
-assert_eq "$(ip -o link show type bridge | grep -c rwb || true)" 0 "no bridge left"
-no_process_matching "guest=rw-tbg-1-" || fail "a qemu process is left: $(pgrep -af "guest=rw-tbg-1-")"
+testbed_assert_empty tbg-1
 pass

@@ -41,10 +41,6 @@ uuids=$(grep -o 'uuid [0-9a-f-]*' <<<"$out" | sort -u | grep -c .)
 assert_eq "$uuids" 3 "every clone has its own UUID (so its own machine id)"
 
 # testbed-down ran: nothing the run made is left.
-assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 0 "no guest left"
-assert_eq "$(libvirt_host_virsh net-list --all --name | grep -c . || true)" 0 "no network left"
-assert_eq "$(libvirt_host_virsh pool-list --all --name | grep -c . || true)" 0 "no pool left"
-assert_eq "$(ip -o link show type bridge | grep -c rwb || true)" 0 "no bridge left"
-no_process_matching "guest=rw-tb-1-" || fail "a qemu process is left: $(pgrep -af "guest=rw-tb-1-")"
+testbed_assert_empty tb-1
 assert_eq "$("$RW_BIN" testbed ls --connect "$LIBVIRT_HOST_URI" --json)" "[]" "testbed ls shows nothing"
 pass

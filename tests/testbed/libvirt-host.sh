@@ -132,6 +132,32 @@ testbed_it_setup() {
   mkdir -p "$TB_IMAGES"
 }
 
+# The start of a test plan's testbed: section: this libvirt host, the base
+# image, network "lab" on SUBNET, and EXTRA lines.
+testbed__head() {
+  cat <<YAML
+version: 1
+testbed:
+  libvirt: "$LIBVIRT_HOST_URI"
+  images_dir: $TB_IMAGES
+${2}  images:
+    base: {path: $TB_BASE, format: qcow2}
+  networks:
+    lab: {subnet: $1}
+YAML
+}
+
+# testbed_assert_empty BUILD: nothing a testbed test made is left on the
+# host: no guest, network, pool, volume file, bridge, or qemu of BUILD.
+testbed_assert_empty() {
+  assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 0 "no guest left"
+  assert_eq "$(libvirt_host_virsh net-list --all --name | grep -c . || true)" 0 "no network left"
+  assert_eq "$(libvirt_host_virsh pool-list --all --name | grep -c . || true)" 0 "no pool left"
+  assert_eq "$(ls "$TB_IMAGES" | grep -c . || true)" 0 "no volume file left"
+  assert_eq "$(ip -o link show type bridge | grep -c rwb || true)" 0 "no bridge left"
+  no_process_matching "guest=rw-$1-" || fail "a qemu process is left: $(pgrep -af "guest=rw-$1-")"
+}
+
 # testbed_plan FILE SUBNET COUNT [KEY: VALUE ...] < STAGES: writes a plan with
 # one network "lab" (SUBNET) and COUNT tiny TCG guests "web-N" from the kit,
 # then the stages read from stdin. Extra "key: value" arguments go into the
@@ -148,15 +174,8 @@ testbed_plan() {
     esac
   done
   {
+    testbed__head "$subnet" "$tb_extra"
     cat <<YAML
-version: 1
-testbed:
-  libvirt: "$LIBVIRT_HOST_URI"
-  images_dir: $TB_IMAGES
-${tb_extra}  images:
-    base: {path: $TB_BASE, format: qcow2}
-  networks:
-    lab: {subnet: $subnet}
   guests:
     web:
       count: $count
@@ -191,15 +210,8 @@ testbed_golden_plan() {
     "initrd: $TB_KIT/initrd.img" "cmdline: console=ttyS0 quiet" "networks: [lab]" \
     "ssh_key: $TB_KEY.pub" "identity: $TB_KEY")
   {
+    testbed__head "$subnet" "$tb_extra"
     cat <<YAML
-version: 1
-testbed:
-  libvirt: "$LIBVIRT_HOST_URI"
-  images_dir: $TB_IMAGES
-${tb_extra}  images:
-    base: {path: $TB_BASE, format: qcow2}
-  networks:
-    lab: {subnet: $subnet}
   goldens:
     gold:
       image: base
