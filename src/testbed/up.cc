@@ -78,6 +78,10 @@ Status clear_stale(const Virt& host, const Testbed& tb, UpReport& rep) {
 /// need first. Each is an ensure.
 Result<PoolPtr> prepare(const Virt& host, const Testbed& tb, UpReport& rep, const Progress& note,
                         const UploadFn& write) {
+  // Goldens are made side by side, and each makes sure of the same
+  // networks and pool: one at a time, or two would define one network.
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
   RW_TRY(clear_stale(host, tb, rep));
   if (!rep.replaced.empty()) note("testbed: replaced what an earlier run of " + tb.id + " left");
   for (const auto& n : networks_with_reservations(tb)) {

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "testbed/inventory.h"
 #include "testbed/up.h"
@@ -165,6 +166,36 @@ TEST(TestbedUp, AnUnsealedGoldenIsBuiltAgainFromItsImage) {
   EXPECT_TRUE(said);
   ASSERT_TRUE(down(*host, "up-5").ok());
   EXPECT_TRUE(inventory(*host, "up-5")->empty());
+}
+
+TEST(TestbedUp, TwoGoldensMadeSideBySideShareOneNetworkAndPool) {
+  auto host = Virt::open("test:///default");
+  ASSERT_TRUE(host.ok());
+  Testbed tb = golden_lab("up-6");
+  GuestGroup silver = tb.goldens[0];
+  silver.name = "silver";
+  silver.instances = {"silver"};
+  silver.addresses = {{"silver", {"10.72.0.21"}}};
+  tb.goldens.push_back(silver);
+  SeedSink seeds;
+  for (int round = 0; round < 20; ++round) {
+    Result<GoldenBoot> a = err("not run"), b = err("not run");
+    std::thread t([&] { a = boot_golden(*host, tb, "gold", nullptr, nullptr, seeds.fn()); });
+    b = boot_golden(*host, tb, "silver", nullptr, nullptr, seeds.fn());
+    t.join();
+    ASSERT_TRUE(a.ok()) << "round " << round << ": " << a.error().message;
+    ASSERT_TRUE(b.ok()) << "round " << round << ": " << b.error().message;
+    auto inv = inventory(*host, "up-6");
+    ASSERT_TRUE(inv.ok());
+    int nets = 0, pools = 0;
+    for (const auto& o : *inv) {
+      nets += o.kind == Object::Kind::Network;
+      pools += o.kind == Object::Kind::Pool;
+    }
+    EXPECT_EQ(nets, 1);
+    EXPECT_EQ(pools, 1);
+    ASSERT_TRUE(down(*host, "up-6").ok());
+  }
 }
 
 }  // namespace
