@@ -35,7 +35,7 @@ BENCH_SNAP=""
 # bench_setup [it_setup args]: snapshot the binary, then it_setup.
 bench_setup() {
   if [[ "${BENCH_SNAPSHOT:-1}" == 1 ]]; then
-    local src=${RW_BUILD:-$RW_SRC/build}
+    local src=${RW_BUILD:-$("$BENCH_DIR/../scripts/build-dir.sh")}
     mkdir -p "$RW_IT_ROOT"; chmod 0755 "$RW_IT_ROOT"
     BENCH_SNAP=$(mktemp -d "$RW_IT_ROOT/bin-XXXXXX")
     chmod 0755 "$BENCH_SNAP"

@@ -35,7 +35,7 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-RW_BUILD_BIN=${RW_BUILD_BIN:-$SRC/build/runwarden}
+RW_BUILD_BIN=${RW_BUILD_BIN:-$("$SRC/scripts/build-dir.sh")/runwarden}
 STAGES=${STAGES:-10}
 PER_STAGE=${PER_STAGE:-100}
 PARS=${PARS:-1 8 0}

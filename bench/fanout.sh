@@ -36,7 +36,7 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-RW_BUILD_BIN=${RW_BUILD_BIN:-$SRC/build/runwarden}
+RW_BUILD_BIN=${RW_BUILD_BIN:-$("$SRC/scripts/build-dir.sh")/runwarden}
 NETNS=$SRC/tests/integration/netns-hosts.sh
 REPS=${REPS:-3}
 WARMUP=${WARMUP:-1}
