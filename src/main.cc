@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     return rw::cli::kUsage;
   }
   CLI::App app{"runwarden: long test and provisioning runs as systemd services, one chat message when done"};
+  app.name("runwarden");  // the usage line names the program
   app.set_version_flag("--version", RUNWARDEN_VERSION);
   app.require_subcommand(1);
   rw::cli::Action action;
@@ -37,8 +38,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> args;
   for (int i = argc - 1; i >= 1; --i) args.emplace_back(argv[i]);
   if (self == "start-run" || self == "cancel-run") {
-    args.emplace_back(self == "start-run" ? "start" : "cancel");
-    app.name(self);
+    // The subcommand takes the program's name, so its usage line reads
+    // "start-run [OPTIONS]" as the man page and the examples do.
+    app.get_subcommand(self == "start-run" ? "start" : "cancel")->name(self);
+    args.emplace_back(self);
+    app.name("");
   }
   try {
     app.parse(args);

@@ -13,6 +13,11 @@ nothing_touched() {
   [[ -z "$units" ]] || fail "$what: units were started: $units"
 }
 
+# --help names the program in its usage line, as the man pages do.
+assert_contains "$("$RW_BIN" --help)" "Usage: runwarden [OPTIONS] SUBCOMMAND" "runwarden --help"
+assert_contains "$("$RW_BUILD/start-run" --help)" "Usage: start-run [OPTIONS]" "start-run --help"
+assert_contains "$("$RW_BUILD/cancel-run" --help)" "Usage: cancel-run [OPTIONS]" "cancel-run --help"
+
 # expect_refused CODE NEEDLE ARGS...: start-run fails with CODE and says NEEDLE.
 expect_refused() {
   local code=$1 needle=$2; shift 2
