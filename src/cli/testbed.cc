@@ -1,4 +1,4 @@
-// runwarden testbed ls|gc|down|diff|snapshots: what runs made on a libvirt host, found by
+// runwarden testbed ls|gc|status|down|diff|snapshots: what runs made on a libvirt host, found by
 // their ownership tags, and its removal. gc never touches a testbed whose
 // run is still going; down removes one testbed and refuses a live run.
 
@@ -19,7 +19,9 @@
 #include "plan/parser.h"
 #include "testbed/diff.h"
 #include "testbed/inventory.h"
+#include "testbed/domain.h"
 #include "testbed/snapshot.h"
+#include "testbed/volume.h"
 
 namespace rw::cli {
 namespace {
@@ -139,6 +141,53 @@ int down(TestbedOptions& o) {
   return remove_objects(*host, *inv, o);
 }
 
+/// What is on the host for one testbed, with or without its run: guests
+/// with their state, addresses and snapshots, networks, the pool.
+int status(TestbedOptions& o) {
+  int rc;
+  if (!check_build(o.testbed, &rc)) return rc;
+  auto host = connect(o);
+  if (!host) return fail(host.error());
+  auto inv = testbed::inventory(*host, o.testbed);
+  if (!inv) return fail(inv.error());
+  auto snaps = testbed::list_snapshots(*host, o.testbed);
+  if (!snaps) return fail(snaps.error());
+  const std::string run = run_of(o.testbed);
+  json objs = json::array();
+  for (const auto& obj : *inv) {
+    json j{{"kind", testbed::to_string(obj.kind)}, {"name", obj.name.empty() ? testbed::pool_name(obj.testbed) : obj.name}};
+    if (obj.kind == testbed::Object::Kind::Guest) {
+      auto st = testbed::guest_state(*host, o.testbed, obj.name);
+      j["state"] = st ? *st : "unknown";
+      json addrs = json::array();
+      if (auto leases = testbed::leased_addresses(*host, o.testbed, obj.name))
+        for (const auto& [mac, ip] : *leases) addrs.push_back(ip);
+      j["addresses"] = addrs;
+      json names = json::array();
+      for (const auto& s : *snaps)
+        if (s.guest == obj.name) names.push_back(s.name);
+      j["snapshots"] = names;
+    }
+    objs.push_back(std::move(j));
+  }
+  if (o.json) {
+    std::cout << json{{"testbed", o.testbed}, {"uri", o.uri}, {"run", run}, {"objects", objs}}.dump(2) << "\n";
+    return kOk;
+  }
+  std::cout << "testbed " << o.testbed << " on " << o.uri << " (run " << run << ")\n";
+  if (objs.empty()) std::cout << "  nothing there\n";
+  for (const auto& j : objs) {
+    std::cout << "  " << j["kind"].get<std::string>() << " " << j["name"].get<std::string>();
+    if (j.contains("state")) {
+      std::cout << ": " << j["state"].get<std::string>();
+      for (const auto& a : j["addresses"]) std::cout << " " << a.get<std::string>();
+      if (!j["snapshots"].empty()) std::cout << " (" << j["snapshots"].size() << " snapshot(s))";
+    }
+    std::cout << "\n";
+  }
+  return kOk;
+}
+
 int snapshots(TestbedOptions& o) {
   int rc;
   if (!check_build(o.testbed, &rc)) return rc;
@@ -244,8 +293,8 @@ void add_testbed(CLI::App& app, Action* action) {
   auto o = std::make_shared<TestbedOptions>();
   auto* cmd = app.add_subcommand("testbed",
                                  "Testbeds on a libvirt host: list what runs made (ls), remove what no live run "
-                                 "owns (gc), remove one testbed (down), compare it with its plan (diff), list its "
-                                 "guests' snapshots (snapshots)");
+                                 "owns (gc), show one (status), remove one (down), compare it with its plan (diff), "
+                                 "list its guests' snapshots (snapshots)");
   cmd->require_subcommand(1);
   auto common = [&](CLI::App* sub) {
     sub->add_option("--connect,-c", o->uri,
@@ -282,6 +331,13 @@ void add_testbed(CLI::App& app, Action* action) {
   diff_cmd->add_option("--build", o->build, "For a plan file: the testbed (build name) to compare it with");
   diff_cmd->add_flag("--exit-code", o->exit_code, "Exit 1 when there is any difference, as diff(1) does");
   diff_cmd->callback([=] { *action = [=] { return diff(*o); }; });
+
+  auto* status_cmd = cmd->add_subcommand(
+      "status", "Show one testbed as it is on the host, with or without its run: guests (state, addresses, "
+                "snapshots), networks, pool");
+  common(status_cmd);
+  status_cmd->add_option("testbed", o->testbed, "The testbed: its run's build name")->required();
+  status_cmd->callback([=] { *action = [=] { return status(*o); }; });
 
   auto* snap_cmd = cmd->add_subcommand("snapshots", "List the snapshots of one testbed's guests: guest, name, when "
                                                     "taken (UTC), the guest's state then");

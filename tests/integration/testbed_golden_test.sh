@@ -60,6 +60,12 @@ assert_eq "$(jq -r '[.[] | select(.name == "clean") | .guest] | sort | join(" ")
   "testbed snapshots lists the snapshot of every guest"
 assert_contains "$("$RW_BIN" testbed snapshots tbg-1 --connect "$LIBVIRT_HOST_URI")" "clean" "the table lists it too"
 
+st=$("$RW_BIN" testbed status tbg-1 --connect "$LIBVIRT_HOST_URI" --json)
+assert_eq "$(jq -r '[.objects[] | select(.kind == "guest") | "\(.name)=\(.state)@\(.addresses | join(","))#\(.snapshots | join(","))"] | sort | join(" ")' <<<"$st")" \
+  "web-1=running@10.79.0.11#clean web-2=running@10.79.0.12#clean web-3=running@10.79.0.13#clean" \
+  "testbed status: every guest with its state, address and snapshot"
+assert_eq "$(jq -r '.run' <<<"$st")" COMPLETED "testbed status names the run's state"
+
 # Drift: in sync with the plan, but orphaned (teardown: never, the run ended).
 rc=0; d=$("$RW_BIN" testbed diff tbg-1 --json --exit-code) || rc=$?
 assert_eq "$rc" 1 "diff --exit-code: an orphaned testbed is a difference"
