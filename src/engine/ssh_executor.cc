@@ -120,11 +120,7 @@ Result<ssh::Session*> SessionPool::get(const std::string& target, const std::ato
   }
   std::lock_guard<std::mutex> lock(e->mu);
   if (e->session && e->session->alive()) return e->session.get();
-  if (e->session) {
-    // Keep the dead one: a guest's session may still reference it.
-    std::lock_guard<std::mutex> g(mu_);
-    retired_.push_back(std::move(e->session));
-  }
+  retire(*e);
   if (stopping_ || (cancel && cancel->load())) return err(t->second.name + ": cancelled");
   ssh::ConnectOptions opt;
   opt.cancel = &stopping_;
@@ -143,9 +139,14 @@ void SessionPool::drop(const std::string& target) {
     e = it->second.get();
   }
   std::lock_guard<std::mutex> lock(e->mu);
-  if (!e->session) return;
+  retire(*e);
+}
+
+void SessionPool::retire(Entry& e) {
+  if (!e.session) return;
+  // Kept, not closed: a guest's session may still use it as its jump host.
   std::lock_guard<std::mutex> g(mu_);
-  retired_.push_back(std::move(e->session));
+  retired_.push_back(std::move(e.session));
 }
 
 TaskOutcome RemoteExecutor::run(const TaskContext& ctx) {

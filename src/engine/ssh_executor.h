@@ -40,6 +40,8 @@ class SessionPool {
     std::unique_ptr<ssh::Session> session;
   };
   std::map<std::string, std::unique_ptr<Entry>> entries_;
+  /// Moves `e`'s session to retired_ (the caller holds e.mu).
+  void retire(Entry& e);
   std::vector<std::unique_ptr<ssh::Session>> retired_;  ///< dead sessions still used as jump hosts
 };
 

@@ -13,20 +13,6 @@
 namespace rw::testbed {
 namespace {
 
-/// The text of the first <element ...>text</element>, trimmed of nothing.
-std::string text_of(std::string_view xml, std::string_view element) {
-  const std::string open = "<" + std::string(element);
-  for (size_t a = xml.find(open); a != std::string_view::npos; a = xml.find(open, a + 1)) {
-    const char next = a + open.size() < xml.size() ? xml[a + open.size()] : '\0';
-    if (next != '>' && next != ' ') continue;
-    size_t gt = xml.find('>', a);
-    if (gt == std::string_view::npos || xml[gt - 1] == '/') return "";
-    size_t lt = xml.find('<', gt);
-    return lt == std::string_view::npos ? "" : std::string(xml.substr(gt + 1, lt - gt - 1));
-  }
-  return "";
-}
-
 /// Each <block ...>...</block> (or self-closed) of `xml`, in order.
 std::vector<std::string_view> blocks(std::string_view xml, std::string_view element) {
   std::vector<std::string_view> out;
@@ -49,7 +35,7 @@ std::string attr(std::string_view xml, std::string_view element, std::string_vie
 /// Memory in MiB from <memory unit='KiB'>N</memory> (libvirt always answers in KiB).
 std::string memory_mib(std::string_view xml) {
   const std::string unit = attr(xml, "memory", "unit");
-  const std::string v = text_of(xml, "memory");
+  const std::string v = xml_text(xml, "memory");
   if (v.empty()) return "";
   const unsigned long long n = std::stoull(v);
   if (unit == "MiB") return std::to_string(n);
@@ -94,10 +80,10 @@ std::vector<FieldDrift> guest_fields(const std::string& want, const std::string&
       s += (s.empty() ? "" : ", ") + attr(n, "mac", "address") + "@" + attr(n, "source", "network");
     return s;
   };
-  compare(out, "cpus", text_of(want, "vcpu"), text_of(have, "vcpu"));
+  compare(out, "cpus", xml_text(want, "vcpu"), xml_text(have, "vcpu"));
   compare(out, "memory_mib", memory_mib(want), memory_mib(have));
   compare(out, "nics", nics(want), nics(have));
-  compare(out, "kernel", text_of(want, "kernel"), text_of(have, "kernel"));
+  compare(out, "kernel", xml_text(want, "kernel"), xml_text(have, "kernel"));
   return out;
 }
 

@@ -11,8 +11,8 @@ Result<std::string> domain_xml(virDomainPtr d) {
   return take_string(virDomainGetXMLDesc(d, 0), std::string("describe guest ") + virDomainGetName(d));
 }
 
-/// Our guest `name` of `testbed`, nullptr when missing; an error when a
-/// domain of that name is not ours.
+}  // namespace
+
 Result<DomainPtr> find_ours(const Virt& host, const std::string& testbed, const std::string& name) {
   const std::string lv = libvirt_name(Owner{testbed, name});
   RW_ASSIGN(DomainPtr dom, host.find_domain(lv));
@@ -25,6 +25,8 @@ Result<DomainPtr> find_ours(const Virt& host, const std::string& testbed, const 
                ": not touched");
   return dom;
 }
+
+namespace {
 
 bool is_running(virDomainPtr d) { return virDomainIsActive(d) == 1; }
 

@@ -72,6 +72,10 @@ Result<EnsuredGuest> ensure_guest(const Virt& host, const std::string& testbed, 
 Result<DomainPtr> start_transient(const Virt& host, const std::string& testbed, const GuestSpec& spec,
                                   const std::string& type, const std::string& run = "");
 
+/// Our guest `name` of `testbed`, nullptr when missing; an error when a
+/// domain of that name is not ours (untagged, or another testbed's).
+Result<DomainPtr> find_ours(const Virt& host, const std::string& testbed, const std::string& name);
+
 /// Stops (destroys) and undefines guest `name` of `testbed`, snapshots'
 /// metadata included. Missing is success; a domain that is not ours is
 /// refused. Returns true if something was removed.

@@ -98,6 +98,19 @@ std::optional<std::string> xml_attr(std::string_view xml, std::string_view eleme
   return std::nullopt;
 }
 
+std::string xml_text(std::string_view xml, std::string_view element) {
+  const std::string open = "<" + std::string(element);
+  for (size_t a = xml.find(open); a != std::string_view::npos; a = xml.find(open, a + 1)) {
+    const char next = a + open.size() < xml.size() ? xml[a + open.size()] : '\0';
+    if (next != '>' && next != ' ') continue;
+    size_t gt = xml.find('>', a);
+    if (gt == std::string_view::npos || xml[gt - 1] == '/') return "";
+    size_t lt = xml.find('<', gt);
+    return lt == std::string_view::npos ? "" : std::string(xml.substr(gt + 1, lt - gt - 1));
+  }
+  return "";
+}
+
 std::optional<Owner> owner_of(std::string_view xml) {
   auto ns = xml_attr(xml, "rw:owner", "xmlns:rw");
   if (!ns || *ns != kOwnerNs) return std::nullopt;

@@ -50,4 +50,8 @@ std::string xml_escape(std::string_view s);
 /// `xml` (quotes ' or "), unescaped; nullopt if absent.
 std::optional<std::string> xml_attr(std::string_view xml, std::string_view element, std::string_view attr);
 
+/// The text of the first <element ...>text</element> in `xml`, as written
+/// (not unescaped); "" when absent or empty.
+std::string xml_text(std::string_view xml, std::string_view element);
+
 }  // namespace rw::testbed

@@ -14,14 +14,11 @@ struct SnapshotFree {
 };
 using SnapshotPtr = std::unique_ptr<virDomainSnapshot, SnapshotFree>;
 
+/// Our guest `guest`; missing, or a domain of that name that is not ours,
+/// is an error.
 Result<DomainPtr> our_guest(const Virt& host, const std::string& testbed, const std::string& guest) {
-  RW_ASSIGN(DomainPtr dom, host.find_domain(libvirt_name(Owner{testbed, guest})));
+  RW_ASSIGN(DomainPtr dom, find_ours(host, testbed, guest));
   if (!dom) return err("guest " + guest + " of testbed " + testbed + " does not exist on " + host.uri());
-  char* xml = virDomainGetXMLDesc(dom.get(), 0);
-  RW_ASSIGN(std::string text, take_string(xml, "read guest " + guest));
-  auto tag = owner_of(text);
-  if (!tag || tag->testbed != testbed)
-    return err("domain " + libvirt_name(Owner{testbed, guest}) + " on " + host.uri() + " is not ours");
   return dom;
 }
 
@@ -31,15 +28,6 @@ Result<SnapshotPtr> find_snapshot(virDomainPtr dom, const std::string& snap) {
   auto e = last_virt_error("");
   if (e.code == VIR_ERR_NO_DOMAIN_SNAPSHOT) return SnapshotPtr();
   return err("look up snapshot " + snap + " of " + virDomainGetName(dom) + ": " + e.error.message);
-}
-
-std::string element_text(std::string_view xml, std::string_view element) {
-  const std::string open = "<" + std::string(element) + ">";
-  size_t a = xml.find(open);
-  if (a == std::string_view::npos) return "";
-  a += open.size();
-  size_t b = xml.find('<', a);
-  return b == std::string_view::npos ? "" : std::string(xml.substr(a, b - a));
 }
 
 }  // namespace
@@ -147,8 +135,8 @@ Result<std::vector<SnapshotInfo>> list_snapshots(const Virt& host, const std::st
       SnapshotInfo info;
       info.guest = g.object;
       info.name = virDomainSnapshotGetName(s.get());
-      info.created = std::strtoll(element_text(xml, "creationTime").c_str(), nullptr, 10);
-      info.state = element_text(xml, "state");
+      info.created = std::strtoll(xml_text(xml, "creationTime").c_str(), nullptr, 10);
+      info.state = xml_text(xml, "state");
       out.push_back(std::move(info));
     }
   }

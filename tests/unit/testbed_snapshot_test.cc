@@ -95,7 +95,8 @@ TEST(TestbedSnapshot, AGuestThatIsNotOursIsNotTouched) {
   ASSERT_NE(d, nullptr);
   auto theirs = create_snapshot(host, "sn3", "web-1", "x");
   ASSERT_FALSE(theirs.ok());
-  EXPECT_NE(theirs.error().message.find("is not ours"), std::string::npos) << theirs.error().message;
+  EXPECT_NE(theirs.error().message.find("belongs to nobody (not made by runwarden)"), std::string::npos)
+      << theirs.error().message;
   virDomainUndefine(d);
   virDomainFree(d);
 }
