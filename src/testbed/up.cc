@@ -128,7 +128,7 @@ Result<GuestSpec> machine(const Virt& host, virStoragePoolPtr pool, const Testbe
 
 /// Waits until every NIC of every machine in `specs` has an address: one
 /// with a NIC leased and another still asking is not reachable the way the
-/// plan expects. `on_up(k, n, guest)` as each one gets there.
+/// plan expects. `on_up(k, guest)` as the k-th one gets there.
 Result<std::vector<GuestUp>> wait_for_addresses(const Virt& host, const Testbed& tb,
                                                 const std::vector<GuestSpec>& specs,
                                                 const std::atomic<bool>* cancel,
