@@ -70,7 +70,12 @@ step "service manager"
 "$src/scripts/systemd-sandbox.sh" start "$work/sandbox" "$unitdir/runner@.service" "$unitdir/watcher@.service" \
   "$work/dropins/watcher@.service.d" "$work/dropins/runner@.service.d" >"$work/sandbox.out" 2>&1 ||
   { cat "$work/sandbox.out"; exit 1; }
-export RUNWARDEN_BUS_ADDRESS; RUNWARDEN_BUS_ADDRESS=$(cat "$work/sandbox/bus-address")
+# The manager's system bus (dbus-daemon runs in the sandbox), else its private socket.
+if [[ -s $work/sandbox/system-bus-address ]]; then
+  export DBUS_SYSTEM_BUS_ADDRESS; DBUS_SYSTEM_BUS_ADDRESS=$(cat "$work/sandbox/system-bus-address")
+else
+  export RUNWARDEN_BUS_ADDRESS; RUNWARDEN_BUS_ADDRESS=$(cat "$work/sandbox/bus-address")
+fi
 echo "systemd: $(cat "$work/sandbox/mode") (pid $(cat "$work/sandbox/systemd.pid"))"
 ctl() { "$src/scripts/systemd-sandbox.sh" ctl "$work/sandbox" "$@"; }
 

@@ -19,8 +19,10 @@
 #
 # UNITSRC is a unit file or a drop-in directory (NAME.d); both are copied under
 # their own base name. DIR receives: units/ (the unit path), systemd.pid (pid
-# in the root namespace, or "host"), bus-address (sd-bus address usable from
-# the root namespace), mode, console.log (the manager's own output).
+# in the root namespace, or "host"), bus-address (sd-bus address of the
+# manager's private socket usable from the root namespace), system-bus-address
+# (the system bus as seen from the root namespace; absent without one), mode,
+# console.log (the manager's own output).
 #
 # Environment:
 #   RUNWARDEN_SANDBOX=force   boot the throwaway manager even on a systemd host
@@ -29,6 +31,9 @@
 #   RUNWARDEN_SANDBOX_SHARE   colon-separated paths under /tmp or /var/tmp that
 #                             must stay visible inside the sandbox (DIR itself
 #                             is added automatically when it lies there)
+#   RUNWARDEN_SANDBOX_DBUS=0  boot without a system bus (dbus-daemon), as on a
+#                             host that has none; clients then use the
+#                             manager's private socket
 #
 # Why things are the way they are (systemd 252, Debian 12; see also
 # /work/shared/TESTING.md):
@@ -46,6 +51,12 @@
 #   bus-address names a socket proxy that runs inside the sandbox. Use a
 #   direct sd-bus connection (sd_bus_new + sd_bus_set_address + sd_bus_start,
 #   no Hello); busctl always sends Hello and cannot talk to a private bus.
+# - The system bus is dbus-daemon, as on a production host: dbus.socket and
+#   dbus.service from the distribution, with a config of our own (the stock
+#   system.conf plus higher connection limits; the host's /etc/dbus-1 is never
+#   touched). PID 1 attaches to it by itself. dbus-daemon accepts clients from
+#   the root namespace (it authenticates by uid), so system-bus-address is the
+#   socket itself, seen through /proc/PID/root.
 set -euo pipefail
 
 readonly SYSTEMD_BIN=/lib/systemd/systemd
@@ -59,6 +70,13 @@ readonly BUS_PROXY=sandbox-bus-proxy
 readonly BUS_PROXY_PATH=/run/sandbox-bus/private
 readonly JOURNAL_UNITS=(systemd-journald.service systemd-journald.socket
   systemd-journald-dev-log.socket)
+readonly DBUS_SOCKET_PATH=/run/dbus/system_bus_socket
+readonly DBUS_STOCK_CONF=/usr/share/dbus-1/system.conf
+
+want_dbus() {
+  [[ "${RUNWARDEN_SANDBOX_DBUS:-1}" != 0 && -x /usr/bin/dbus-daemon && -e /lib/systemd/system/dbus.socket &&
+     -e "$DBUS_STOCK_CONF" ]]
+}
 
 die() { echo "systemd-sandbox: $*" >&2; exit 1; }
 note() { echo "systemd-sandbox: $*" >&2; }
@@ -141,12 +159,38 @@ DefaultDependencies=no
 [Service]
 ExecStart=/lib/systemd/systemd-socket-proxyd /run/systemd/private
 EOF
+  local bus=()
+  if want_dbus; then
+    ln -sf /lib/systemd/system/dbus.socket "$units/dbus.socket"
+    ln -sf /lib/systemd/system/dbus.service "$units/dbus.service"
+    # 256 connections per uid (root included) by default: a controller with
+    # hundreds of runs needs more, as a production host's admin would set.
+    local conf; conf=$(realpath "$units/..")/dbus-system.conf
+    cat >"$conf" <<EOF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <include>$DBUS_STOCK_CONF</include>
+  <limit name="max_connections_per_user">4096</limit>
+  <limit name="max_completed_connections">8192</limit>
+  <limit name="max_incomplete_connections">1024</limit>
+</busconfig>
+EOF
+    mkdir -p "$units/dbus.service.d"
+    cat >"$units/dbus.service.d/50-sandbox.conf" <<EOF
+[Service]
+ExecStart=
+ExecStart=/usr/bin/dbus-daemon --config-file=$conf --address=systemd: --nofork --nopidfile --systemd-activation --syslog-only
+EOF
+    bus=(dbus.socket dbus.service)
+  fi
   # Nothing is enabled in the sandbox: the boot target pulls in what the
-  # tests need (the journal, the bus proxy) and the usual targets in order.
+  # tests need (the journal, the system bus, the bus proxy) and the usual
+  # targets in order.
   {
     printf '[Unit]\nDescription=sandbox default.target\n'
-    printf 'Wants=%s\n' sysinit.target basic.target multi-user.target "${journal[@]}" "$BUS_PROXY.socket"
-    printf 'After=%s\n' sysinit.target basic.target multi-user.target "${journal[@]}" "$BUS_PROXY.socket"
+    printf 'Wants=%s\n' sysinit.target basic.target multi-user.target "${journal[@]}" "${bus[@]}" "$BUS_PROXY.socket"
+    printf 'After=%s\n' sysinit.target basic.target multi-user.target "${journal[@]}" "${bus[@]}" "$BUS_PROXY.socket"
   } >"$units/default.target"
   copy_unitsrc "$units" "$@"
 }
@@ -303,7 +347,7 @@ sandbox_start() {
   [[ -x "$SYSTEMD_BIN" ]] || die "$SYSTEMD_BIN not found (apt-get install systemd)"
   rm -rf "$dir/units" "$dir/generators"
   mkdir -p "$dir/units" "$dir/generators"
-  rm -f "$dir/systemd.pid" "$dir/bus-address" "$dir/unshare.pid" "$dir/cgroup"
+  rm -f "$dir/systemd.pid" "$dir/bus-address" "$dir/system-bus-address" "$dir/unshare.pid" "$dir/cgroup"
   : >"$dir/console.log"
   populate_units "$dir/units" "$@" >/dev/null
 
@@ -350,6 +394,7 @@ sandbox_start() {
   echo "$pid" >"$dir/systemd.pid"
   echo sandbox >"$dir/mode"
   echo "unix:path=/proc/$pid/root$BUS_PROXY_PATH" >"$dir/bus-address"
+  if want_dbus; then echo "unix:path=/proc/$pid/root$DBUS_SOCKET_PATH" >"$dir/system-bus-address"; fi
 
   local state=""
   while :; do
@@ -359,7 +404,11 @@ sandbox_start() {
     fi
     if [[ -S "/proc/$pid/root/run/systemd/private" && -S "/proc/$pid/root$BUS_PROXY_PATH" ]]; then
       state=$(nsenter -t "$pid" -m -p systemctl is-system-running 2>/dev/null) || true
-      [[ "$state" == running || "$state" == degraded ]] && break
+      if [[ "$state" == running || "$state" == degraded ]]; then
+        # PID 1 is on the system bus once it owns org.freedesktop.systemd1 there.
+        want_dbus || break
+        nsenter -t "$pid" -m -p busctl --system status org.freedesktop.systemd1 >/dev/null 2>&1 && break
+      fi
     fi
     if ((SECONDS >= deadline)); then
       tail -n 50 "$dir/console.log" >&2 || true
@@ -398,7 +447,7 @@ sandbox_stop() {
     if alive "$pid"; then die "systemd pid $pid still alive after kill -9"; fi
   fi
   remove_cgroup "$cg"
-  rm -f "$dir/systemd.pid" "$dir/unshare.pid" "$dir/bus-address" "$dir/mode" "$dir/cgroup"
+  rm -f "$dir/systemd.pid" "$dir/unshare.pid" "$dir/bus-address" "$dir/system-bus-address" "$dir/mode" "$dir/cgroup"
 }
 
 # ---------------------------------------------------------------- host
@@ -428,6 +477,7 @@ host_start() {
   echo host >"$dir/systemd.pid"
   echo host >"$dir/mode"
   echo "unix:path=/run/systemd/private" >"$dir/bus-address"
+  if [[ -S $DBUS_SOCKET_PATH ]]; then echo "unix:path=$DBUS_SOCKET_PATH" >"$dir/system-bus-address"; fi
   systemctl daemon-reload
   echo host
 }
@@ -460,7 +510,7 @@ host_stop() {
     rm -f "$dir/installed"
     systemctl daemon-reload
   fi
-  rm -f "$dir/systemd.pid" "$dir/bus-address" "$dir/mode"
+  rm -f "$dir/systemd.pid" "$dir/bus-address" "$dir/system-bus-address" "$dir/mode"
   if [[ "$(cat "$HOST_LOCK/owner" 2>/dev/null)" == "$dir" ]]; then rm -rf "$HOST_LOCK"; fi
 }
 

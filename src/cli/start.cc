@@ -1,5 +1,6 @@
 // start-run: validate, lock, archive, write the run (PENDING), run the
-// template command, start watcher@ (ready) then runner@ through sd-bus.
+// template command, then one start job for runner@, whose Wants= brings
+// watcher@ into the same transaction (After=: the watcher is ready first).
 
 #include <signal.h>
 #include <unistd.h>
@@ -211,7 +212,7 @@ int start(const StartOptions& o) {
     auto st = bus->unit_state(unit);
     if (!st) return fail(st.error());
     if (st->active == "failed") failed_units.push_back(unit);
-    if (st->running() || st->active == "deactivating" || st->sub == "auto-restart")
+    if (st->running() || st->active == "deactivating" || st->sub == "auto-restart" || st->job != 0)
       return fail(err("build " + o.build + " is already running: " + unit + " is " + st->active +
                           " (cancel it with: cancel-run --build-name " + o.build + ")",
                       kConflict));
@@ -284,14 +285,27 @@ int start(const StartOptions& o) {
   // 5. Both units' old failures are cleared before either starts: a watcher
   // must not see the previous run's failed runner@ as this run's end.
   for (const auto& unit : failed_units) (void)bus->reset_failed(unit);
-  // The watcher first, ready before the runner can end the run.
-  for (const auto& unit : {watcher_unit(o.build), runner_unit(o.build)}) {
-    started.push_back(unit);
-    auto job = bus->start_unit(unit, unit_start_timeout());
-    if (!job) return end_before_start(state::RunStatus::FailedToStart, job.error().message, kSystemd);
-    if (*job != "done")
+  // One transaction: runner@ Wants= and is ordered After= watcher@, so the
+  // watcher is ready before the runner can end the run; both jobs are
+  // waited for (Wants= alone would start a runner whose watcher failed).
+  started = {runner_unit(o.build), watcher_unit(o.build)};
+  auto jobs = bus->start_unit(runner_unit(o.build), {watcher_unit(o.build)}, unit_start_timeout());
+  if (!jobs) return end_before_start(state::RunStatus::FailedToStart, jobs.error().message, kSystemd);
+  bool watcher_job = false;
+  for (const auto& [unit, result] : *jobs) {
+    watcher_job |= unit == watcher_unit(o.build);
+    if (result != "done")
       return end_before_start(state::RunStatus::FailedToStart,
-                              "starting " + unit + " ended with '" + *job + "' (see: journalctl -u " + unit + ")",
+                              "starting " + unit + " ended with '" + result + "' (see: journalctl -u " + unit + ")",
+                              kSystemd);
+  }
+  // A runner@ unit without the Wants= (an old or overridden unit file).
+  if (!watcher_job) {
+    auto w = bus->unit_state(watcher_unit(o.build));
+    if (!w || !w->running())
+      return end_before_start(state::RunStatus::FailedToStart,
+                              watcher_unit(o.build) + " did not start with " + runner_unit(o.build) +
+                                  " (does runner@.service still have Wants=watcher@%i.service?)",
                               kSystemd);
   }
 
@@ -325,7 +339,7 @@ void add_start(CLI::App& app, Action* action) {
       "  start-run --build-name suites --categorize --runner-command ./suites.sh   # sub-runs via runwarden event\n"
       "Exit codes: 0 started, 1 cancelled (cancel-run) before it started, 2 bad input, 3 already running,\n"
       "5 template command failed or timed out, 6 service manager error, 130 interrupted (Ctrl-C).\n"
-      "$RUNWARDEN_START_TIMEOUT (default 90s): how long to wait for each unit to start; on a timeout\n"
+      "$RUNWARDEN_START_TIMEOUT (default 90s): how long to wait for both units to start; on a timeout\n"
       "what was started is stopped again and the run ends FAILED_TO_START.");
   cmd->add_option("--build-name,-b", o->build, "Build name: [A-Za-z0-9][A-Za-z0-9._-]{0,127}, no '..', no '.' at the end")->required();
   cmd->add_option("--plan", o->plan_file, "Plan file (YAML); see `runwarden validate`");

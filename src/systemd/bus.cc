@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string_view>
 
 #include "common/clock.h"
@@ -16,24 +17,32 @@ namespace {
 constexpr const char* kDest = "org.freedesktop.systemd1";
 constexpr const char* kManagerPath = "/org/freedesktop/systemd1";
 constexpr const char* kManagerIface = "org.freedesktop.systemd1.Manager";
+constexpr const char* kPrivateSocket = "/run/systemd/private";
 
+/// JobRemoved signals of the units a job waits for, by job path.
 struct JobWait {
-  std::string job;
-  std::string result;
-  bool done = false;
+  std::vector<std::string> units;
+  std::map<std::string, std::pair<std::string, std::string>> removed;  ///< job -> (unit, result)
 };
 
+/// A filter, not a match: sd-bus (252) does not match argN of a signal
+/// whose earlier arguments are not strings, so the daemon filters by unit
+/// (AddMatch with arg2) and this picks the units' JobRemoved out locally.
 int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+  if (!sd_bus_message_is_signal(m, kManagerIface, "JobRemoved")) return 0;
+  const char* mpath = sd_bus_message_get_path(m);
+  if (!mpath || std::string_view(mpath) != kManagerPath) return 0;
   auto* w = static_cast<JobWait*>(userdata);
   uint32_t id = 0;
   const char *path = nullptr, *unit = nullptr, *result = nullptr;
   if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0) return 0;
-  if (!w->job.empty() && w->job == path) {
-    w->result = result;
-    w->done = true;
-  }
+  (void)sd_bus_message_rewind(m, true);
+  for (const auto& u : w->units)
+    if (u == unit) w->removed[path] = {unit, result};
   return 0;
 }
+
+Result<BusPtr> connect_direct(const std::string& address);
 
 }  // namespace
 
@@ -42,49 +51,53 @@ Error bus_error(const std::string& what, int r, const sd_bus_error* e) {
   return err(what + ": " + std::strerror(r < 0 ? -r : r), 6);
 }
 
-Result<Bus> Bus::connect() {
-  std::string address;
-  if (const char* a = std::getenv("RUNWARDEN_BUS_ADDRESS"); a && *a) {
-    address = a;
-  } else if (::geteuid() == 0 && path_exists("/run/systemd/private")) {
-    address = "unix:path=/run/systemd/private";
-  }
-  sd_bus* raw = nullptr;
-  int r;
-  if (address.empty()) {
-    r = sd_bus_open_system(&raw);
-    if (r < 0) return bus_error("connect to the system bus", r);
-    return Bus(BusPtr(raw), "system bus");
-  }
-  r = sd_bus_new(&raw);
-  if (r < 0) return bus_error("sd_bus_new", r);
-  BusPtr bus(raw);
-  if ((r = sd_bus_set_address(raw, address.c_str())) < 0) return bus_error("bus address " + address, r);
-  if ((r = sd_bus_start(raw)) < 0)
-    return bus_error("connect to the service manager at " + address, r);
-  return Bus(std::move(bus), address);
-}
-
-Result<std::string> Bus::unit_path(const std::string& unit) {
-  sd_bus_error e = SD_BUS_ERROR_NULL;
-  sd_bus_message* reply = nullptr;
-  ScopeExit cleanup([&] {
-    sd_bus_error_free(&e);
-    sd_bus_message_unref(reply);
-  });
-  int r = sd_bus_call_method(bus_.get(), kDest, kManagerPath, kManagerIface, "LoadUnit", &e, &reply, "s",
-                             unit.c_str());
-  if (r < 0) return bus_error("load " + unit, r, &e);
-  const char* path = nullptr;
-  if ((r = sd_bus_message_read(reply, "o", &path)) < 0) return bus_error("read LoadUnit reply", r);
-  return std::string(path);
+std::string unit_object_path(const std::string& unit) {
+  char* path = nullptr;
+  if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit.c_str(), &path) < 0) return {};
+  std::string out = path;
+  std::free(path);
+  return out;
 }
 
 namespace {
 
-/// One GetAll of `iface` on `path`; `take` is called with each property name
-/// and the reply positioned on its variant, and returns true if it read the
-/// variant (entered, read, exited), false to have it skipped.
+/// A connection straight to a manager's private socket: no bus daemon, no
+/// Hello; the manager sends it every signal of every unit.
+Result<BusPtr> connect_direct(const std::string& address) {
+  sd_bus* raw = nullptr;
+  int r = sd_bus_new(&raw);
+  if (r < 0) return bus_error("sd_bus_new", r);
+  BusPtr bus(raw);
+  if ((r = sd_bus_set_address(raw, address.c_str())) < 0) return bus_error("bus address " + address, r);
+  if ((r = sd_bus_start(raw)) < 0) return bus_error("connect to the service manager at " + address, r);
+  return bus;
+}
+
+}  // namespace
+
+Result<Bus> Bus::connect() {
+  if (const char* a = std::getenv("RUNWARDEN_BUS_ADDRESS"); a && *a) {
+    RW_ASSIGN(BusPtr bus, connect_direct(a));
+    return Bus(std::move(bus), a, false);
+  }
+  sd_bus* raw = nullptr;
+  int r = sd_bus_open_system(&raw);
+  if (r >= 0) return Bus(BusPtr(raw), "system bus", true);
+  // No bus daemon (a minimal host or container): the manager itself.
+  if (::geteuid() == 0 && path_exists(kPrivateSocket)) {
+    std::string address = std::string("unix:path=") + kPrivateSocket;
+    RW_ASSIGN(BusPtr bus, connect_direct(address));
+    return Bus(std::move(bus), address, false);
+  }
+  return bus_error("connect to the system bus", r);
+}
+
+namespace {
+
+/// One GetAll of `iface` ("" for every interface) on `path`; `take` is called
+/// with each property name and the reply positioned on its variant, and
+/// returns true if it read the variant (entered, read, exited), false to
+/// have it skipped.
 template <class Take>
 Status get_all(sd_bus* bus, const std::string& path, const char* iface, const std::string& what, Take take) {
   sd_bus_error e = SD_BUS_ERROR_NULL;
@@ -120,7 +133,8 @@ int read_variant(sd_bus_message* m, const char* sig, T* out) {
 }  // namespace
 
 Result<UnitState> Bus::unit_state(const std::string& unit) {
-  RW_ASSIGN(std::string path, unit_path(unit));
+  const std::string path = unit_object_path(unit);
+  if (path.empty()) return err("no object path for unit " + unit, 6);
   UnitState st;
   auto str = [](sd_bus_message* m, std::string* out) {
     const char* v = nullptr;
@@ -128,38 +142,35 @@ Result<UnitState> Bus::unit_state(const std::string& unit) {
     if (r >= 0) *out = v;
     return r >= 0;
   };
-  RW_TRY(get_all(bus_.get(), path, "org.freedesktop.systemd1.Unit", unit, [&](std::string_view name, sd_bus_message* m) {
+  // "" asks for every interface at once: Unit and, for a service, Service.
+  RW_TRY(get_all(bus_.get(), path, "", unit, [&](std::string_view name, sd_bus_message* m) {
     if (name == "ActiveState") return str(m, &st.active);
     if (name == "SubState") return str(m, &st.sub);
+    if (name == "Result") return str(m, &st.result);
     if (name == "StateChangeTimestamp") {
       uint64_t us = 0;
       if (read_variant(m, "t", &us) < 0) return false;
       st.state_change_ms = static_cast<int64_t>(us / 1000);
       return true;
     }
-    return false;
-  }));
-  if (st.active.empty()) return err("the service manager reported no ActiveState for " + unit, 6);
-  // Service properties exist for services only; missing ones are not fatal.
-  (void)get_all(bus_.get(), path, "org.freedesktop.systemd1.Service", unit, [&](std::string_view name, sd_bus_message* m) {
-    if (name == "Result") return str(m, &st.result);
     if (name == "MainPID") {
       uint32_t pid = 0;
       if (read_variant(m, "u", &pid) < 0) return false;
       st.main_pid = pid;
       return true;
     }
+    if (name == "Job") {
+      const char* job_path = nullptr;
+      uint32_t id = 0;
+      if (sd_bus_message_enter_container(m, 'v', "(uo)") < 0) return false;
+      if (sd_bus_message_read(m, "(uo)", &id, &job_path) < 0) return false;
+      st.job = id;
+      return sd_bus_message_exit_container(m) >= 0;
+    }
     return false;
-  });
+  }));
+  if (st.active.empty()) return err("the service manager reported no ActiveState for " + unit, 6);
   return st;
-}
-
-Status Bus::subscribe() {
-  sd_bus_error e = SD_BUS_ERROR_NULL;
-  int r = sd_bus_call_method(bus_.get(), kDest, kManagerPath, kManagerIface, "Subscribe", &e, nullptr, "");
-  ScopeExit cleanup([&] { sd_bus_error_free(&e); });
-  if (r < 0) return bus_error("subscribe to the service manager", r, &e);
-  return {};
 }
 
 Status Bus::reset_failed(const std::string& unit) {
@@ -172,15 +183,37 @@ Status Bus::reset_failed(const std::string& unit) {
   return {};
 }
 
-Result<std::string> Bus::run_job(const char* method, const std::string& unit, Millis timeout) {
-  // Match first, then call: a fast job could be removed before we listen.
+Result<std::vector<std::pair<std::string, std::string>>> Bus::run_job(const char* type, const std::string& unit,
+                                                                      const std::vector<std::string>& pulled,
+                                                                      Millis timeout) {
+  // Listen first, then call: a fast job could be removed before we listen.
   JobWait wait;
-  sd_bus_slot* slot = nullptr;
-  int r = sd_bus_match_signal(bus_.get(), &slot, kDest, kManagerPath, kManagerIface, "JobRemoved",
-                              on_job_removed, &wait);
-  if (r < 0) return bus_error("watch JobRemoved", r);
-  ScopeExit unslot([&] { sd_bus_slot_unref(slot); });
-  RW_TRY(subscribe());
+  wait.units = {unit};
+  wait.units.insert(wait.units.end(), pulled.begin(), pulled.end());
+  sd_bus_slot* filter = nullptr;
+  int r = sd_bus_add_filter(bus_.get(), &filter, on_job_removed, &wait);
+  if (r < 0) return bus_error("watch the jobs of " + unit, r);
+  ScopeExit unslot([&] { sd_bus_slot_unref(filter); });
+  if (bus_client_) {
+    // One rule per unit (arg2 is the unit's name): the daemon hands us these
+    // units' JobRemoved and nothing of the other runs'. The connection is
+    // this command's own; its rules go with it.
+    for (const auto& u : wait.units) {
+      const std::string rule = std::string("type='signal',sender='") + kDest + "',path='" + kManagerPath +
+                               "',interface='" + kManagerIface + "',member='JobRemoved',arg2='" + u + "'";
+      sd_bus_error me = SD_BUS_ERROR_NULL;
+      r = sd_bus_call_method(bus_.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                             "AddMatch", &me, nullptr, "s", rule.c_str());
+      ScopeExit free_me([&] { sd_bus_error_free(&me); });
+      if (r < 0) return bus_error("watch the jobs of " + u, r, &me);
+    }
+  }
+  // The manager sends job signals to the bus only while someone subscribed
+  // (a direct connection gets them anyway). No reply needed: the manager
+  // handles it before the call below, which follows it on this connection.
+  r = sd_bus_call_method_async(bus_.get(), nullptr, kDest, kManagerPath, kManagerIface, "Subscribe", nullptr,
+                               nullptr, "");
+  if (r < 0) return bus_error("subscribe to the service manager", r);
 
   sd_bus_error e = SD_BUS_ERROR_NULL;
   sd_bus_message* reply = nullptr;
@@ -188,15 +221,18 @@ Result<std::string> Bus::run_job(const char* method, const std::string& unit, Mi
     sd_bus_error_free(&e);
     sd_bus_message_unref(reply);
   });
-  r = sd_bus_call_method(bus_.get(), kDest, kManagerPath, kManagerIface, method, &e, &reply, "ss", unit.c_str(),
-                         "replace");
-  if (r < 0) return bus_error(std::string(method == std::string("StartUnit") ? "start " : "stop ") + unit, r, &e);
+  const bool start = std::string_view(type) == "start";
+  r = sd_bus_call_method(bus_.get(), kDest, kManagerPath, kManagerIface, start ? "StartUnit" : "StopUnit", &e,
+                         &reply, "ss", unit.c_str(), "replace");
+  if (r < 0) return bus_error(std::string(type) + " " + unit, r, &e);
   const char* job = nullptr;
-  if ((r = sd_bus_message_read(reply, "o", &job)) < 0) return bus_error("read job path", r);
-  wait.job = job;
+  if ((r = sd_bus_message_read(reply, "o", &job)) < 0) return bus_error("read the job of " + unit, r);
+  const std::string own_job = job;
 
+  // The pulled units are ordered before `unit` (After=), so their jobs are
+  // removed before its own: when its JobRemoved is in, theirs are too.
   int64_t deadline = mono_ms() + timeout.count();
-  while (!wait.done) {
+  while (!wait.removed.count(own_job)) {
     r = sd_bus_process(bus_.get(), nullptr);
     if (r < 0) return bus_error("process bus", r);
     if (r > 0) continue;
@@ -205,22 +241,21 @@ Result<std::string> Bus::run_job(const char* method, const std::string& unit, Mi
     r = sd_bus_wait(bus_.get(), static_cast<uint64_t>(left) * 1000);
     if (r < 0) return bus_error("wait on bus", r);
   }
-  return wait.result;
+  std::vector<std::pair<std::string, std::string>> out{{unit, wait.removed[own_job].second}};
+  for (const auto& [path, unit_result] : wait.removed)
+    if (path != own_job) out.push_back(unit_result);
+  return out;
 }
 
-int process_queued(sd_bus* bus) {
-  for (;;) {
-    int r = sd_bus_process(bus, nullptr);
-    if (r <= 0) return r;
-  }
-}
-
-Result<std::string> Bus::start_unit(const std::string& unit, Millis timeout) {
-  return run_job("StartUnit", unit, timeout);
+Result<std::vector<std::pair<std::string, std::string>>> Bus::start_unit(const std::string& unit,
+                                                                         const std::vector<std::string>& pulled,
+                                                                         Millis timeout) {
+  return run_job("start", unit, pulled, timeout);
 }
 
 Result<std::string> Bus::stop_unit(const std::string& unit, Millis timeout) {
-  return run_job("StopUnit", unit, timeout);
+  RW_ASSIGN(auto jobs, run_job("stop", unit, {}, timeout));
+  return jobs.front().second;
 }
 
 }  // namespace rw::systemd

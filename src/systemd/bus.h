@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/duration.h"
 #include "common/result.h"
@@ -25,48 +27,60 @@ struct UnitState {
   uint32_t main_pid = 0;
   /// StateChangeTimestamp: when ActiveState last changed (epoch ms; 0 never).
   int64_t state_change_ms = 0;
+  /// The id of the job queued for the unit (a start waiting for its turn); 0: none.
+  uint32_t job = 0;
   /// Not running and not about to run again.
-  bool gone() const { return (active == "inactive" || active == "failed") && sub != "auto-restart"; }
+  bool gone() const { return (active == "inactive" || active == "failed") && sub != "auto-restart" && job == 0; }
   bool running() const { return active == "active" || active == "activating" || active == "reloading"; }
 };
 
 class Bus {
  public:
-  /// Connects as systemctl does: $RUNWARDEN_BUS_ADDRESS if set (e.g.
-  /// unix:path=/proc/PID/root/run/systemd/private for a throwaway manager),
-  /// else as root the manager's private socket, else the system bus.
+  /// $RUNWARDEN_BUS_ADDRESS if set (a direct connection to a manager's
+  /// private socket, e.g. unix:path=/proc/PID/root/run/systemd/private);
+  /// else the system bus ($DBUS_SYSTEM_BUS_ADDRESS or the default socket),
+  /// where the broker hands each client only the signals it matches; else,
+  /// when no bus runs, as root the manager's private socket, which sends
+  /// every unit's signals to every client.
   static Result<Bus> connect();
+  /// Connected through a bus daemon (not a direct private connection).
+  bool is_bus_client() const { return bus_client_; }
 
   sd_bus* get() const { return bus_.get(); }
   const std::string& address() const { return address_; }
 
-  /// Object path of a unit (loads it if needed).
-  Result<std::string> unit_path(const std::string& unit);
+  /// The state of a unit: one GetAll on its object path (the manager loads
+  /// the unit when it is not loaded).
   Result<UnitState> unit_state(const std::string& unit);
 
-  /// Starts (or stops) a unit in mode "replace" and waits for its job to be
-  /// removed; returns the job result ("done", "failed", "timeout", ...). For a
-  /// Type=notify service "done" means it sent READY=1.
-  Result<std::string> start_unit(const std::string& unit, Millis timeout);
+  /// Starts a unit in mode "replace", one transaction, and waits for its
+  /// job to be removed; returns each job's unit and result ("done",
+  /// "failed", "timeout", ...): the unit's own first, then those of the
+  /// `pulled` units (brought in by its Wants= and ordered before it, so
+  /// their jobs end first) that ended meanwhile. For a Type=notify service
+  /// "done" means it sent READY=1.
+  Result<std::vector<std::pair<std::string, std::string>>> start_unit(const std::string& unit,
+                                                                      const std::vector<std::string>& pulled,
+                                                                      Millis timeout);
+  /// Stops a unit and waits for its job; returns the job's result.
   Result<std::string> stop_unit(const std::string& unit, Millis timeout);
   /// Clears a failed unit's state so it can be started again.
   Status reset_failed(const std::string& unit);
-  /// Asks the manager to send unit and job signals to this connection.
-  Status subscribe();
 
  private:
-  Bus(BusPtr bus, std::string address) : bus_(std::move(bus)), address_(std::move(address)) {}
-  Result<std::string> run_job(const char* method, const std::string& unit, Millis timeout);
+  Bus(BusPtr bus, std::string address, bool bus_client)
+      : bus_(std::move(bus)), address_(std::move(address)), bus_client_(bus_client) {}
+  Result<std::vector<std::pair<std::string, std::string>>> run_job(const char* type, const std::string& unit,
+                                                                   const std::vector<std::string>& pulled,
+                                                                   Millis timeout);
 
   BusPtr bus_;
   std::string address_;
+  bool bus_client_ = false;
 };
 
-/// Dispatches every message sd-bus has already read. A synchronous call
-/// reads the signals that arrive before its reply into sd-bus's queue, where
-/// poll() on the socket no longer sees them: run this before each poll.
-/// Returns a negative errno if the connection failed.
-int process_queued(sd_bus* bus);
+/// The manager's object path of a unit (no call: the name is escaped).
+std::string unit_object_path(const std::string& unit);
 
 /// "what: strerror(-r)"
 Error bus_error(const std::string& what, int r, const sd_bus_error* e = nullptr);

@@ -3,7 +3,9 @@
 #include <poll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -46,18 +48,13 @@ int64_t newest_task_output_ms(const std::string& tasks_dir) {
   return newest;
 }
 
-/// What the runner's PropertiesChanged signals leave behind.
-struct RunnerSignals {
-  bool dirty = true;  ///< the unit state read last may be stale
-  uint64_t seen = 0;  ///< signals received so far
-};
+/// A pidfd: readable once the process has exited. -1 (errno set) if none.
+int pidfd_open(uint32_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0)); }
 
-int on_properties_changed(sd_bus_message*, void* userdata, sd_bus_error*) {
-  auto* s = static_cast<RunnerSignals*>(userdata);
-  s->dirty = true;
-  ++s->seen;
-  return 0;
-}
+/// Re-reads of a unit that is between states start this soon and double up
+/// to the cap (a restart waits RestartSec=2s).
+constexpr int64_t kRecheckFirstMs = 50;
+constexpr int64_t kRecheckMaxMs = 2000;
 
 class Watcher {
  public:
@@ -66,9 +63,16 @@ class Watcher {
 
  private:
   Observation observe();
-  /// Reads the runner unit's state from the manager (when signals said it
-  /// changed, or when `force`d).
+  /// Reads the runner unit's state from the manager over a connection opened
+  /// for it (when its main process exited, a re-read is due, or `force`d),
+  /// and follows its main process with a pidfd.
   void refresh_runner(bool force);
+  /// Follows `pid`, runner@'s MainPID in `u`, with a pidfd; reads the unit
+  /// again after opening it, since the pid may have been reused meanwhile.
+  void follow_main_pid(sd::Bus& bus, sd::UnitState* u);
+  /// The unit is between states with no process to follow: read it again
+  /// after a backoff.
+  void recheck_later();
   void watch_subruns();
   void act(const Decision& d, const Observation& o);
   void arm_timer(int64_t at_ms);
@@ -78,19 +82,19 @@ class Watcher {
   /// Stops runner@ the way cancel-run does (its tasks, local and remote,
   /// are aborted), leaving the state the watcher recorded.
   void stop_runner(const std::string& why);
-  /// Runs every bus message already queued; true if a new signal about the
-  /// runner arrived (a state read long ago does not wake the loop again).
-  bool drain_bus();
 
   state::RunDir dir_;
   sd::LogFields fields_;
-  std::optional<sd::Bus> bus_;
   std::string runner_unit_;
-  RunnerSignals runner_signals_;
   sd::UnitState runner_;
   bool runner_known_ = false;
+  bool runner_dirty_ = true;  ///< the unit state read last may be stale
+  Fd pidfd_;                  ///< runner@'s main process, while there is one
+  uint32_t pid_ = 0;          ///< ... and its pid
+  int64_t backoff_ms_ = 0;    ///< the next re-read's delay; 0: none pending
   Fd ino_;
   Fd timer_;
+  Fd recheck_;  ///< CLOCK_MONOTONIC: the next re-read of a unit between states
   std::set<std::string> watched_subruns_;
   bool subruns_dir_watched_ = false;
   int64_t armed_at_ = -1;
@@ -105,20 +109,11 @@ bool Watcher::delivery_failed(const std::string& key) const {
 }
 
 void Watcher::stop_runner(const std::string& why) {
-  if (!bus_) return;
   sd::log_warning(fields_, "stopping " + runner_unit_ + ": " + why);
-  auto r = bus_->stop_unit(runner_unit_, Millis(600'000));
+  auto bus = sd::Bus::connect();
+  auto r = bus ? bus->stop_unit(runner_unit_, Millis(600'000)) : Result<std::string>(bus.error());
   if (!r) sd::log_error(fields_, "cannot stop " + runner_unit_ + ": " + r.error().message);
   else if (*r != "done") sd::log_error(fields_, "stopping " + runner_unit_ + " ended with '" + *r + "'");
-}
-
-bool Watcher::drain_bus() {
-  // Synchronous calls (unit state, stop) read whatever signals arrived
-  // meanwhile into sd-bus's queue; poll() on the socket would not see them.
-  // An error shows up again in the poll loop, which reports it.
-  const uint64_t before = runner_signals_.seen;
-  (void)sd::process_queued(bus_->get());
-  return runner_signals_.seen != before;
 }
 
 void Watcher::watch_subruns() {
@@ -171,16 +166,62 @@ Observation Watcher::observe() {
 }
 
 void Watcher::refresh_runner(bool force) {
-  if (!(runner_signals_.dirty || force) || !bus_) return;
-  runner_signals_.dirty = false;
-  auto u = bus_->unit_state(runner_unit_);
-  if (u.ok()) {
-    runner_ = *u;
-    runner_known_ = true;
-  } else {
-    runner_signals_.dirty = true;
+  if (!(runner_dirty_ || force)) return;
+  // A connection for this read only: the watcher holds none while it waits,
+  // and the manager has no subscriber to send this run's signals to.
+  auto bus = sd::Bus::connect();
+  auto u = bus ? bus->unit_state(runner_unit_) : Result<sd::UnitState>(bus.error());
+  if (!u) {
     sd::log_warning(fields_, "cannot read " + runner_unit_ + ": " + u.error().message);
+    recheck_later();
+    return;
   }
+  if (u->main_pid != pid_) {
+    pidfd_ = Fd();
+    pid_ = 0;
+  }
+  if (u->main_pid != 0 && pid_ == 0) follow_main_pid(*bus, &*u);
+  runner_ = *u;
+  runner_known_ = true;
+  runner_dirty_ = false;
+  // Settled: a process to follow, or no process and none coming. Anything
+  // else (a start job queued, activating before the fork, auto-restart,
+  // stopping leftovers after the main process) is read again shortly.
+  if (pid_ != 0 || u->gone()) {
+    backoff_ms_ = 0;
+    itimerspec off{};
+    ::timerfd_settime(recheck_.get(), 0, &off, nullptr);
+  } else {
+    recheck_later();
+  }
+}
+
+void Watcher::follow_main_pid(sd::Bus& bus, sd::UnitState* u) {
+  for (int attempt = 0; attempt < 3 && u->main_pid != 0; ++attempt) {
+    Fd fd(pidfd_open(u->main_pid));
+    if (!fd.valid()) {
+      // ESRCH: it exited already; the unit is read again shortly.
+      if (errno != ESRCH) sd::log_warning(fields_, errno_message("pidfd_open", errno));
+      return;
+    }
+    auto again = bus.unit_state(runner_unit_);
+    if (!again) return;
+    const uint32_t opened = u->main_pid;
+    *u = *again;
+    if (u->main_pid == opened) {
+      pidfd_ = std::move(fd);
+      pid_ = opened;
+      return;
+    }
+  }
+}
+
+void Watcher::recheck_later() {
+  backoff_ms_ = backoff_ms_ == 0 ? kRecheckFirstMs : std::min(backoff_ms_ * 2, kRecheckMaxMs);
+  itimerspec its{};
+  its.it_value.tv_sec = backoff_ms_ / 1000;
+  its.it_value.tv_nsec = (backoff_ms_ % 1000) * 1'000'000;
+  ::timerfd_settime(recheck_.get(), 0, &its, nullptr);
 }
 
 void Watcher::act(const Decision& d, const Observation& o) {
@@ -234,7 +275,8 @@ int Watcher::run() {
   runner_unit_ = runner_unit(dir_.build());
   ino_ = Fd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   timer_ = Fd(::timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK));
-  if (!ino_.valid() || !timer_.valid()) {
+  recheck_ = Fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!ino_.valid() || !timer_.valid() || !recheck_.valid()) {
     sd::log_error(fields_, errno_message("inotify/timerfd", errno) +
                                (errno == EMFILE ? " (raise fs.inotify.max_user_instances: see INSTALL.md)" : ""));
     return 1;
@@ -245,28 +287,18 @@ int Watcher::run() {
                       IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF |
                           IN_MOVE_SELF);
 
-  auto bus = sd::Bus::connect();
-  sd_bus_slot* slot = nullptr;
-  if (!bus) {
+  // Without the service manager we cannot tell TERMINATED: systemd
+  // restarts us until it answers.
+  std::string manager;
+  if (auto bus = sd::Bus::connect(); !bus) {
     sd::log_error(fields_, bus.error().message);
-    return 1;  // systemd restarts us; without the bus we cannot tell TERMINATED
-  }
-  bus_.emplace(std::move(bus).value());
-  auto path = bus_->unit_path(runner_unit_);
-  if (!path) {
-    sd::log_error(fields_, path.error().message);
     return 1;
-  }
-  int r = sd_bus_match_signal(bus_->get(), &slot, "org.freedesktop.systemd1", path->c_str(),
-                              "org.freedesktop.DBus.Properties", "PropertiesChanged", on_properties_changed,
-                              &runner_signals_);
-  if (r < 0 || !bus_->subscribe().ok()) {
-    sd::log_error(fields_, "cannot follow " + runner_unit_ + " on the bus");
-    return 1;
+  } else {
+    manager = bus->address();
   }
 
   sd::notify_ready("watching " + runner_unit_);
-  sd::log_info(fields_, "watching run " + dir_.build());
+  sd::log_info(fields_, "watching run " + dir_.build() + " (service manager: " + manager + ")");
   int rc = 0;
   for (;;) {
     Observation o = observe();
@@ -291,14 +323,15 @@ int Watcher::run() {
     sd::notify_status(std::string(to_string(o.state.status)) +
                       (o.state.progress.empty() ? "" : ": " + o.state.progress));
 
+    // Idle means blocked here: the run directory, the HUNG/grace timer, a
+    // pending re-read of the unit, and the runner's main process exiting.
     bool woke = false;
     while (!woke) {
-      if (drain_bus()) break;
-      int bus_fd = sd_bus_get_fd(bus_->get());
-      int bus_events = sd_bus_get_events(bus_->get());
-      pollfd fds[3] = {{ino_.get(), POLLIN, 0}, {timer_.get(), POLLIN, 0},
-                       {bus_fd, static_cast<short>(bus_events > 0 ? bus_events : POLLIN), 0}};
-      int pr = ::poll(fds, 3, -1);
+      pollfd fds[4] = {{ino_.get(), POLLIN, 0},
+                       {timer_.get(), POLLIN, 0},
+                       {recheck_.get(), POLLIN, 0},
+                       {pidfd_.valid() ? pidfd_.get() : -1, POLLIN, 0}};
+      int pr = ::poll(fds, 4, -1);
       if (pr < 0 && errno != EINTR) {
         sd::log_error(fields_, errno_message("poll", errno));
         rc = 1;
@@ -316,23 +349,22 @@ int Watcher::run() {
         armed_at_ = -1;
         woke = true;
       }
-      if (fds[2].revents) {
-        const uint64_t before = runner_signals_.seen;
-        for (;;) {
-          int p = sd_bus_process(bus_->get(), nullptr);
-          if (p < 0) {
-            sd::log_error(fields_, "lost the service manager connection");
-            rc = 1;
-            goto out;
-          }
-          if (p == 0) break;
-        }
-        if (runner_signals_.seen != before) woke = true;
+      if (fds[2].revents & POLLIN) {
+        uint64_t n;
+        (void)!::read(recheck_.get(), &n, sizeof n);
+        runner_dirty_ = true;
+        woke = true;
+      }
+      if (fds[3].revents) {
+        // The main process exited: a restart, a stop, or the end.
+        pidfd_ = Fd();
+        pid_ = 0;
+        runner_dirty_ = true;
+        woke = true;
       }
     }
   }
 out:
-  sd_bus_slot_unref(slot);
   return rc;
 }
 

@@ -22,10 +22,18 @@
 #   RW_KEEP=1  keep the test directory (and print where it is)
 #   RW_WAIT_TIMEOUT default timeout of wait_for, seconds (30)
 #   RUNWARDEN_SANDBOX=force  use a throwaway systemd even on a systemd host
+#   RUNWARDEN_SANDBOX_DBUS=0 no system bus in the sandbox: every client talks
+#              to the manager's private socket (the fallback of hosts without
+#              dbus); by default dbus-daemon runs there, as on a production host
+#   RW_IT_PRIVATE_BUS=1 the CLI run by the test uses the manager's private
+#              socket even when there is a system bus (as older builds did
+#              as root; for comparing with them)
 #
 # After it_setup (exported, for the CLI the test runs in the root namespace):
 #   IT_NAME IT_DIR IT_SANDBOX RW_BIN RECEIVER_PORT RECEIVER_URL WEBHOOK_URL
-#   RUNWARDEN_STATE_DIR RUNWARDEN_WEBHOOK_ENV RUNWARDEN_BUS_ADDRESS
+#   RUNWARDEN_STATE_DIR RUNWARDEN_WEBHOOK_ENV, and the manager's address:
+#   DBUS_SYSTEM_BUS_ADDRESS (its system bus) or, without one,
+#   RUNWARDEN_BUS_ADDRESS (its private socket, through the sandbox's proxy)
 #
 # Functions:
 #   it_setup [--no-project-units] [UNITSRC...]   it_teardown (EXIT trap; do
@@ -264,7 +272,6 @@ it_setup() {
 [Service]
 Environment=RUNWARDEN_STATE_DIR=$IT_DIR/state
 Environment=RUNWARDEN_WEBHOOK_ENV=$IT_DIR/etc/watcher.env
-Environment=RUNWARDEN_BUS_ADDRESS=unix:path=/run/systemd/private
 ReadWritePaths=$IT_DIR
 LoadCredential=
 ExecStart=
@@ -281,9 +288,17 @@ EOF
   RW_BIN=$RW_BUILD/runwarden
   RUNWARDEN_STATE_DIR=$IT_DIR/state
   RUNWARDEN_WEBHOOK_ENV=$IT_DIR/etc/watcher.env
-  RUNWARDEN_BUS_ADDRESS=$(cat "$IT_SANDBOX/bus-address")
+  if [[ -s "$IT_SANDBOX/system-bus-address" && "${RW_IT_PRIVATE_BUS:-0}" != 1 ]]; then
+    DBUS_SYSTEM_BUS_ADDRESS=$(cat "$IT_SANDBOX/system-bus-address")
+    export DBUS_SYSTEM_BUS_ADDRESS
+    unset RUNWARDEN_BUS_ADDRESS
+  else
+    RUNWARDEN_BUS_ADDRESS=$(cat "$IT_SANDBOX/bus-address")
+    export RUNWARDEN_BUS_ADDRESS
+    unset DBUS_SYSTEM_BUS_ADDRESS
+  fi
   export IT_DIR IT_SANDBOX RW_BIN RECEIVER_PORT RECEIVER_URL WEBHOOK_URL
-  export RUNWARDEN_STATE_DIR RUNWARDEN_WEBHOOK_ENV RUNWARDEN_BUS_ADDRESS
+  export RUNWARDEN_STATE_DIR RUNWARDEN_WEBHOOK_ENV
   # start-run's default workdir is the current directory: one the services see.
   cd "$IT_DIR/work"
 }
