@@ -14,7 +14,6 @@
 #include "common/fd.h"
 
 namespace rw {
-namespace {
 
 Status write_all(int fd, const std::string& data, const std::string& what) {
   size_t off = 0;
@@ -28,6 +27,8 @@ Status write_all(int fd, const std::string& data, const std::string& what) {
   }
   return {};
 }
+
+namespace {
 
 std::string dir_of(const std::string& path) {
   auto slash = path.rfind('/');

@@ -16,6 +16,9 @@ Status write_file_atomic(const std::string& path, const std::string& content, in
                          bool durable = true);
 
 /// Reads what is left of an open descriptor; `what` names it in errors.
+/// Writes all of `data` to `fd` (retrying short writes); `what` names it in errors.
+Status write_all(int fd, const std::string& data, const std::string& what);
+
 Result<std::string> read_all(int fd, const std::string& what);
 
 /// Reads a whole file.

@@ -91,7 +91,12 @@ class Runner {
 
  private:
   Status load_plan();
+  /// The whole state, merged into state.json (which folds the journal in).
   Status persist();
+  /// What changed since the last write, appended to the journal; the whole
+  /// state instead once the journal outgrows state.json (so the bytes
+  /// written per transition stay O(1) amortized) or nothing is written yet.
+  Status persist_changes();
   void launch(TaskRef ref);
   void drain_finished();
   void read_events();
@@ -142,6 +147,12 @@ class Runner {
   size_t runner_log_max_ = runner_log_max();
   size_t reported_stage_ = 0;
   std::string last_status_;
+  /// The stages and progress as last written (state.json or journal).
+  std::vector<state::StageState> persisted_stages_;
+  std::string persisted_progress_;
+  bool persisted_ = false;
+  uint64_t journal_bytes_ = 0;
+  uint64_t state_bytes_ = 0;
   bool cancelling_ = false;
   bool stop_without_marker_ = false;
 };
@@ -170,7 +181,8 @@ Status Runner::load_plan() {
 Status Runner::persist() {
   // Merge into what is on disk: cancel-run and the watcher write the run
   // status too, and a terminal status someone else decided stays.
-  return dir_.update([&](RunState& cur) {
+  auto s = dir_.update([&](RunState& cur) {
+    cur.journal_seq = std::max(cur.journal_seq, st_.journal_seq);
     cur.stages = st_.stages;
     cur.progress = st_.progress;
     cur.runner_starts = st_.runner_starts;
@@ -187,6 +199,37 @@ Status Runner::persist() {
     }
     return true;
   });
+  if (s) {
+    persisted_stages_ = st_.stages;
+    persisted_progress_ = st_.progress;
+    persisted_ = true;
+    journal_bytes_ = 0;
+    struct stat sst {};
+    state_bytes_ = ::stat(dir_.state_file().c_str(), &sst) == 0 ? static_cast<uint64_t>(sst.st_size) : 0;
+  }
+  return s;
+}
+
+Status Runner::persist_changes() {
+  // Amortized: a full write of S bytes once the journal has grown by S.
+  constexpr uint64_t kMinJournalBytes = 64 * 1024;
+  if (!persisted_ || journal_bytes_ >= std::max(kMinJournalBytes, state_bytes_)) return persist();
+  auto delta = state::journal_delta(persisted_stages_, st_.stages);
+  if (!delta) return persist();
+  if (delta->empty() && st_.progress == persisted_progress_) return {};
+  delta->seq = st_.journal_seq + 1;
+  delta->progress = st_.progress;
+  RW_ASSIGN(uint64_t size, dir_.append_journal(*delta));
+  st_.journal_seq = delta->seq;
+  journal_bytes_ = size;
+  for (const auto& [i, h] : delta->stages) {
+    auto tasks = std::move(persisted_stages_[i].tasks);
+    persisted_stages_[i] = h;
+    persisted_stages_[i].tasks = std::move(tasks);
+  }
+  for (const auto& t : delta->tasks) persisted_stages_[t.stage].tasks[t.index] = t.state;
+  persisted_progress_ = st_.progress;
+  return {};
 }
 
 void Runner::log_line(const std::string& prefix, std::string_view line, bool, const TaskRef*) {
@@ -503,7 +546,7 @@ int Runner::run() {
     st_.progress = progress_text();
     if (!changed.empty() || st_.progress != last_status_) {
       // Persist before the transitions take effect (tasks start after this).
-      if (auto s = persist(); !s) sd::log_error(fields_, "cannot write the run state: " + s.error().message);
+      if (auto s = persist_changes(); !s) sd::log_error(fields_, "cannot write the run state: " + s.error().message);
       subrun_bookkeeping(changed);
     }
     if (st_.progress != last_status_) {

@@ -1,5 +1,7 @@
 #include "state/run_state.h"
 
+#include <algorithm>
+
 #include "common/build_name.h"
 
 namespace rw::state {
@@ -79,5 +81,56 @@ bool allowed_transition(StepStatus from, StepStatus to) {
 std::string TaskState::id() const { return target.empty() ? name : name + "@" + target; }
 
 bool valid_subrun_key(const std::string& key) { return validate_name(key, "sub-run key", kMaxKey).ok(); }
+
+namespace {
+
+bool same_task(const TaskState& a, const TaskState& b) {
+  return a.status == b.status && a.attempts == b.attempts && a.exit_code == b.exit_code && a.signal == b.signal &&
+         a.started_at_ms == b.started_at_ms && a.ended_at_ms == b.ended_at_ms && a.retry_at_ms == b.retry_at_ms &&
+         a.reason == b.reason && a.log == b.log && a.name == b.name && a.target == b.target;
+}
+
+bool same_stage_header(const StageState& a, const StageState& b) {
+  return a.status == b.status && a.attempts == b.attempts && a.started_at_ms == b.started_at_ms &&
+         a.ended_at_ms == b.ended_at_ms && a.name == b.name;
+}
+
+}  // namespace
+
+std::optional<JournalEntry> journal_delta(const std::vector<StageState>& before,
+                                          const std::vector<StageState>& after) {
+  if (before.size() != after.size()) return std::nullopt;
+  JournalEntry e;
+  for (size_t i = 0; i < after.size(); ++i) {
+    if (before[i].tasks.size() != after[i].tasks.size()) return std::nullopt;
+    if (!same_stage_header(before[i], after[i])) {
+      StageState header = after[i];
+      header.tasks.clear();
+      e.stages.emplace_back(i, std::move(header));
+    }
+    for (size_t t = 0; t < after[i].tasks.size(); ++t)
+      if (!same_task(before[i].tasks[t], after[i].tasks[t])) e.tasks.push_back({i, t, after[i].tasks[t]});
+  }
+  return e;
+}
+
+bool apply_journal_entry(RunState& s, const JournalEntry& e) {
+  for (const auto& [i, h] : e.stages)
+    if (i >= s.stages.size()) return false;
+  for (const auto& t : e.tasks)
+    if (t.stage >= s.stages.size() || t.index >= s.stages[t.stage].tasks.size()) return false;
+  for (const auto& [i, h] : e.stages) {
+    auto& st = s.stages[i];
+    st.name = h.name;
+    st.status = h.status;
+    st.attempts = h.attempts;
+    st.started_at_ms = h.started_at_ms;
+    st.ended_at_ms = h.ended_at_ms;
+  }
+  for (const auto& t : e.tasks) s.stages[t.stage].tasks[t.index] = t.state;
+  if (!e.progress.empty()) s.progress = e.progress;
+  s.journal_seq = std::max(s.journal_seq, e.seq);
+  return true;
+}
 
 }  // namespace rw::state

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rw::state {
@@ -96,7 +97,33 @@ struct RunState {
   std::optional<FailureInfo> failure;
   std::string progress;  ///< "stage 2/4 test: 3/5 done, 1 retrying"
   std::vector<StageState> stages;
+  /// The last journal entry (journal.jsonl) this state includes.
+  uint64_t journal_seq = 0;
 };
+
+/// One entry of the run's journal: the stages and tasks that changed since
+/// the entry before (or the last full write of state.json). The runner
+/// appends one per batch of transitions instead of rewriting state.json, so
+/// the bytes written per transition do not grow with the plan.
+struct JournalEntry {
+  uint64_t seq = 0;
+  std::string progress;
+  std::vector<std::pair<size_t, StageState>> stages;  ///< index and new header (its tasks unused)
+  struct Task {
+    size_t stage = 0;
+    size_t index = 0;
+    TaskState state;
+  };
+  std::vector<Task> tasks;
+  bool empty() const { return stages.empty() && tasks.empty(); }
+};
+
+/// What differs from `before` to `after` (the same stages and tasks, as the
+/// scheduler keeps them); nullopt when their shapes differ.
+std::optional<JournalEntry> journal_delta(const std::vector<StageState>& before,
+                                          const std::vector<StageState>& after);
+/// Applies `e` to `s`; false (and `s` unchanged) if it does not fit.
+bool apply_journal_entry(RunState& s, const JournalEntry& e);
 
 /// A sub-run of a categorized run: subruns/<key>/state.json.
 struct SubrunState {

@@ -81,17 +81,79 @@ std::string state_root() {
   return env && *env ? env : "/var/lib/runwarden";
 }
 
+namespace {
+
+json stage_header_to_json(const StageState& st) {
+  return {{"name", st.name},
+          {"status", to_string(st.status)},
+          {"attempts", st.attempts},
+          {"started_at_ms", st.started_at_ms},
+          {"ended_at_ms", st.ended_at_ms}};
+}
+
+Result<StageState> stage_header_from_json(const json& sj) {
+  if (!sj.is_object()) return err("stage entry is not an object");
+  StageState st;
+  st.name = get_or<std::string>(sj, "name", "");
+  auto ss = parse_step_status(get_or<std::string>(sj, "status", ""));
+  if (!ss) return err("stage " + st.name + ": unknown status");
+  st.status = *ss;
+  st.attempts = get_or<int>(sj, "attempts", 0);
+  st.started_at_ms = get_or<int64_t>(sj, "started_at_ms", 0);
+  st.ended_at_ms = get_or<int64_t>(sj, "ended_at_ms", 0);
+  return st;
+}
+
+std::string journal_line(const JournalEntry& e) {
+  json stages = json::array();
+  for (const auto& [i, h] : e.stages) {
+    json sj = stage_header_to_json(h);
+    sj["i"] = i;
+    stages.push_back(std::move(sj));
+  }
+  json tasks = json::array();
+  for (const auto& t : e.tasks) {
+    json tj = task_to_json(t.state);
+    tj["s"] = t.stage;
+    tj["i"] = t.index;
+    tasks.push_back(std::move(tj));
+  }
+  json j{{"seq", e.seq}, {"progress", e.progress}, {"stages", stages}, {"tasks", tasks}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+Result<JournalEntry> journal_entry_from_json(const std::string& line) {
+  json j = json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return err("not a JSON object");
+  JournalEntry e;
+  e.seq = get_or<uint64_t>(j, "seq", 0);
+  if (e.seq == 0) return err("no seq");
+  e.progress = get_or<std::string>(j, "progress", "");
+  if (auto it = j.find("stages"); it != j.end() && it->is_array()) {
+    for (const auto& sj : *it) {
+      RW_ASSIGN(StageState h, stage_header_from_json(sj));
+      e.stages.emplace_back(get_or<size_t>(sj, "i", SIZE_MAX), std::move(h));
+    }
+  }
+  if (auto it = j.find("tasks"); it != j.end() && it->is_array()) {
+    for (const auto& tj : *it) {
+      RW_ASSIGN(TaskState t, task_from_json(tj));
+      e.tasks.push_back({get_or<size_t>(tj, "s", SIZE_MAX), get_or<size_t>(tj, "i", SIZE_MAX), std::move(t)});
+    }
+  }
+  return e;
+}
+
+}  // namespace
+
 std::string to_json(const RunState& s) {
   json stages = json::array();
   for (const auto& st : s.stages) {
     json tasks = json::array();
     for (const auto& t : st.tasks) tasks.push_back(task_to_json(t));
-    stages.push_back({{"name", st.name},
-                      {"status", to_string(st.status)},
-                      {"attempts", st.attempts},
-                      {"started_at_ms", st.started_at_ms},
-                      {"ended_at_ms", st.ended_at_ms},
-                      {"tasks", tasks}});
+    json sj = stage_header_to_json(st);
+    sj["tasks"] = std::move(tasks);
+    stages.push_back(std::move(sj));
   }
   json j{{"schema", s.schema},
          {"build", s.build},
@@ -114,6 +176,7 @@ std::string to_json(const RunState& s) {
          {"mention_on_failure", s.mention_on_failure},
          {"runner_starts", s.runner_starts},
          {"progress", s.progress},
+         {"journal_seq", s.journal_seq},
          {"stages", stages}};
   put_opt(j, "exit_code", s.exit_code);
   put_opt(j, "signal", s.signal);
@@ -155,6 +218,7 @@ Result<RunState> run_state_from_json(const std::string& text) {
   s.mention_on_failure = get_or<std::string>(j, "mention_on_failure", "");
   s.runner_starts = get_or<int>(j, "runner_starts", 0);
   s.progress = get_or<std::string>(j, "progress", "");
+  s.journal_seq = get_or<uint64_t>(j, "journal_seq", 0);
   s.exit_code = get_opt_int(j, "exit_code");
   s.signal = get_opt_int(j, "signal");
   if (auto it = j.find("meta"); it != j.end() && it->is_object()) {
@@ -167,15 +231,7 @@ Result<RunState> run_state_from_json(const std::string& text) {
   }
   if (auto it = j.find("stages"); it != j.end() && it->is_array()) {
     for (const auto& sj : *it) {
-      if (!sj.is_object()) return err("stage entry is not an object");
-      StageState st;
-      st.name = get_or<std::string>(sj, "name", "");
-      auto ss = parse_step_status(get_or<std::string>(sj, "status", ""));
-      if (!ss) return err("stage " + st.name + ": unknown status");
-      st.status = *ss;
-      st.attempts = get_or<int>(sj, "attempts", 0);
-      st.started_at_ms = get_or<int64_t>(sj, "started_at_ms", 0);
-      st.ended_at_ms = get_or<int64_t>(sj, "ended_at_ms", 0);
+      RW_ASSIGN(StageState st, stage_header_from_json(sj));
       if (auto tj = sj.find("tasks"); tj != sj.end() && tj->is_array()) {
         for (const auto& t : *tj) {
           RW_ASSIGN(TaskState ts, task_from_json(t));
@@ -222,24 +278,62 @@ Result<RunState> RunDir::load() const {
   RW_ASSIGN(std::string text, read_file(state_file()));
   auto s = run_state_from_json(text);
   if (!s) return err(state_file() + ": " + s.error().message);
+  // The journal's entries after the last full write. It is appended under
+  // state.lock and synced per entry, so only its last line can be torn (a
+  // crash mid-append): replay stops at the first line that does not parse.
+  auto journal = read_file(journal_file());
+  if (!journal) return s;
+  size_t pos = 0;
+  while (pos < journal->size()) {
+    size_t nl = journal->find('\n', pos);
+    if (nl == std::string::npos) break;  // torn last line
+    auto e = journal_entry_from_json(journal->substr(pos, nl - pos));
+    pos = nl + 1;
+    if (!e) break;
+    if (e->seq <= s->journal_seq) continue;  // already in state.json
+    if (!apply_journal_entry(*s, *e)) break;
+  }
   return s;
 }
 
 Status RunDir::save(const RunState& s) const { return write_file_atomic(state_file(), to_json(s)); }
 
-Status RunDir::update(const std::function<bool(RunState&)>& change) const {
+Result<uint64_t> RunDir::append_journal(const JournalEntry& e) const {
+  Fd lock;
+  RW_ASSIGN(lock, lock_state());
+  const std::string line = journal_line(e);
+  Fd fd(::open(journal_file().c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640));
+  if (!fd.valid()) return sys_err("open " + journal_file(), errno);
+  RW_TRY(write_all(fd.get(), line, journal_file()));
+  if (::fdatasync(fd.get()) != 0) return sys_err("fdatasync " + journal_file(), errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return sys_err("stat " + journal_file(), errno);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Result<Fd> RunDir::lock_state() const {
   std::string lock_path = file("state.lock");
   Fd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
   if (!fd.valid()) return sys_err("open " + lock_path, errno);
   while (::flock(fd.get(), LOCK_EX) != 0) {
     if (errno != EINTR) return sys_err("lock " + lock_path, errno);
   }
-  auto file_id = [&]() -> std::string {
+  return fd;
+}
+
+Status RunDir::update(const std::function<bool(RunState&)>& change) const {
+  Fd lock;
+  RW_ASSIGN(lock, lock_state());
+  auto stat_id = [](const std::string& path) -> std::string {
     struct stat st {};
-    if (::stat(state_file().c_str(), &st) != 0) return "";
+    if (::stat(path.c_str(), &st) != 0) return "-";
     return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
            std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
            std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
+  };
+  auto file_id = [&]() -> std::string {
+    std::string id = stat_id(state_file());
+    return id == "-" ? "" : id + "/" + stat_id(journal_file());
   };
   std::lock_guard<std::mutex> guard(last_->mu);
   RunState s;
@@ -251,6 +345,9 @@ Status RunDir::update(const std::function<bool(RunState&)>& change) const {
   }
   if (!change(s)) return {};
   RW_TRY(save(s));
+  // state.json now holds every journal entry: start the journal afresh (by
+  // path: a runner appends through its own open).
+  if (::truncate(journal_file().c_str(), 0) != 0 && errno != ENOENT) return sys_err("truncate " + journal_file(), errno);
   last_->state = std::move(s);
   last_->id = file_id();
   return {};

@@ -32,6 +32,8 @@ class RunDir {
   const std::string& path() const { return path_; }
   std::string file(const std::string& name) const { return path_ + "/" + name; }
   std::string state_file() const { return file("state.json"); }
+  /// Entries appended by the runner between full writes of state.json.
+  std::string journal_file() const { return file("journal.jsonl"); }
   std::string plan_file() const { return file("plan.yaml"); }
   std::string template_log() const { return file("template.log"); }
   std::string runner_log() const { return file("runner.log"); }
@@ -44,13 +46,19 @@ class RunDir {
   std::string tasks_dir() const { return file("tasks"); }
 
   bool exists() const;
+  /// state.json with the journal's newer entries applied.
   Result<RunState> load() const;
   Status save(const RunState& s) const;
+  /// Appends `e` to the journal under state.lock and syncs it before
+  /// returning (a transition is durable before it takes effect); returns the
+  /// journal's size. Bytes written: the entry's, whatever the plan's size.
+  Result<uint64_t> append_journal(const JournalEntry& e) const;
   /// Read-modify-write under an exclusive lock on state.lock, so the runner,
   /// the watcher and cancel-run never lose each other's writes. `change`
   /// returns false to leave the file as it is. When the file is still the
   /// one this RunDir wrote last (same inode, size and times), the state it
-  /// wrote is used instead of parsing the file again.
+  /// wrote is used instead of parsing the file again. A write folds the
+  /// journal into state.json and empties it.
   Status update(const std::function<bool(RunState&)>& change) const;
 
   Result<SubrunState> load_subrun(const std::string& key) const;
@@ -72,6 +80,9 @@ class RunDir {
   std::vector<std::string> subrun_keys() const;
 
  private:
+  /// An exclusive flock on state.lock.
+  Result<Fd> lock_state() const;
+
   std::string root_;
   std::string build_;
   std::string path_;

@@ -157,7 +157,8 @@ Observation Watcher::observe() {
   if (o.state_readable && state::is_terminal(o.state.status) && terminal_seen_ms_ == 0) terminal_seen_ms_ = o.now_ms;
   o.terminal_seen_ms = terminal_seen_ms_;
   o.last_progress_ms = std::max({mtime_ms(dir_.runner_log()), mtime_ms(dir_.events_file()),
-                                 mtime_ms(dir_.state_file()), o.state.started_at_ms, o.state.created_at_ms});
+                                 mtime_ms(dir_.state_file()), mtime_ms(dir_.journal_file()),
+                                 o.state.started_at_ms, o.state.created_at_ms});
   // Task output counts byte by byte (progress bars, dots): looked at only
   // when a HUNG deadline is due, since it never wakes the watcher.
   if (o.state.hung_after_ms > 0 && o.now_ms >= o.last_progress_ms + o.state.hung_after_ms)

@@ -41,7 +41,10 @@ CONF
   : >"$dir/nokvm"
   chmod 000 "$dir/nokvm"
   mkdir -p /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /etc/libvirt
-  unshare --mount --propagation private bash -c '
+  # Not on the test manager's system bus (DBUS_SYSTEM_BUS_ADDRESS, for the
+  # CLI): there libvirtd would register each guest with a systemd-machined
+  # the sandbox does not run, and every guest start would fail.
+  env -u DBUS_SYSTEM_BUS_ADDRESS unshare --mount --propagation private bash -c '
     set -e
     d=$1
     mount --bind "$d/run" /run/libvirt

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -617,6 +618,172 @@ TEST(StateRoot, TheEnvironmentOverridesTheDefault) {
   ::unsetenv("RUNWARDEN_STATE_DIR");
   EXPECT_EQ(state_root(), "/var/lib/runwarden");
   if (old) ::setenv("RUNWARDEN_STATE_DIR", saved.c_str(), 1);
+}
+
+}  // namespace
+}  // namespace rw::state
+
+namespace rw::state {
+namespace {
+
+/// A run of `stages` stages with `tasks` scheduled tasks each, saved.
+RunState staged_state(size_t stages, size_t tasks) {
+  RunState s;
+  s.build = "j1";
+  s.status = RunStatus::Running;
+  for (size_t i = 0; i < stages; ++i) {
+    StageState st;
+    st.name = "stage" + std::to_string(i);
+    for (size_t t = 0; t < tasks; ++t) {
+      TaskState ts;
+      ts.name = "task" + std::to_string(t);
+      ts.target = "controller";
+      st.tasks.push_back(ts);
+    }
+    s.stages.push_back(st);
+  }
+  return s;
+}
+
+class Journal : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "rw-journal-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+    dir_ = std::make_unique<RunDir>(root_, "j1");
+    ASSERT_TRUE(make_dirs(dir_->path()).ok());
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  /// The change of task (stage, index) to `status`, as the runner appends it.
+  JournalEntry entry(const RunState& before, RunState* after, size_t stage, size_t index, StepStatus status,
+                     uint64_t seq) {
+    after->stages[stage].tasks[index].status = status;
+    after->stages[stage].tasks[index].attempts += 1;
+    after->progress = "step " + std::to_string(seq);
+    auto e = journal_delta(before.stages, after->stages);
+    EXPECT_TRUE(e.has_value());
+    e->seq = seq;
+    e->progress = after->progress;
+    return *e;
+  }
+  std::string root_;
+  std::unique_ptr<RunDir> dir_;
+};
+
+TEST_F(Journal, ADeltaHoldsOnlyWhatChanged) {
+  RunState a = staged_state(3, 4);
+  RunState b = a;
+  b.stages[1].status = StepStatus::Running;
+  b.stages[1].tasks[2].status = StepStatus::Running;
+  auto e = journal_delta(a.stages, b.stages);
+  ASSERT_TRUE(e.has_value());
+  ASSERT_EQ(e->stages.size(), 1u);
+  EXPECT_EQ(e->stages[0].first, 1u);
+  ASSERT_EQ(e->tasks.size(), 1u);
+  EXPECT_EQ(e->tasks[0].stage, 1u);
+  EXPECT_EQ(e->tasks[0].index, 2u);
+  EXPECT_TRUE(journal_delta(a.stages, a.stages)->empty());
+  RunState c = staged_state(2, 4);
+  EXPECT_FALSE(journal_delta(a.stages, c.stages).has_value()) << "another shape is not a delta";
+}
+
+TEST_F(Journal, LoadAppliesTheEntriesAfterStateJson) {
+  RunState s = staged_state(2, 3);
+  ASSERT_TRUE(dir_->save(s).ok());
+  RunState cur = s;
+  RunState next = cur;
+  ASSERT_TRUE(dir_->append_journal(entry(cur, &next, 0, 1, StepStatus::Running, 1)).ok());
+  cur = next;
+  ASSERT_TRUE(dir_->append_journal(entry(cur, &next, 0, 1, StepStatus::Completed, 2)).ok());
+  auto back = dir_->load();
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->stages[0].tasks[1].status, StepStatus::Completed);
+  EXPECT_EQ(back->stages[0].tasks[1].attempts, 2);
+  EXPECT_EQ(back->stages[0].tasks[0].status, StepStatus::Scheduled);
+  EXPECT_EQ(back->progress, "step 2");
+  EXPECT_EQ(back->journal_seq, 2u);
+}
+
+TEST_F(Journal, TheBytesAppendedDoNotGrowWithThePlan) {
+  for (size_t tasks : {10u, 1000u}) {
+    RunState s = staged_state(1, tasks);
+    ASSERT_TRUE(dir_->save(s).ok());
+    std::error_code ec;
+    fs::remove(dir_->journal_file(), ec);
+    RunState next = s;
+    auto size = dir_->append_journal(entry(s, &next, 0, tasks / 2, StepStatus::Running, 1));
+    ASSERT_TRUE(size.ok()) << size.error().message;
+    EXPECT_LT(*size, 400u) << "one task's change, whatever the plan's size (" << tasks << " tasks)";
+  }
+}
+
+TEST_F(Journal, ATornLastLineIsIgnored) {
+  RunState s = staged_state(1, 2);
+  ASSERT_TRUE(dir_->save(s).ok());
+  RunState next = s;
+  ASSERT_TRUE(dir_->append_journal(entry(s, &next, 0, 0, StepStatus::Running, 1)).ok());
+  {
+    std::ofstream f(dir_->journal_file(), std::ios::app);
+    f << "{\"seq\": 2, \"tasks\": [{\"s\": 0, \"i\": 1, \"status\": \"COMPL";
+  }
+  auto back = dir_->load();
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->stages[0].tasks[0].status, StepStatus::Running);
+  EXPECT_EQ(back->stages[0].tasks[1].status, StepStatus::Scheduled) << "the torn entry is not applied";
+}
+
+TEST_F(Journal, AnUpdateFoldsTheJournalIntoStateJsonAndEmptiesIt) {
+  RunState s = staged_state(1, 2);
+  ASSERT_TRUE(dir_->save(s).ok());
+  RunState next = s;
+  ASSERT_TRUE(dir_->append_journal(entry(s, &next, 0, 1, StepStatus::Running, 1)).ok());
+  ASSERT_TRUE(dir_->update([](RunState& cur) {
+                 cur.status = RunStatus::Cancelled;
+                 return true;
+               }).ok());
+  EXPECT_EQ(fs::file_size(dir_->journal_file()), 0u);
+  auto text = read_file(dir_->state_file());
+  ASSERT_TRUE(text.ok());
+  auto plain = run_state_from_json(*text);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->stages[0].tasks[1].status, StepStatus::Running) << "state.json alone has the entry";
+  EXPECT_EQ(plain->journal_seq, 1u);
+  EXPECT_EQ(plain->status, RunStatus::Cancelled);
+}
+
+TEST_F(Journal, EntriesAlreadyInStateJsonAreNotReplayedOverNewerState) {
+  // A crash between the full write and emptying the journal: the old entry
+  // must not undo what state.json already has past it.
+  RunState s = staged_state(1, 1);
+  ASSERT_TRUE(dir_->save(s).ok());
+  RunState next = s;
+  ASSERT_TRUE(dir_->append_journal(entry(s, &next, 0, 0, StepStatus::Running, 1)).ok());
+  RunState newer = next;
+  newer.stages[0].tasks[0].status = StepStatus::Completed;
+  newer.journal_seq = 1;
+  ASSERT_TRUE(dir_->save(newer).ok());  // the journal is not emptied
+  auto back = dir_->load();
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->stages[0].tasks[0].status, StepStatus::Completed);
+}
+
+TEST_F(Journal, AnEntryThatDoesNotFitStopsTheReplay) {
+  RunState s = staged_state(1, 1);
+  ASSERT_TRUE(dir_->save(s).ok());
+  JournalEntry bad;
+  bad.seq = 1;
+  bad.tasks.push_back({0, 5, TaskState{}});
+  ASSERT_TRUE(dir_->append_journal(bad).ok());
+  RunState next = s;
+  ASSERT_TRUE(dir_->append_journal(entry(s, &next, 0, 0, StepStatus::Running, 2)).ok());
+  auto back = dir_->load();
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->stages[0].tasks[0].status, StepStatus::Scheduled);
+  EXPECT_EQ(back->journal_seq, 0u);
 }
 
 }  // namespace
