@@ -16,6 +16,8 @@ PACKAGES=(
   dnsmasq-base iptables busybox-static dropbear-bin cpio mtools dosfstools
   # fuzzing
   clang libclang-rt-14-dev
+  # the .deb (scripts/package.sh, tests/integration/package_test.sh)
+  debhelper dpkg-dev fakeroot lintian
 )
 # Benchmarks compare against these peers.
 if [[ "${1:-}" == --bench ]]; then PACKAGES+=(pssh ansible); fi

@@ -77,4 +77,5 @@ for cmd in start-run cancel-run; do
 done
 
 sed "s/@VERSION@/$version/" "$src/man/runwarden-plan.5.in" >"$out/runwarden-plan.5"
-echo "$out: runwarden.1 start-run.1 cancel-run.1 runwarden-plan.5"
+sed "s/@VERSION@/$version/" "$src/man/runwarden-watcher.8.in" >"$out/runwarden-watcher.8"
+echo "$out: runwarden.1 start-run.1 cancel-run.1 runwarden-plan.5 runwarden-watcher.8"

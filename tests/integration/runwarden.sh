@@ -1,16 +1,18 @@
 # shellcheck shell=bash
 # Helpers for runwarden's own integration tests, on top of lib.sh.
 
-# run_field BUILD FIELD: a top-level field of the run's state.json ("" if unreadable).
+# run_field BUILD FIELD: a top-level field of the run's state as runwarden
+# reads it (state.json with its journal applied, via `runwarden status
+# --json`); from state.json itself when that fails ("" if unreadable).
 run_field() {
-  "$IT_PYTHON" - "$RUNWARDEN_STATE_DIR/runs/$1/state.json" "$2" <<'PY' 2>/dev/null || true
+  { "$RW_BIN" status --json "$1" 2>/dev/null || cat "$RUNWARDEN_STATE_DIR/runs/$1/state.json" 2>/dev/null; } |
+    "$IT_PYTHON" -c '
 import json, sys
 try:
-    v = json.load(open(sys.argv[1])).get(sys.argv[2])
+    v = json.load(sys.stdin).get(sys.argv[1])
 except Exception:
     v = ""
-print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))
-PY
+print("" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else v))' "$2" 2>/dev/null || true
 }
 run_status() { run_field "$1" status; }
 status_is() { [[ "$(run_status "$1")" == "$2" ]]; }
