@@ -29,7 +29,7 @@ step "dependencies and build"
 "$src/scripts/build.sh"
 step "install (binaries to /usr/local/bin, units to the system unit directory)"
 cmake --install "$RW_BUILD" >/dev/null
-install -d -m 0755 /etc/runwarden
+install -d -m 0750 /etc/runwarden
 unitdir=$(pkg-config --variable=systemdsystemunitdir systemd)
 echo "installed: $(command -v start-run) $(command -v cancel-run) $unitdir/runner@.service $unitdir/watcher@.service"
 

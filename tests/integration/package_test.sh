@@ -12,10 +12,21 @@ if dpkg-query -W -f='${Status}' runwarden 2>/dev/null | grep -q "installed"; the
   fail "a runwarden package is installed on this machine; this test installs and purges its own"
 fi
 history_probe=/var/lib/runwarden/.package-test-$$
+# A configuration directory of this machine (scripts/demo.sh makes one) is
+# set aside while the package owns /etc/runwarden, and put back afterwards.
+etc_aside=""
+if [[ -e /etc/runwarden ]]; then
+  etc_aside=/etc/runwarden.package-test-$$
+  mv /etc/runwarden "$etc_aside"
+fi
 cleanup_package() {
   dpkg --purge runwarden >/dev/null 2>&1 || true
   rm -f "$history_probe"
   rmdir /var/lib/runwarden 2>/dev/null || true
+  if [[ -n $etc_aside && -e $etc_aside ]]; then
+    rm -rf /etc/runwarden
+    mv "$etc_aside" /etc/runwarden
+  fi
 }
 IT_EXTRA_TEARDOWN+=(cleanup_package)
 # Until it_setup installs the harness's own EXIT trap (which runs the above).
