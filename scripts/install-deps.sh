@@ -7,7 +7,7 @@ PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config
   libsystemd-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev
-  libvirt-dev libssh2-1-dev libssl-dev libcli11-dev libgtest-dev libgmock-dev
+  libvirt-dev libssh2-1-dev libssl-dev libcli11-dev libgtest-dev libgmock-dev libmicrohttpd-dev
   # run and test: a service manager, sshd hosts in namespaces, a receiver
   systemd dbus openssh-server openssh-client iproute2 procps psmisc util-linux curl python3
   # testbeds: a libvirt host with qemu (TCG in tests), the tiny test guest

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   rw::cli::add_cancel(app, &action);
   rw::cli::add_status(app, &action);
   rw::cli::add_list(app, &action);
+  rw::cli::add_serve(app, &action);
   rw::cli::add_logs(app, &action);
   rw::cli::add_notify(app, &action);
   rw::cli::add_event(app, &action);

@@ -32,6 +32,7 @@ void add_validate(CLI::App& app, Action* action);  ///< validate + plan
 void add_runner(CLI::App& app, Action* action);
 void add_watcher(CLI::App& app, Action* action);
 void add_exec(CLI::App& app, Action* action);
+void add_serve(CLI::App& app, Action* action);
 void add_testbed(CLI::App& app, Action* action);  ///< testbed ls|gc|down
 
 }  // namespace rw::cli

@@ -1,0 +1,31 @@
+// runwarden serve: the read-only web view, JSON API and metrics.
+
+#include <cstdlib>
+
+#include "cli/cli.h"
+#include "web/server.h"
+
+namespace rw::cli {
+
+void add_serve(CLI::App& app, Action* action) {
+  auto* cmd = app.add_subcommand(
+      "serve", "Serve a read-only web view, JSON API and Prometheus metrics of the runs (runwarden-web.socket)");
+  auto listen = std::make_shared<std::string>();
+  const char* env = std::getenv("RUNWARDEN_WEB_LISTEN");
+  *listen = env && *env ? env : "127.0.0.1:8470";
+  cmd->add_option("--listen", *listen,
+                  "HOST:PORT to listen on when systemd passes no socket ($RUNWARDEN_WEB_LISTEN; default "
+                  "127.0.0.1:8470; port 0: any free port)");
+  cmd->footer(
+      "Endpoints (GET or HEAD; nothing starts or cancels over HTTP):\n"
+      "  /                          the runs page      /runs/BUILD   one run, its tasks and log tail\n"
+      "  /api/v1/runs               ?state=RUNNING,FAILED&prefix=nightly-&limit=100&offset=0\n"
+      "  /api/v1/runs/BUILD         the run (state, stages, tasks, sub-runs, message delivery)\n"
+      "  /api/v1/runs/BUILD/history earlier runs of BUILD    /api/v1/runs/BUILD/log?tail=200\n"
+      "  /metrics                   Prometheus text format\n"
+      "Errors: 400 bad build name or query, 404 no such path or run, 405 not GET/HEAD, 413 a body, 414 too long.\n"
+      "Loopback by default: put it behind a reverse proxy with authentication (INSTALL.md) to share it.");
+  cmd->callback([=] { *action = [=] { return web::serve(*listen); }; });
+}
+
+}  // namespace rw::cli

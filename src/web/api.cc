@@ -1,0 +1,313 @@
+#include "web/api.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "common/build_name.h"
+#include "common/clock.h"
+#include "common/files.h"
+#include "state/store.h"
+#include "web/pages.h"
+
+namespace rw::web {
+namespace {
+
+using nlohmann::json;
+using state::RunDir;
+using state::RunState;
+
+constexpr int kDefaultLimit = 100;
+constexpr int kMaxLimit = 1000;
+constexpr int kDefaultTail = 200;
+constexpr int kMaxTail = 10'000;
+
+Response error(int status, const std::string& message) {
+  return {status, "application/json", json{{"error", message}, {"status", status}}.dump() + "\n"};
+}
+
+Response ok_json(const json& j) { return {200, "application/json", j.dump(2, ' ', false, json::error_handler_t::replace) + "\n"}; }
+
+/// A query integer in [lo, hi], or the default; false if malformed.
+bool query_int(const Request& r, const char* key, int lo, int hi, int fallback, int* out, std::string* why) {
+  auto it = r.query.find(key);
+  if (it == r.query.end()) {
+    *out = fallback;
+    return true;
+  }
+  const std::string& v = it->second;
+  if (v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    *why = std::string(key) + " must be a number";
+    return false;
+  }
+  int n = std::atoi(v.c_str());
+  if (n < lo || n > hi) {
+    *why = std::string(key) + " must be between " + std::to_string(lo) + " and " + std::to_string(hi);
+    return false;
+  }
+  *out = n;
+  return true;
+}
+
+std::string delivery(const RunDir& dir, const std::string& subrun) {
+  if (path_exists(dir.posted_marker_for(subrun))) return "posted";
+  auto n = dir.load_notification(subrun);
+  return n ? n->status : "none";
+}
+
+/// The summary of one run the list and the pages show.
+json summary(const RunDir& dir, const Result<RunState>& st) {
+  json subs = json::array();
+  for (const auto& key : dir.subrun_keys()) {
+    auto s = dir.load_subrun(key);
+    subs.push_back({{"key", key},
+                    {"status", s ? to_string(s->status) : "UNKNOWN"},
+                    {"message", delivery(dir, key)}});
+  }
+  if (!st) return {{"build", dir.build()}, {"status", "UNKNOWN"}, {"error", st.error().message}, {"subruns", subs}};
+  size_t done = 0;
+  for (const auto& s : st->stages) done += state::is_done(s.status) ? 1 : 0;
+  const int64_t start = st->started_at_ms ? st->started_at_ms : st->created_at_ms;
+  const int64_t end = st->ended_at_ms;
+  return {{"build", st->build.empty() ? dir.build() : st->build},
+          {"status", to_string(st->status)},
+          {"progress", st->progress},
+          {"stages_total", st->stages.size()},
+          {"stages_done", done},
+          {"created_at", st->created_at_ms ? json(format_time(st->created_at_ms)) : json(nullptr)},
+          {"started_at", st->started_at_ms ? json(format_time(st->started_at_ms)) : json(nullptr)},
+          {"ended_at", end ? json(format_time(end)) : json(nullptr)},
+          {"duration_ms", start ? json((end ? end : now_ms()) - start) : json(nullptr)},
+          {"decided_by", st->decided_by},
+          {"reason", st->reason},
+          {"message", delivery(dir, "")},
+          {"categorized", st->categorized},
+          {"subruns", subs}};
+}
+
+/// The run's full state as the API shows it: state.json with its journal
+/// applied, plus sub-runs and message delivery.
+json detail(const RunDir& dir, const RunState& st) {
+  json j = json::parse(state::to_json(st), nullptr, false);
+  json s = summary(dir, st);
+  j["subruns"] = s["subruns"];
+  j["message"] = s["message"];
+  j["duration_ms"] = s["duration_ms"];
+  j.erase("journal_seq");
+  return j;
+}
+
+Response list_runs(const std::string& root, const Request& r) {
+  int limit = 0, offset = 0;
+  std::string why;
+  if (!query_int(r, "limit", 1, kMaxLimit, kDefaultLimit, &limit, &why) ||
+      !query_int(r, "offset", 0, 1'000'000, 0, &offset, &why))
+    return error(400, why);
+  std::vector<std::string> states;
+  if (auto it = r.query.find("state"); it != r.query.end()) {
+    std::stringstream ss(it->second);
+    std::string s;
+    while (std::getline(ss, s, ',')) {
+      if (state::parse_run_status(s) == state::RunStatus::Unknown && s != "UNKNOWN")
+        return error(400, "state: unknown run state '" + s.substr(0, 40) + "'");
+      states.push_back(s);
+    }
+  }
+  std::string prefix;
+  if (auto it = r.query.find("prefix"); it != r.query.end()) {
+    prefix = it->second;
+    if (prefix.size() > 128 || !std::all_of(prefix.begin(), prefix.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+        }))
+      return error(400, "prefix: at most 128 of [A-Za-z0-9._-]");
+  }
+  json runs = json::array();
+  size_t total = 0;
+  for (const auto& build : state::list_builds(root)) {
+    if (build.rfind(prefix, 0) != 0) continue;
+    RunDir dir(root, build);
+    auto st = dir.load();
+    const std::string status = st ? to_string(st->status) : "UNKNOWN";
+    if (!states.empty() && std::find(states.begin(), states.end(), status) == states.end()) continue;
+    if (total++ < static_cast<size_t>(offset) || runs.size() >= static_cast<size_t>(limit)) continue;
+    runs.push_back(summary(dir, st));
+  }
+  return ok_json({{"runs", runs}, {"total", total}, {"offset", offset}, {"limit", limit}});
+}
+
+Response history(const std::string& root, const std::string& build) {
+  namespace fs = std::filesystem;
+  json out = json::array();
+  std::vector<std::string> ids;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root + "/history/" + build, ec))
+    if (e.is_directory(ec)) ids.push_back(e.path().filename().string());
+  std::sort(ids.rbegin(), ids.rend());  // newest first
+  for (const auto& id : ids) {
+    auto text = read_file(root + "/history/" + build + "/" + id + "/state.json");
+    auto st = text ? state::run_state_from_json(*text) : Result<RunState>(text.error());
+    json j = {{"id", id}};
+    if (st) {
+      j["status"] = to_string(st->status);
+      j["started_at"] = st->started_at_ms ? json(format_time(st->started_at_ms)) : json(nullptr);
+      j["ended_at"] = st->ended_at_ms ? json(format_time(st->ended_at_ms)) : json(nullptr);
+      j["decided_by"] = st->decided_by;
+      j["reason"] = st->reason;
+    } else {
+      j["status"] = "UNKNOWN";
+    }
+    j["message"] = path_exists(root + "/history/" + build + "/" + id + "/posted.marker") ? "posted" : "none";
+    out.push_back(j);
+  }
+  return ok_json({{"build", build}, {"history", out}});
+}
+
+Response log_tail(const RunDir& dir, const Request& r) {
+  int tail = 0;
+  std::string why;
+  if (!query_int(r, "tail", 1, kMaxTail, kDefaultTail, &tail, &why)) return error(400, why);
+  auto text = read_tail(dir.runner_log(), static_cast<size_t>(tail) * 512);
+  std::string body = text ? *text : "";
+  // The last `tail` lines of what was read.
+  size_t pos = body.size();
+  int lines = 0;
+  if (!body.empty() && body.back() == '\n') --pos;
+  while (pos > 0) {
+    size_t nl = body.rfind('\n', pos - 1);
+    if (nl == std::string::npos) {
+      pos = 0;
+      break;
+    }
+    if (++lines == tail) {
+      pos = nl + 1;
+      break;
+    }
+    pos = nl;
+  }
+  return {200, "text/plain; charset=utf-8", body.substr(pos)};
+}
+
+}  // namespace
+
+Response handle(const std::string& root, const Request& r) {
+  if (r.method != "GET" && r.method != "HEAD") return error(405, "read-only: GET or HEAD only");
+  if (r.path.size() > kMaxPath) return error(414, "path too long");
+  if (r.query.size() > kMaxQueryArgs) return error(400, "too many query arguments");
+  for (const auto& [k, v] : r.query)
+    if (k.size() > 32 || v.size() > 512) return error(400, "query argument too long");
+  if (r.path == "/" || r.path == "/index.html") return {200, "text/html; charset=utf-8", runs_page()};
+  if (r.path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics(root)};
+  if (r.path == "/api/v1/runs" || r.path == "/api/v1/runs/") return list_runs(root, r);
+
+  // /api/v1/runs/BUILD[/history|/log] and /runs/BUILD
+  std::string rest;
+  bool page = false;
+  if (r.path.rfind("/api/v1/runs/", 0) == 0) rest = r.path.substr(13);
+  else if (r.path.rfind("/runs/", 0) == 0) rest = r.path.substr(6), page = true;
+  else return error(404, "no such path");
+  std::string build = rest, what;
+  if (auto slash = rest.find('/'); slash != std::string::npos) {
+    build = rest.substr(0, slash);
+    what = rest.substr(slash + 1);
+  }
+  if (auto s = validate_build_name(build); !s) return error(400, "bad build name");
+  if (page) {
+    if (!what.empty()) return error(404, "no such path");
+    if (!RunDir(root, build).exists() && !path_exists(root + "/history/" + build)) return error(404, "no run named " + build);
+    return {200, "text/html; charset=utf-8", run_page(build)};
+  }
+  if (what == "history") return history(root, build);
+  RunDir dir(root, build);
+  if (!dir.exists()) return error(404, "no run named " + build);
+  if (what.empty()) {
+    auto st = dir.load();
+    if (!st) return ok_json(summary(dir, st));
+    return ok_json(detail(dir, *st));
+  }
+  if (what == "log") return log_tail(dir, r);
+  return error(404, "no such path");
+}
+
+std::string metrics(const std::string& root) {
+  namespace fs = std::filesystem;
+  std::map<std::string, int> by_state;
+  for (const char* s : {"PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "TERMINATED", "HUNG", "UNKNOWN",
+                        "FAILED_TO_START"})
+    by_state[s] = 0;
+  const std::vector<double> buckets = {60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400};
+  std::vector<uint64_t> counts(buckets.size(), 0);
+  uint64_t duration_count = 0;
+  double duration_sum = 0;
+  uint64_t posted = 0, failed_deliveries = 0, retries = 0;
+  int active = 0;
+  auto account = [&](const RunState& st, const std::string& dir_path, bool current) {
+    const std::string status = to_string(st.status);
+    if (current) {
+      by_state[status] += 1;
+      if (!state::is_terminal(st.status)) ++active;
+    }
+    if (st.ended_at_ms && st.started_at_ms && st.ended_at_ms >= st.started_at_ms) {
+      double secs = double(st.ended_at_ms - st.started_at_ms) / 1000.0;
+      ++duration_count;
+      duration_sum += secs;
+      for (size_t i = 0; i < buckets.size(); ++i)
+        if (secs <= buckets[i]) ++counts[i];
+    }
+    for (const auto& stage : st.stages)
+      for (const auto& t : stage.tasks) retries += t.attempts > 1 ? static_cast<uint64_t>(t.attempts - 1) : 0;
+    std::vector<std::string> markers{dir_path + "/posted.marker"};
+    std::vector<std::string> records{dir_path + "/notification.json"};
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_path + "/subruns", ec)) {
+      markers.push_back(e.path().string() + "/posted.marker");
+      records.push_back(e.path().string() + "/notification.json");
+    }
+    for (size_t i = 0; i < markers.size(); ++i) {
+      if (path_exists(markers[i])) ++posted;
+      else if (auto t = read_file(records[i]); t && t->find("\"status\": \"failed\"") != std::string::npos)
+        ++failed_deliveries;
+    }
+  };
+  for (const auto& build : state::list_builds(root)) {
+    RunDir dir(root, build);
+    auto st = dir.load();
+    if (st) account(*st, dir.path(), true);
+    else by_state["UNKNOWN"] += 1;
+  }
+  std::error_code ec;
+  for (const auto& b : fs::directory_iterator(root + "/history", ec))
+    for (const auto& e : fs::directory_iterator(b.path(), ec)) {
+      auto text = read_file(e.path().string() + "/state.json");
+      if (!text) continue;
+      if (auto st = state::run_state_from_json(*text)) account(*st, e.path().string(), false);
+    }
+
+  std::ostringstream o;
+  o << "# HELP runwarden_runs Runs in the state directory (the current run of each build) by state.\n"
+       "# TYPE runwarden_runs gauge\n";
+  for (const auto& [s, n] : by_state) o << "runwarden_runs{state=\"" << s << "\"} " << n << "\n";
+  o << "# HELP runwarden_active_runs Runs PENDING or RUNNING.\n# TYPE runwarden_active_runs gauge\n"
+    << "runwarden_active_runs " << active << "\n";
+  o << "# HELP runwarden_run_duration_seconds Duration of the runs that ended (current and kept history).\n"
+       "# TYPE runwarden_run_duration_seconds histogram\n";
+  for (size_t i = 0; i < buckets.size(); ++i)
+    o << "runwarden_run_duration_seconds_bucket{le=\"" << buckets[i] << "\"} " << counts[i] << "\n";
+  o << "runwarden_run_duration_seconds_bucket{le=\"+Inf\"} " << duration_count << "\n"
+    << "runwarden_run_duration_seconds_sum " << duration_sum << "\n"
+    << "runwarden_run_duration_seconds_count " << duration_count << "\n";
+  o << "# HELP runwarden_messages_delivered_total Messages posted (run and sub-run), current and kept history.\n"
+       "# TYPE runwarden_messages_delivered_total counter\n"
+    << "runwarden_messages_delivered_total " << posted << "\n";
+  o << "# HELP runwarden_message_delivery_failures_total Messages whose delivery finally failed.\n"
+       "# TYPE runwarden_message_delivery_failures_total counter\n"
+    << "runwarden_message_delivery_failures_total " << failed_deliveries << "\n";
+  o << "# HELP runwarden_task_retries_total Task attempts beyond the first.\n"
+       "# TYPE runwarden_task_retries_total counter\n"
+    << "runwarden_task_retries_total " << retries << "\n";
+  return o.str();
+}
+
+}  // namespace rw::web
