@@ -18,6 +18,8 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # the .deb (scripts/package.sh, tests/integration/package_test.sh)
   debhelper dpkg-dev fakeroot lintian
+  # the web view's pages in a real browser (tests/integration/web_test.sh)
+  chromium
 )
 # Benchmarks compare against these peers.
 if [[ "${1:-}" == --bench ]]; then PACKAGES+=(pssh ansible); fi

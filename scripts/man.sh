@@ -78,4 +78,5 @@ done
 
 sed "s/@VERSION@/$version/" "$src/man/runwarden-plan.5.in" >"$out/runwarden-plan.5"
 sed "s/@VERSION@/$version/" "$src/man/runwarden-watcher.8.in" >"$out/runwarden-watcher.8"
-echo "$out: runwarden.1 start-run.1 cancel-run.1 runwarden-plan.5 runwarden-watcher.8"
+sed "s/@VERSION@/$version/" "$src/man/runwarden-web.8.in" >"$out/runwarden-web.8"
+echo "$out: runwarden.1 start-run.1 cancel-run.1 runwarden-plan.5 runwarden-watcher.8 runwarden-web.8"

@@ -17,7 +17,7 @@ comp=$(find "$dest" -type d -path '*/bash-completion/completions')
 [[ -n $man1 && -n $man5 && -n $man8 && -n $comp ]] || fail "no man1, man5, man8 or completions directory installed"
 
 for page in "$man1"/runwarden.1 "$man1"/start-run.1 "$man1"/cancel-run.1 "$man5"/runwarden-plan.5 \
-  "$man8"/runwarden-watcher.8; do
+  "$man8"/runwarden-watcher.8 "$man8"/runwarden-web.8; do
   [[ -s $page ]] || fail "$page missing"
   warnings=$(groff -man -Tutf8 -ww -z "$page" 2>&1)
   assert_eq "$warnings" "" "groff warnings for $(basename "$page")"

@@ -55,6 +55,8 @@ done
 # 2. Install.
 dpkg -i "$deb" >"$dist/dpkg-i.out" 2>&1 || { cat "$dist/dpkg-i.out" >&2; fail "dpkg -i"; }
 for f in /usr/bin/runwarden /usr/bin/start-run /usr/bin/cancel-run /usr/bin/runwarden-watcher \
+  /usr/bin/runwarden-web /lib/systemd/system/runwarden-web.socket /lib/systemd/system/runwarden-web.service \
+  /usr/share/man/man8/runwarden-web.8.gz \
   /lib/systemd/system/runner@.service /lib/systemd/system/watcher@.service \
   /usr/lib/sysctl.d/60-runwarden.conf /usr/share/bash-completion/completions/cancel-run \
   /usr/share/man/man1/start-run.1.gz /usr/share/man/man5/runwarden-plan.5.gz \
