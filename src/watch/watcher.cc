@@ -150,7 +150,12 @@ Observation Watcher::observe() {
   }
   // The unit only matters while the run has not ended; a finished run is
   // posted without asking the (possibly busy) manager anything.
-  if (o.state_readable && !state::is_terminal(o.state.status)) refresh_runner(false);
+  if (o.state_readable && !state::is_terminal(o.state.status)) {
+    // No process followed (the unit was gone when last read): a change to
+    // the run's files may mean a runner started since, so read it again.
+    if (!pidfd_.valid()) runner_dirty_ = true;
+    refresh_runner(false);
+  }
   o.runner_known = runner_known_;
   o.runner = runner_;
   // Progress: output, events and task transitions all touch one of these.
