@@ -22,6 +22,7 @@ void add_serve(CLI::App& app, Action* action) {
       "  /api/v1/runs               ?state=RUNNING,FAILED&prefix=nightly-&limit=100&offset=0\n"
       "  /api/v1/runs/BUILD         the run (state, stages, tasks, sub-runs, message delivery)\n"
       "  /api/v1/runs/BUILD/history earlier runs of BUILD    /api/v1/runs/BUILD/log?tail=200\n"
+      "  /api/v1/events             Server-Sent Events of the list   /api/v1/runs/BUILD/events  of one run and its log\n"
       "  /metrics                   Prometheus text format\n"
       "Errors: 400 bad build name or query, 404 no such path or run, 405 not GET/HEAD, 413 a body, 414 too long.\n"
       "Loopback by default: put it behind a reverse proxy with authentication (INSTALL.md) to share it.");

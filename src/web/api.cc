@@ -269,6 +269,7 @@ Response handle(const std::string& root, const Request& r) {
   if (r.path == "/" || r.path == "/index.html") return {200, "text/html; charset=utf-8", runs_page()};
   if (r.path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", metrics(root)};
   if (r.path == "/api/v1/runs" || r.path == "/api/v1/runs/") return list_runs(root, r);
+  if (r.path == "/api/v1/events") return {200, "text/event-stream", "", "*"};
 
   // /api/v1/runs/BUILD[/history|/log] and /runs/BUILD
   std::string rest;
@@ -296,7 +297,17 @@ Response handle(const std::string& root, const Request& r) {
     return ok_json(detail(dir, *st));
   }
   if (what == "log") return log_tail(dir, r);
+  if (what == "events") return {200, "text/event-stream", "", build};
   return error(404, "no such path");
+}
+
+std::string snapshot(const std::string& root, const std::string& stream) {
+  if (stream == "*") return list_runs(root, Request{"GET", "/api/v1/runs", {{"limit", "1000"}}}).body;
+  RunDir dir(root, stream);
+  auto st = dir.load();
+  json run = st ? detail(dir, *st) : summary(dir, st);
+  std::string log = log_tail(dir, Request{"GET", "", {{"tail", "100"}}}).body;
+  return json{{"run", run}, {"log", log}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string metrics(const std::string& root) {

@@ -25,9 +25,7 @@ constexpr const char* kRuns = R"HTML(<h1>runwarden: runs</h1>
 <script>
 function esc(s){return String(s==null?"":s).replace(/[&<>"']/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]))}
 function dur(ms){if(ms==null)return "-";let s=Math.round(ms/1000),h=Math.floor(s/3600),m=Math.floor(s%3600/60);return (h?h+"h ":"")+(h||m?m+"m ":"")+(s%60)+"s"}
-async function load(){
-  try{
-    const r=await fetch("/api/v1/runs?limit=1000");const j=await r.json();
+function render(j){
     const rows=j.runs.map(x=>{
       const pct=x.stages_total?Math.round(100*x.stages_done/x.stages_total):0;
       const subs=(x.subruns||[]).map(s=>'<span class="'+esc(s.status)+'">'+esc(s.key)+"</span>").join(" ");
@@ -38,9 +36,16 @@ async function load(){
         "<td>"+subs+"</td><td>"+dur(x.duration_ms)+"</td><td>"+esc(x.decided_by)+"</td><td>"+esc(x.message)+"</td></tr>"});
     document.querySelector("#runs tbody").innerHTML=rows.join("");
     document.getElementById("updated").textContent=j.total+" runs, updated "+new Date().toLocaleTimeString();
-  }catch(e){document.getElementById("updated").textContent="cannot reach the server: "+e}
 }
-load();setInterval(load,2000);
+async function load(){
+  try{const r=await fetch("/api/v1/runs?limit=1000");render(await r.json())}
+  catch(e){document.getElementById("updated").textContent="cannot reach the server: "+e}
+}
+// Live: Server-Sent Events; polling every 2 s where they do not get through
+// (or with ?poll, e.g. behind a proxy that buffers event streams).
+if(window.EventSource&&!new URLSearchParams(location.search).has("poll")){const es=new EventSource("/api/v1/events");es.onmessage=e=>render(JSON.parse(e.data));
+  es.onerror=()=>{es.close();load();setInterval(load,2000)}}
+else{load();setInterval(load,2000)}
 </script></body></html>
 )HTML";
 
@@ -55,8 +60,7 @@ constexpr const char* kRun = R"HTML(<p><a href="/">all runs</a></p>
 const build=document.getElementById("build").textContent;
 function esc(s){return String(s==null?"":s).replace(/[&<>"']/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]))}
 function dur(a,b){if(!a)return "-";const ms=(b||Date.now())-a;let s=Math.round(ms/1000);return Math.floor(s/60)+"m "+(s%60)+"s"}
-async function load(){
-  const r=await fetch("/api/v1/runs/"+encodeURIComponent(build));const j=await r.json();
+function render(j,log){
   const st=document.getElementById("status");st.textContent=j.status;st.className=j.status;
   document.getElementById("summary").textContent=(j.progress||"")+(j.reason?" - "+j.reason:"")+" (message: "+j.message+")";
   const rows=[];
@@ -65,10 +69,17 @@ async function load(){
       esc(t.status)+"</td><td>"+esc(t.attempts)+"</td><td>"+dur(t.started_at_ms,t.ended_at_ms)+"</td><td>"+esc(t.exit_code)+"</td><td>"+esc(t.reason)+"</td></tr>");
   document.querySelector("#tasks tbody").innerHTML=rows.join("");
   document.getElementById("subruns").innerHTML=(j.subruns||[]).map(s=>esc(s.key)+': <span class="'+esc(s.status)+'">'+esc(s.status)+"</span> ("+esc(s.message)+")").join(", ")||"-";
-  const l=await fetch("/api/v1/runs/"+encodeURIComponent(build)+"/log?tail=100");
-  document.getElementById("log").textContent=await l.text();
+  document.getElementById("log").textContent=log;
 }
-load();setInterval(load,2000);
+async function load(){
+  const r=await fetch("/api/v1/runs/"+encodeURIComponent(build));const j=await r.json();
+  const l=await fetch("/api/v1/runs/"+encodeURIComponent(build)+"/log?tail=100");
+  render(j,await l.text());
+}
+if(window.EventSource&&!new URLSearchParams(location.search).has("poll")){const es=new EventSource("/api/v1/runs/"+encodeURIComponent(build)+"/events");
+  es.onmessage=e=>{const d=JSON.parse(e.data);render(d.run,d.log)};
+  es.onerror=()=>{es.close();load();setInterval(load,2000)}}
+else{load();setInterval(load,2000)}
 </script></body></html>
 )HTML";
 

@@ -1,7 +1,7 @@
 #pragma once
 // The two HTML pages of `runwarden serve`: self-contained (no CDN, no
 // external fonts; controllers are often offline), filled in the browser
-// from the JSON API and refreshed every two seconds.
+// from the API's event streams (or, with ?poll, by polling it every 2 s).
 
 #include <string>
 

@@ -8,10 +8,13 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "common/fd.h"
 #include "state/store.h"
@@ -23,7 +26,48 @@ namespace {
 
 struct Context {
   std::string root;
+  std::atomic<bool> stopping{false};
 };
+
+/// One Server-Sent Events connection: the snapshot whenever it changes
+/// (looked at every second), a comment every 15 s so a closed client is
+/// noticed. Each connection has its own thread (MHD_USE_THREAD_PER_CONNECTION),
+/// so waiting here blocks nobody else.
+struct Stream {
+  Context* ctx;
+  std::string what;
+  std::string last;
+  std::string pending;  ///< bytes not yet handed to MHD
+  size_t sent = 0;
+};
+
+ssize_t read_stream(void* cls, uint64_t, char* buf, size_t max) {
+  auto* s = static_cast<Stream*>(cls);
+  using namespace std::chrono;
+  auto quiet_since = steady_clock::now();
+  while (s->sent >= s->pending.size()) {
+    if (s->ctx->stopping.load()) return MHD_CONTENT_READER_END_OF_STREAM;
+    std::string now = snapshot(s->ctx->root, s->what);
+    if (now != s->last) {
+      s->last = now;
+      s->pending = "data: " + now + "\n\n";
+      s->sent = 0;
+      break;
+    }
+    if (steady_clock::now() - quiet_since > seconds(15)) {
+      s->pending = ":\n\n";
+      s->sent = 0;
+      break;
+    }
+    std::this_thread::sleep_for(seconds(1));
+  }
+  size_t n = std::min(max, s->pending.size() - s->sent);
+  std::memcpy(buf, s->pending.data() + s->sent, n);
+  s->sent += n;
+  return static_cast<ssize_t>(n);
+}
+
+void free_stream(void* cls) { delete static_cast<Stream*>(cls); }
 
 MHD_Result add_arg(void* cls, MHD_ValueKind, const char* key, const char* value) {
   auto* q = static_cast<std::map<std::string, std::string>*>(cls);
@@ -50,7 +94,13 @@ MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char*
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, add_arg, &req.query);
     res = handle(static_cast<Context*>(cls)->root, req);
   }
-  MHD_Response* r = MHD_create_response_from_buffer(res.body.size(), res.body.data(), MHD_RESPMEM_MUST_COPY);
+  auto* ctx = static_cast<Context*>(cls);
+  MHD_Response* r = nullptr;
+  if (!res.stream.empty() && std::string(method ? method : "") == "GET")
+    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, read_stream, new Stream{ctx, res.stream, "", "", 0},
+                                          free_stream);
+  else
+    r = MHD_create_response_from_buffer(res.body.size(), res.body.data(), MHD_RESPMEM_MUST_COPY);
   MHD_add_response_header(r, "Content-Type", res.content_type.c_str());
   MHD_add_response_header(r, "Cache-Control", "no-store");
   MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
@@ -140,8 +190,8 @@ int serve(const std::string& listen) {
     if (fd < 0) return 2;
   }
   MHD_Daemon* d = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, nullptr, nullptr, on_request, &ctx,
-      MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_LIMIT, 256u,
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0, nullptr,
+      nullptr, on_request, &ctx, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, 256u,
       MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(64 * 1024),
       MHD_OPTION_END);
   if (!d) {
@@ -153,6 +203,7 @@ int serve(const std::string& listen) {
   systemd::notify_ready("serving " + ctx.root + " on " + where);
   int sig = 0;
   sigwait(&mask, &sig);
+  ctx.stopping = true;
   MHD_stop_daemon(d);
   return 0;
 }

@@ -102,17 +102,33 @@ assert_contains "$m" "runwarden_messages_delivered_total 3" "w-done twice and w-
 # The pages, in a real browser.
 browser=$(command -v chromium || true)
 [[ -n $browser ]] || fail "chromium is not installed (scripts/install-deps.sh installs it)"
+# --dump-dom dumps once the page has loaded and virtual time has run out;
+# an open event stream keeps virtual time from running, so the pages are
+# read in their polling mode (?poll) here; the streams are checked with curl.
 dom() {
   timeout 60 "$browser" --headless=new --no-sandbox --disable-gpu --user-data-dir="$IT_DIR/chromium" \
-    --virtual-time-budget=4000 --dump-dom "$base$1" 2>/dev/null
+    --virtual-time-budget=4000 --dump-dom "$base$1?poll" 2>/dev/null
 }
 d=$(dom /)
 assert_contains "$d" '<tr data-build="w-run">' "the runs page lists the running run"
 assert_contains "$(grep -o '<tr data-build="w-run">.*</tr>' <<<"$d" | sed 's#</tr>.*##')" 'class="RUNNING"' "as RUNNING"
 bar() { grep -o '<tr data-build="w-run">.*' <<<"$1" | grep -o 'class="fill" style="width:[0-9]*%' | head -1 | grep -o '[0-9]*%'; }
 assert_eq "$(bar "$d")" "0%" "no stage done yet"
+# Live updates: one Server-Sent Events stream of the run, one of the list.
+curl -sN --max-time 60 "$base/api/v1/runs/w-run/events" >"$IT_DIR/sse-run.txt" 2>/dev/null &
+sse_run=$!
+curl -sN --max-time 60 "$base/api/v1/events" >"$IT_DIR/sse-all.txt" 2>/dev/null &
+sse_all=$!
+IT_EXTRA_TEARDOWN+=("kill $sse_run $sse_all 2>/dev/null || true")
+wait_for -m "the first event of the run" grep -q '^data: {"log"' "$IT_DIR/sse-run.txt"
+wait_for -m "the first event of the list" grep -q '^data: {"limit"' "$IT_DIR/sse-all.txt"
+assert_contains "$(head -1 "$IT_DIR/sse-run.txt")" '"status":"RUNNING"' "the stream starts with the run as it is"
 touch "$IT_DIR/work/go"
 wait_status w-run FAILED
+wait_for -m "an event saying FAILED" grep -q '"build":"w-run".*"status":"FAILED"' "$IT_DIR/sse-run.txt"
+wait_for -m "the list's event saying FAILED" grep -q '"build":"w-run"[^}]*"status":"FAILED"' "$IT_DIR/sse-all.txt"
+assert_contains "$(grep '"status":"FAILED"' "$IT_DIR/sse-run.txt" | tail -1)" "the disk is full" "the event carries the log tail"
+kill "$sse_run" "$sse_all" 2>/dev/null || true
 d=$(dom /)
 assert_eq "$(bar "$d")" "100%" "the progress bar moved as the stages ended"
 d=$(dom /runs/w-run)
@@ -120,7 +136,7 @@ assert_contains "$d" "the disk is full" "the run page shows the failing task's l
 assert_contains "$d" '<td class="FAILED">FAILED</td>' "and the failed task"
 mkdir -p "$RW_IT_ROOT/artefacts"
 timeout 60 "$browser" --headless=new --no-sandbox --disable-gpu --user-data-dir="$IT_DIR/chromium" \
-  --virtual-time-budget=4000 --window-size=1200,700 --screenshot="$RW_IT_ROOT/artefacts/web-runs.png" "$base/" >/dev/null 2>&1
+  --virtual-time-budget=4000 --window-size=1200,700 --screenshot="$RW_IT_ROOT/artefacts/web-runs.png" "$base/?poll" >/dev/null 2>&1
 [[ -s $RW_IT_ROOT/artefacts/web-runs.png ]] || fail "no screenshot"
 echo "screenshot: $RW_IT_ROOT/artefacts/web-runs.png"
 pass

@@ -119,6 +119,23 @@ TEST_F(WebApi, MetricsCountRunsDurationsDeliveriesAndRetries) {
   EXPECT_NE(m.body.find("runwarden_task_retries_total 6\n"), std::string::npos);
 }
 
+TEST_F(WebApi, EventStreamsOfTheListAndOfOneRun) {
+  auto all = get("/api/v1/events");
+  EXPECT_EQ(all.status, 200);
+  EXPECT_EQ(all.content_type, "text/event-stream");
+  EXPECT_EQ(all.stream, "*");
+  auto one = get("/api/v1/runs/alpha-2/events");
+  EXPECT_EQ(one.stream, "alpha-2");
+  EXPECT_EQ(get("/api/v1/runs/nope/events").status, 404);
+  EXPECT_EQ(get("/api/v1/runs/nope/events").stream, "");
+  auto list = json::parse(snapshot(root_, "*"));
+  EXPECT_EQ(list["total"], 3);
+  ASSERT_TRUE(write_file_atomic(RunDir(root_, "alpha-2").runner_log(), "working\n").ok());
+  auto run = json::parse(snapshot(root_, "alpha-2"));
+  EXPECT_EQ(run["run"]["status"], "RUNNING");
+  EXPECT_EQ(run["log"], "working\n");
+}
+
 TEST_F(WebApi, PagesAreSelfContained) {
   for (std::string p : {"/", "/runs/alpha-1"}) {
     auto r = get(p);
