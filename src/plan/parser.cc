@@ -254,6 +254,25 @@ bool plain_text(std::string_view s) {
 // Helpers for messages.
 // ---------------------------------------------------------------------------
 
+/// A message from yaml-cpp, which may quote one byte of a multi-byte
+/// character ("unknown escape character: \xd0"): made valid UTF-8 by
+/// escaping every byte above 0x7f when the whole is not.
+std::string utf8_message(const std::string& msg) {
+  if (invalid_utf8_at(msg) == std::string_view::npos) return msg;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : msg) {
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 /// User text quoted for a one-line message: clipped, control characters
 /// escaped (a newline inside a message would break "every line starts with
 /// FILE:LINE:COLUMN").
@@ -461,9 +480,9 @@ Result<Plan> Parser::parse(const std::string& text) {
     starts = std::move(handler.marks);
     if (starts.size() < 2) root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return fail_now(pos_of(e.mark), "YAML syntax error: " + e.msg);
+    return fail_now(pos_of(e.mark), "YAML syntax error: " + utf8_message(e.msg));
   } catch (const std::exception& e) {
-    return fail_now({}, std::string("cannot read the plan as YAML: ") + e.what());
+    return fail_now({}, "cannot read the plan as YAML: " + utf8_message(e.what()));
   } catch (...) {
     return fail_now({}, "cannot read the plan as YAML");
   }
