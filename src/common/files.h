@@ -32,6 +32,11 @@ Status make_dirs(const std::string& path, int mode = 0755);
 
 bool path_exists(const std::string& path);
 
+/// "inode:size:mtime:ctime" of `path` (nanoseconds), "-" if it does not
+/// exist: an unchanged identity means the file was neither replaced nor
+/// written since.
+std::string file_identity(const std::string& path);
+
 /// Creates an empty file (or a file with `content`) durably; ok if it exists.
 Status touch_marker(const std::string& path, const std::string& content = "");
 

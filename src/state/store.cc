@@ -324,16 +324,9 @@ Result<Fd> RunDir::lock_state() const {
 Status RunDir::update(const std::function<bool(RunState&)>& change) const {
   Fd lock;
   RW_ASSIGN(lock, lock_state());
-  auto stat_id = [](const std::string& path) -> std::string {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return "-";
-    return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-           std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" +
-           std::to_string(st.st_ctim.tv_sec) + "." + std::to_string(st.st_ctim.tv_nsec);
-  };
   auto file_id = [&]() -> std::string {
-    std::string id = stat_id(state_file());
-    return id == "-" ? "" : id + "/" + stat_id(journal_file());
+    std::string id = file_identity(state_file());
+    return id == "-" ? "" : id + "/" + file_identity(journal_file());
   };
   std::lock_guard<std::mutex> guard(last_->mu);
   RunState s;

@@ -1,7 +1,5 @@
 #include "web/api.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
@@ -104,23 +102,15 @@ json detail(const RunDir& dir, const RunState& st) {
   return j;
 }
 
-/// "inode:size:mtime" of a path, "-" if absent.
-std::string stat_id(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return "-";
-  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) +
-         "." + std::to_string(st.st_mtim.tv_nsec);
-}
-
 /// What a run's summary is made of, as file identities: when none changed,
 /// the summary parsed last time is still right (a list of 1000 runs then
 /// costs a few stat calls per run, not 1000 JSON parses).
 std::string summary_id(const RunDir& dir) {
-  std::string id = stat_id(dir.state_file()) + "/" + stat_id(dir.journal_file()) + "/" +
-                   stat_id(dir.posted_marker()) + "/" + stat_id(dir.notification_file()) + "/" +
-                   stat_id(dir.subruns_dir());
+  std::string id = file_identity(dir.state_file()) + "/" + file_identity(dir.journal_file()) + "/" +
+                   file_identity(dir.posted_marker()) + "/" + file_identity(dir.notification_file()) + "/" +
+                   file_identity(dir.subruns_dir());
   if (id.back() != '-')
-    for (const auto& key : dir.subrun_keys()) id += "/" + stat_id(dir.subrun_dir(key));
+    for (const auto& key : dir.subrun_keys()) id += "/" + file_identity(dir.subrun_dir(key));
   return id;
 }
 
