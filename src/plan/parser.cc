@@ -273,6 +273,25 @@ std::string utf8_message(const std::string& msg) {
   return out;
 }
 
+std::string one_line(std::string_view msg) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(msg.size());
+  for (char ch : msg) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 /// User text quoted for a one-line message: clipped, control characters
 /// escaped (a newline inside a message would break "every line starts with
 /// FILE:LINE:COLUMN").

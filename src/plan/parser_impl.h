@@ -45,6 +45,10 @@ YAML::Mark value_mark(const Entry& e);
 
 /// User text quoted for a one-line message: clipped, control characters escaped.
 std::string quoted(std::string_view s);
+/// `msg` on one line: newlines and other control characters escaped, so
+/// every line of a parse error starts with FILE:LINE:COLUMN whatever user
+/// text a message carries (found by the fuzzer: a subnet with a newline).
+std::string one_line(std::string_view msg);
 /// "'text'", "a list", "a map" or "nothing", for messages.
 std::string what_node(const YAML::Node& n);
 /// "a, b, c" for at most 12 names; `total` counts names left out.
@@ -68,10 +72,10 @@ class Parser {
   std::string where(Pos p) const {
     return file_ + ":" + std::to_string(p.line) + ":" + std::to_string(p.column) + ": ";
   }
-  Error fail_now(Pos p, const std::string& msg) const { return err(where(p) + msg, kBadInput); }
+  Error fail_now(Pos p, const std::string& msg) const { return err(where(p) + one_line(msg), kBadInput); }
   void problem(const YAML::Mark& m, std::string msg) {
     // Bounded so a huge broken plan costs memory in proportion to what is shown.
-    if (problems_.size() < kMaxStoredProblems) problems_.push_back({pos_of(m), std::move(msg)});
+    if (problems_.size() < kMaxStoredProblems) problems_.push_back({pos_of(m), one_line(msg)});
     else ++dropped_;
   }
   Mark mark_of(const YAML::Mark& m) const {

@@ -3,6 +3,8 @@
 // reported with file:line:column.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "plan/describe.h"
 #include "plan/parser.h"
 
@@ -92,6 +94,19 @@ TEST(PlanTestbed, BadInputIsReportedWhereItIsWritten) {
   EXPECT_NE(e.find("lab.yaml:5:30: testbed: image 'tiny': unknown key 'formt'; did you mean 'format'?"),
             std::string::npos)
       << e;
+}
+
+TEST(PlanTestbed, EveryErrorLineIsLocatedEvenWhenAValueHoldsNewlines) {
+  // Found by the fuzzer: a subnet whose quoted value spans lines made the
+  // message span lines too.
+  std::string bad = kLab;
+  bad.replace(bad.find("10.77.0.0/24"), 12, "\"10.77\\nx\\ry\"");
+  std::string e = errors_of(bad);
+  EXPECT_NE(e.find("needs a prefix length"), std::string::npos) << e;
+  std::istringstream lines(e);
+  for (std::string line; std::getline(lines, line);)
+    EXPECT_EQ(line.rfind("lab.yaml:", 0), 0u) << "not located: " << line;
+  EXPECT_NE(e.find("10.77\\nx\\ry"), std::string::npos) << e;
 }
 
 TEST(PlanTestbed, OverlappingSubnetsUndeclaredNetworksAndNameClashesAreRefused) {
