@@ -254,34 +254,19 @@ bool plain_text(std::string_view s) {
 // Helpers for messages.
 // ---------------------------------------------------------------------------
 
-/// A message from yaml-cpp, which may quote one byte of a multi-byte
-/// character ("unknown escape character: \xd0"): made valid UTF-8 by
-/// escaping every byte above 0x7f when the whole is not.
-std::string utf8_message(const std::string& msg) {
-  if (invalid_utf8_at(msg) == std::string_view::npos) return msg;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : msg) {
-    if (c < 0x80) {
-      out += static_cast<char>(c);
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string one_line(std::string_view msg) {
   static constexpr char kHex[] = "0123456789abcdef";
+  // yaml-cpp may quote one byte of a multi-byte character ("unknown escape
+  // character: \xd0"): when the whole is not UTF-8, every byte above 0x7f
+  // is escaped too, so the message stays printable as JSON.
+  const bool utf8 = invalid_utf8_at(msg) == std::string_view::npos;
   std::string out;
   out.reserve(msg.size());
   for (char ch : msg) {
     auto c = static_cast<unsigned char>(ch);
     if (c == '\n') out += "\\n";
     else if (c == '\r') out += "\\r";
-    else if (c < 0x20 || c == 0x7f) {
+    else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
       out += "\\x";
       out += kHex[c >> 4];
       out += kHex[c & 15];
@@ -499,9 +484,9 @@ Result<Plan> Parser::parse(const std::string& text) {
     starts = std::move(handler.marks);
     if (starts.size() < 2) root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
-    return fail_now(pos_of(e.mark), "YAML syntax error: " + utf8_message(e.msg));
+    return fail_now(pos_of(e.mark), "YAML syntax error: " + e.msg);
   } catch (const std::exception& e) {
-    return fail_now({}, "cannot read the plan as YAML: " + utf8_message(e.what()));
+    return fail_now({}, std::string("cannot read the plan as YAML: ") + e.what());
   } catch (...) {
     return fail_now({}, "cannot read the plan as YAML");
   }

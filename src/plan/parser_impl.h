@@ -45,9 +45,10 @@ YAML::Mark value_mark(const Entry& e);
 
 /// User text quoted for a one-line message: clipped, control characters escaped.
 std::string quoted(std::string_view s);
-/// `msg` on one line: newlines and other control characters escaped, so
-/// every line of a parse error starts with FILE:LINE:COLUMN whatever user
-/// text a message carries (found by the fuzzer: a subnet with a newline).
+/// `msg` on one line and valid UTF-8: newlines and other control
+/// characters escaped (and bytes above 0x7f, when the whole is not UTF-8), so
+/// every line of a parse error starts with FILE:LINE:COLUMN and prints as
+/// JSON whatever text a message carries (both found by the fuzzer).
 std::string one_line(std::string_view msg);
 /// "'text'", "a list", "a map" or "nothing", for messages.
 std::string what_node(const YAML::Node& n);

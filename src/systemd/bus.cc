@@ -42,8 +42,6 @@ int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
   return 0;
 }
 
-Result<BusPtr> connect_direct(const std::string& address);
-
 }  // namespace
 
 Error bus_error(const std::string& what, int r, const sd_bus_error* e) {
