@@ -8,6 +8,7 @@
 #include "ssh/known_hosts.h"
 #include "state/events.h"
 #include "state/store.h"
+#include "state/testbed_record.h"
 #include "testbed/snapshot.h"
 #include "testbed/up.h"
 
@@ -162,17 +163,25 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
       }
       return outcome(false, r.error().message);
     }
+    std::vector<state::GuestRecord> records;
     for (const auto& g : r->guests) {
       std::string addrs;
       for (const auto& a : g.addresses) addrs += (addrs.empty() ? "" : ", ") + a;
       out("guest " + g.name + " (" + g.libvirt_name + ") up at " + addrs);
+      records.push_back({g.name, g.libvirt_name, g.addresses, "up"});
     }
+    // For the views that do not ask libvirt (web, metrics): not the run's
+    // truth, so a failure to write it is only logged.
+    if (auto s = ctx.run_dir.empty() ? Status{} : state::record_guests_up(ctx.run_dir + "/" + state::kTestbedRecordFile, tb->uri, records); !s)
+      out("cannot record the testbed's guests: " + s.error().message);
     return outcome(true, "");
   }
   if (task.testbed_op == "down") {
     auto r = testbed::down(*host, tb->id);
     if (!r) return outcome(false, r.error().message);
     out("testbed " + tb->id + ": removed " + std::to_string(*r) + " object(s) from " + tb->uri);
+    if (auto s = ctx.run_dir.empty() ? Status{} : state::record_guests_removed(ctx.run_dir + "/" + state::kTestbedRecordFile); !s)
+      out("cannot record the testbed's removal: " + s.error().message);
     return outcome(true, "");
   }
   return outcome(false, "unknown testbed operation '" + task.testbed_op + "'");

@@ -12,6 +12,7 @@
 #include "common/fd.h"
 #include "common/result.h"
 #include "state/run_state.h"
+#include "state/testbed_record.h"
 
 namespace rw::state {
 
@@ -44,6 +45,7 @@ class RunDir {
   std::string subruns_dir() const { return file("subruns"); }
   std::string subrun_dir(const std::string& key) const { return subruns_dir() + "/" + key; }
   std::string tasks_dir() const { return file("tasks"); }
+  std::string testbed_file() const { return file(kTestbedRecordFile); }
 
   bool exists() const;
   /// state.json with the journal's newer entries applied.

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <unordered_map>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
@@ -99,6 +100,12 @@ json detail(const RunDir& dir, const RunState& st) {
   j["message"] = s["message"];
   j["duration_ms"] = s["duration_ms"];
   j.erase("journal_seq");
+  if (auto text = read_file(dir.testbed_file()))
+    if (auto r = state::testbed_record_from_json(*text)) {
+      json t = json::parse(state::to_json(*r), nullptr, false);
+      t["updated_at"] = r->updated_at_ms ? json(format_time(r->updated_at_ms)) : json(nullptr);
+      j["testbed"] = t;
+    }
   return j;
 }
 
@@ -300,6 +307,66 @@ std::string snapshot(const std::string& root, const std::string& stream) {
   return json{{"run", run}, {"log", log}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+namespace {
+
+/// What one run directory (current or kept in history) adds to /metrics.
+struct Contribution {
+  bool loaded = false;     ///< its state.json could be read
+  std::string status;      ///< current runs only: counted by state
+  bool active = false;
+  double duration_s = -1;  ///< ended runs
+  uint64_t retries = 0, posted = 0, failed_deliveries = 0;
+  size_t guests_up = 0, guests_removed = 0;
+};
+
+Contribution contribution(const RunState& st, const std::string& dir_path) {
+  namespace fs = std::filesystem;
+  Contribution c;
+  c.loaded = true;
+  c.status = to_string(st.status);
+  c.active = !state::is_terminal(st.status);
+  if (st.ended_at_ms && st.started_at_ms && st.ended_at_ms >= st.started_at_ms)
+    c.duration_s = double(st.ended_at_ms - st.started_at_ms) / 1000.0;
+  for (const auto& stage : st.stages)
+    for (const auto& t : stage.tasks) c.retries += t.attempts > 1 ? static_cast<uint64_t>(t.attempts - 1) : 0;
+  std::vector<std::string> dirs{dir_path};
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir_path + "/subruns", ec)) dirs.push_back(e.path().string());
+  for (const auto& d : dirs) {
+    if (path_exists(d + "/posted.marker")) ++c.posted;
+    else if (auto t = read_file(d + "/notification.json"); t && t->find("\"status\": \"failed\"") != std::string::npos)
+      ++c.failed_deliveries;
+  }
+  if (auto text = read_file(dir_path + "/" + state::kTestbedRecordFile))
+    if (auto r = state::testbed_record_from_json(*text)) {
+      c.guests_up = state::guests_up(*r);
+      c.guests_removed = r->guests.size() - c.guests_up;
+    }
+  return c;
+}
+
+/// A run directory's contribution, parsed again only when one of its files
+/// changed (1000 runs in history then cost a few stat calls each).
+Contribution cached_contribution(const std::string& dir_path, const std::string& id,
+                                 const std::function<Result<RunState>()>& load) {
+  static std::mutex mu;
+  static std::unordered_map<std::string, std::pair<std::string, Contribution>> cache;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = cache.find(dir_path); it != cache.end() && it->second.first == id) return it->second.second;
+  }
+  auto st = load();
+  Contribution c;
+  if (st) c = contribution(*st, dir_path);
+  else c.status = "UNKNOWN";
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() > 200'000) cache.clear();
+  cache[dir_path] = {id, c};
+  return c;
+}
+
+}  // namespace
+
 std::string metrics(const std::string& root) {
   namespace fs = std::filesystem;
   std::map<std::string, int> by_state;
@@ -311,47 +378,41 @@ std::string metrics(const std::string& root) {
   uint64_t duration_count = 0;
   double duration_sum = 0;
   uint64_t posted = 0, failed_deliveries = 0, retries = 0;
+  size_t guests_up = 0, guests_removed = 0;
   int active = 0;
-  auto account = [&](const RunState& st, const std::string& dir_path, bool current) {
-    const std::string status = to_string(st.status);
+  auto account = [&](const Contribution& c, bool current) {
     if (current) {
-      by_state[status] += 1;
-      if (!state::is_terminal(st.status)) ++active;
+      by_state[c.status] += 1;
+      if (c.active) ++active;
+      guests_up += c.guests_up;
+      guests_removed += c.guests_removed;
     }
-    if (st.ended_at_ms && st.started_at_ms && st.ended_at_ms >= st.started_at_ms) {
-      double secs = double(st.ended_at_ms - st.started_at_ms) / 1000.0;
+    if (c.duration_s >= 0) {
       ++duration_count;
-      duration_sum += secs;
+      duration_sum += c.duration_s;
       for (size_t i = 0; i < buckets.size(); ++i)
-        if (secs <= buckets[i]) ++counts[i];
+        if (c.duration_s <= buckets[i]) ++counts[i];
     }
-    for (const auto& stage : st.stages)
-      for (const auto& t : stage.tasks) retries += t.attempts > 1 ? static_cast<uint64_t>(t.attempts - 1) : 0;
-    std::vector<std::string> markers{dir_path + "/posted.marker"};
-    std::vector<std::string> records{dir_path + "/notification.json"};
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir_path + "/subruns", ec)) {
-      markers.push_back(e.path().string() + "/posted.marker");
-      records.push_back(e.path().string() + "/notification.json");
-    }
-    for (size_t i = 0; i < markers.size(); ++i) {
-      if (path_exists(markers[i])) ++posted;
-      else if (auto t = read_file(records[i]); t && t->find("\"status\": \"failed\"") != std::string::npos)
-        ++failed_deliveries;
-    }
+    retries += c.retries;
+    posted += c.posted;
+    failed_deliveries += c.failed_deliveries;
   };
   for (const auto& build : state::list_builds(root)) {
     RunDir dir(root, build);
-    auto st = dir.load();
-    if (st) account(*st, dir.path(), true);
-    else by_state["UNKNOWN"] += 1;
+    const std::string id = summary_id(dir) + "/" + file_identity(dir.testbed_file());
+    account(cached_contribution(dir.path(), id, [&] { return dir.load(); }), true);
   }
   std::error_code ec;
   for (const auto& b : fs::directory_iterator(root + "/history", ec))
     for (const auto& e : fs::directory_iterator(b.path(), ec)) {
-      auto text = read_file(e.path().string() + "/state.json");
-      if (!text) continue;
-      if (auto st = state::run_state_from_json(*text)) account(*st, e.path().string(), false);
+      const std::string path = e.path().string();
+      const std::string id = file_identity(path + "/state.json") + "/" + file_identity(path + "/posted.marker") + "/" +
+                             file_identity(path + "/notification.json") + "/" + file_identity(path + "/subruns");
+      Contribution c = cached_contribution(path, id, [&]() -> Result<RunState> {
+        RW_ASSIGN(std::string text, read_file(path + "/state.json"));
+        return state::run_state_from_json(text);
+      });
+      if (c.loaded) account(c, false);
     }
 
   std::ostringstream o;
@@ -376,6 +437,10 @@ std::string metrics(const std::string& root) {
   o << "# HELP runwarden_task_retries_total Task attempts beyond the first.\n"
        "# TYPE runwarden_task_retries_total counter\n"
     << "runwarden_task_retries_total " << retries << "\n";
+  o << "# HELP runwarden_testbed_guests Testbed guests of the current runs, as their runners recorded them.\n"
+       "# TYPE runwarden_testbed_guests gauge\n"
+    << "runwarden_testbed_guests{state=\"up\"} " << guests_up << "\n"
+    << "runwarden_testbed_guests{state=\"removed\"} " << guests_removed << "\n";
   return o.str();
 }
 

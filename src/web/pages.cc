@@ -43,9 +43,12 @@ async function load(){
 }
 // Live: Server-Sent Events; polling every 2 s where they do not get through
 // (or with ?poll, e.g. behind a proxy that buffers event streams).
-if(window.EventSource&&!new URLSearchParams(location.search).has("poll")){const es=new EventSource("/api/v1/events");es.onmessage=e=>render(JSON.parse(e.data));
-  es.onerror=()=>{es.close();load();setInterval(load,2000)}}
-else{load();setInterval(load,2000)}
+// document.body.dataset.live says which is in use: "events" or "poll".
+function poll(){document.body.dataset.live="poll";load();setInterval(load,2000)}
+if(window.EventSource&&!new URLSearchParams(location.search).has("poll")){const es=new EventSource("/api/v1/events");
+  es.onmessage=e=>{document.body.dataset.live="events";render(JSON.parse(e.data))};
+  es.onerror=()=>{es.close();poll()}}
+else poll()
 </script></body></html>
 )HTML";
 
@@ -54,6 +57,8 @@ constexpr const char* kRun = R"HTML(<p><a href="/">all runs</a></p>
 <p id="summary"></p>
 <table id="tasks"><thead><tr><th>stage</th><th>task</th><th>target</th><th>state</th><th>attempts</th>
 <th>duration</th><th>exit</th><th>reason</th></tr></thead><tbody></tbody></table>
+<div id="testbed" hidden><h2>testbed guests <small id="testbed-uri"></small></h2>
+<table id="guests"><thead><tr><th>guest</th><th>domain</th><th>addresses</th><th>state</th></tr></thead><tbody></tbody></table></div>
 <h2>sub-runs</h2><p id="subruns">-</p>
 <h2>log <small>(runner.log, last 100 lines)</small></h2><pre id="log"></pre>
 <script>
@@ -68,6 +73,10 @@ function render(j,log){
     rows.push('<tr class="task"><td>'+esc(s.name)+"</td><td>"+esc(t.name)+"</td><td>"+esc(t.target)+'</td><td class="'+esc(t.status)+'">'+
       esc(t.status)+"</td><td>"+esc(t.attempts)+"</td><td>"+dur(t.started_at_ms,t.ended_at_ms)+"</td><td>"+esc(t.exit_code)+"</td><td>"+esc(t.reason)+"</td></tr>");
   document.querySelector("#tasks tbody").innerHTML=rows.join("");
+  const tb=j.testbed;document.getElementById("testbed").hidden=!tb;
+  if(tb){document.getElementById("testbed-uri").textContent="("+tb.uri+", recorded "+(tb.updated_at||"-")+")";
+    document.querySelector("#guests tbody").innerHTML=tb.guests.map(g=>'<tr class="guest"><td>'+esc(g.name)+"</td><td>"+esc(g.libvirt_name)+
+      "</td><td>"+esc((g.addresses||[]).join(", "))+'</td><td class="guest-'+esc(g.state)+'">'+esc(g.state)+"</td></tr>").join("")}
   document.getElementById("subruns").innerHTML=(j.subruns||[]).map(s=>esc(s.key)+': <span class="'+esc(s.status)+'">'+esc(s.status)+"</span> ("+esc(s.message)+")").join(", ")||"-";
   document.getElementById("log").textContent=log;
 }
@@ -76,10 +85,11 @@ async function load(){
   const l=await fetch("/api/v1/runs/"+encodeURIComponent(build)+"/log?tail=100");
   render(j,await l.text());
 }
+function poll(){document.body.dataset.live="poll";load();setInterval(load,2000)}
 if(window.EventSource&&!new URLSearchParams(location.search).has("poll")){const es=new EventSource("/api/v1/runs/"+encodeURIComponent(build)+"/events");
-  es.onmessage=e=>{const d=JSON.parse(e.data);render(d.run,d.log)};
-  es.onerror=()=>{es.close();load();setInterval(load,2000)}}
-else{load();setInterval(load,2000)}
+  es.onmessage=e=>{document.body.dataset.live="events";const d=JSON.parse(e.data);render(d.run,d.log)};
+  es.onerror=()=>{es.close();poll()}}
+else poll()
 </script></body></html>
 )HTML";
 

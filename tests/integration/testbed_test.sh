@@ -17,6 +17,7 @@ stages:
   - name: test
     tasks:
       - {name: hello, on: [web-1, web-2, web-3], run: "echo I am $(hostname) uuid $(cat /sys/class/dmi/id/product_uuid)"}
+      - {name: seen, run: 'cp "$RUNWARDEN_STATE_DIR/runs/tb-1/testbed.json" testbed-during.json'}
 YAML
 start_run -q --build-name tb-1 --plan "$IT_DIR/work/lab.yaml" --workdir "$IT_DIR/work"
 ended() { [[ $(run_status tb-1) != PENDING && $(run_status tb-1) != RUNNING ]]; }
@@ -39,6 +40,26 @@ assert_contains "$(cat "$IT_DIR"/lvh/log/qemu/rw-tb-1-web-2-console.log)" "rw-gu
   "web-2 took its host key from its seed"
 uuids=$(grep -o 'uuid [0-9a-f-]*' <<<"$out" | sort -u | grep -c .)
 assert_eq "$uuids" 3 "every clone has its own UUID (so its own machine id)"
+
+# What the run recorded of its guests (testbed.json), for the views that do
+# not ask libvirt: up while the user stage ran, removed after the teardown;
+# the web API and /metrics serve it.
+py() { "$IT_PYTHON" -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$2"; }
+assert_eq "$(py '" ".join(g["name"]+":"+g["state"] for g in d["guests"])' "$IT_DIR/work/testbed-during.json")" \
+  "web-1:up web-2:up web-3:up" "during the user stage, the three guests were recorded up"
+assert_contains "$(py 'd["guests"][1]["addresses"]' "$IT_DIR/work/testbed-during.json")" "10.77.0." "with their addresses"
+port=$("$IT_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$RW_BIN" serve --listen "127.0.0.1:$port" >"$IT_DIR/serve.log" 2>&1 &
+serve_pid=$!
+IT_EXTRA_TEARDOWN+=("kill $serve_pid 2>/dev/null || true")
+wait_for -m "runwarden serve" curl -sf -o /dev/null "http://127.0.0.1:$port/metrics"
+curl -sS "http://127.0.0.1:$port/api/v1/runs/tb-1" >"$IT_DIR/tb-1.json"
+assert_eq "$(py '" ".join(g["name"]+":"+g["state"] for g in d["testbed"]["guests"])' "$IT_DIR/tb-1.json")" \
+  "web-1:removed web-2:removed web-3:removed" "the API shows the guests, removed by the teardown"
+m=$(curl -sS "http://127.0.0.1:$port/metrics")
+assert_contains "$m" 'runwarden_testbed_guests{state="removed"} 3' "/metrics counts them"
+assert_contains "$m" 'runwarden_testbed_guests{state="up"} 0' "none up"
+kill "$serve_pid"
 
 # testbed-down ran: nothing the run made is left.
 testbed_assert_empty tb-1

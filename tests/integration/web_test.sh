@@ -4,8 +4,8 @@
 # categorized with sub-runs): the JSON API with a real HTTP client (curl),
 # the documented 4xx, no secret served, Prometheus metrics, and the pages in
 # a real headless Chromium (a RUNNING run and its progress bar, the progress
-# moving as a stage completes, the failing task's log tail; a screenshot is
-# kept as an artefact).
+# moving as a stage completes on a page left open on its event stream, the
+# failing task's log tail; a screenshot is kept as an artefact).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 
@@ -47,6 +47,8 @@ start_run -q --build-name w-cat --categorize --workdir "$IT_DIR/work" --runner-c
 wait_status w-cat COMPLETED; wait_watcher_done w-cat
 wait_for -m "w-run RUNNING" status_is w-run RUNNING
 
+browser=$(command -v chromium || true)
+[[ -n $browser ]] || fail "chromium is not installed (scripts/install-deps.sh installs it)"
 get() { curl -sS --max-time 10 -o "$IT_DIR/body" -w '%{http_code}' "$base$1"; }
 field() { "$IT_PYTHON" -c "import json,sys; d=json.load(open('$IT_DIR/body')); print(eval(sys.argv[1]))" "$1"; }
 
@@ -100,11 +102,10 @@ assert_contains "$m" "runwarden_run_duration_seconds_count 3" "three ended runs 
 assert_contains "$m" "runwarden_messages_delivered_total 3" "w-done twice and w-cat's sub-run"
 
 # The pages, in a real browser.
-browser=$(command -v chromium || true)
-[[ -n $browser ]] || fail "chromium is not installed (scripts/install-deps.sh installs it)"
 # --dump-dom dumps once the page has loaded and virtual time has run out;
-# an open event stream keeps virtual time from running, so the pages are
-# read in their polling mode (?poll) here; the streams are checked with curl.
+# an open event stream keeps virtual time from running, so these one-shot
+# reads use the polling mode (?poll); the live page is checked above over
+# the DevTools protocol, the streams themselves with curl.
 dom() {
   timeout 60 "$browser" --headless=new --no-sandbox --disable-gpu --user-data-dir="$IT_DIR/chromium" \
     --virtual-time-budget=4000 --dump-dom "$base$1?poll" 2>/dev/null
@@ -123,7 +124,15 @@ IT_EXTRA_TEARDOWN+=("kill $sse_run $sse_all 2>/dev/null || true")
 wait_for -m "the first event of the run" grep -q '^data: {"log"' "$IT_DIR/sse-run.txt"
 wait_for -m "the first event of the list" grep -q '^data: {"limit"' "$IT_DIR/sse-all.txt"
 assert_contains "$(head -1 "$IT_DIR/sse-run.txt")" '"status":"RUNNING"' "the stream starts with the run as it is"
-touch "$IT_DIR/work/go"
+# The runs page as a user keeps it open, on its event stream (not polling):
+# a browser driven over the DevTools protocol sees the row RUNNING at 0%,
+# the test lets the first stage end, and the same page, not reloaded, moves
+# to FAILED at 100%.
+row='(()=>{const r=document.querySelector("tr[data-build=\"w-run\"]");return r?r.children[1].textContent+" "+r.querySelector(".fill").style.width+" "+document.body.dataset.live:"no row"})()'
+live=$("$IT_PYTHON" "$RW_SRC/tests/integration/cdp.py" "$browser" "$base/" \
+  --wait 30 "$row" '^RUNNING 0% events$' --run "touch '$IT_DIR/work/go'" --wait 60 "$row" '^FAILED 100% events$') ||
+  fail "the open runs page did not follow the run live: $live"
+assert_eq "$live" $'RUNNING 0% events\nFAILED 100% events' "the open page followed the run over its event stream"
 wait_status w-run FAILED
 wait_for -m "an event saying FAILED" grep -q '"build":"w-run".*"status":"FAILED"' "$IT_DIR/sse-run.txt"
 wait_for -m "the list's event saying FAILED" grep -q '"build":"w-run"[^}]*"status":"FAILED"' "$IT_DIR/sse-all.txt"

@@ -10,6 +10,7 @@
 
 #include "common/files.h"
 #include "state/store.h"
+#include "state/testbed_record.h"
 
 namespace rw::web {
 namespace {
@@ -117,6 +118,64 @@ TEST_F(WebApi, MetricsCountRunsDurationsDeliveriesAndRetries) {
   EXPECT_NE(m.body.find("runwarden_run_duration_seconds_bucket{le=\"60\"} 1\n"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("runwarden_messages_delivered_total 1\n"), std::string::npos);
   EXPECT_NE(m.body.find("runwarden_task_retries_total 6\n"), std::string::npos);
+}
+
+TEST_F(WebApi, MetricsFollowTheFilesTheyAreMadeOf) {
+  // Asked twice, the second answer comes from the per-run cache: it must
+  // still see every change to the runs' files.
+  EXPECT_NE(get("/metrics").body.find("runwarden_messages_delivered_total 1\n"), std::string::npos);
+  ASSERT_TRUE(touch_marker(RunDir(root_, "beta-1").posted_marker()).ok());
+  run("alpha-2", RunStatus::Completed, 2'000'000, 2'010'000);
+  auto m = get("/metrics").body;
+  EXPECT_NE(m.find("runwarden_messages_delivered_total 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("runwarden_active_runs 0\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("runwarden_run_duration_seconds_count 3\n"), std::string::npos) << m;
+}
+
+TEST_F(WebApi, TestbedGuestsInTheRunAndInMetrics) {
+  const std::string file = RunDir(root_, "alpha-2").testbed_file();
+  ASSERT_TRUE(state::record_guests_up(file, "qemu:///system",
+                                      {{"web-1", "rw-alpha-2-web-1", {"10.9.0.11"}, ""},
+                                       {"web-2", "rw-alpha-2-web-2", {"10.9.0.12", "10.8.0.12"}, ""}})
+                  .ok());
+  auto one = json::parse(get("/api/v1/runs/alpha-2").body);
+  ASSERT_TRUE(one.contains("testbed")) << one.dump();
+  EXPECT_EQ(one["testbed"]["uri"], "qemu:///system");
+  EXPECT_EQ(one["testbed"]["guests"].size(), 2u);
+  EXPECT_EQ(one["testbed"]["guests"][1]["addresses"][1], "10.8.0.12");
+  EXPECT_EQ(one["testbed"]["guests"][1]["state"], "up");
+  EXPECT_FALSE(json::parse(get("/api/v1/runs/alpha-1").body).contains("testbed")) << "no testbed, no key";
+  auto m = get("/metrics").body;
+  EXPECT_NE(m.find("# TYPE runwarden_testbed_guests gauge\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("runwarden_testbed_guests{state=\"up\"} 2\n"), std::string::npos) << m;
+  ASSERT_TRUE(state::record_guests_removed(file).ok());
+  m = get("/metrics").body;
+  EXPECT_NE(m.find("runwarden_testbed_guests{state=\"up\"} 0\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("runwarden_testbed_guests{state=\"removed\"} 2\n"), std::string::npos) << m;
+  EXPECT_EQ(json::parse(get("/api/v1/runs/alpha-2").body)["testbed"]["guests"][0]["state"], "removed");
+  EXPECT_NE(get("/runs/alpha-2").body.find("testbed guests"), std::string::npos) << "the run page has a place for them";
+}
+
+TEST(TestbedRecord, GuestsUpReplaceByNameAndDownMarksAllRemoved) {
+  std::string tmpl = (fs::temp_directory_path() / "rw-tbrec-XXXXXX").string();
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  const std::string file = tmpl + "/testbed.json";
+  ASSERT_TRUE(state::record_guests_removed(file).ok());
+  EXPECT_FALSE(path_exists(file)) << "nothing recorded, nothing written";
+  ASSERT_TRUE(state::record_guests_up(file, "test:///default", {{"a", "rw-x-a", {"1.1.1.1"}, ""}}).ok());
+  ASSERT_TRUE(state::record_guests_up(file, "test:///default", {{"a", "rw-x-a", {"2.2.2.2"}, ""}, {"b", "rw-x-b", {}, ""}}).ok());
+  auto r = state::testbed_record_from_json(*read_file(file));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->guests.size(), 2u);
+  EXPECT_EQ(r->guests[0].addresses, std::vector<std::string>{"2.2.2.2"});
+  EXPECT_EQ(state::guests_up(*r), 2u);
+  EXPECT_GT(r->updated_at_ms, 0);
+  ASSERT_TRUE(state::record_guests_removed(file).ok());
+  EXPECT_EQ(state::guests_up(*state::testbed_record_from_json(*read_file(file))), 0u);
+  EXPECT_FALSE(state::testbed_record_from_json("[1]").ok());
+  EXPECT_FALSE(state::testbed_record_from_json(R"({"guests":[{"addresses":[]}]})").ok()) << "a guest without a name";
+  std::error_code ec;
+  fs::remove_all(tmpl, ec);
 }
 
 TEST_F(WebApi, EventStreamsOfTheListAndOfOneRun) {
