@@ -3,6 +3,9 @@
 #include <systemd/sd-journal.h>
 
 #include <errno.h>
+#include <sys/uio.h>
+
+#include <iterator>
 
 #include <cstdio>
 #include <cstdlib>
@@ -21,10 +24,18 @@ bool journal_wanted() {
 
 void log(int priority, const LogFields& f, const std::string& message) {
   if (journal_wanted()) {
-    int r = sd_journal_send("MESSAGE=%s", message.c_str(), "PRIORITY=%d", priority, "RUNWARDEN_BUILD=%s",
-                            f.build.c_str(), "STAGE=%s", f.stage.c_str(), "TASK=%s", f.task.c_str(),
-                            "TARGET=%s", f.target.c_str(), "SYSLOG_IDENTIFIER=%s",
-                            program_invocation_short_name, nullptr);
+    // Formatted here and sent as a vector: no variadic call into libsystemd
+    // (which the watcher loads only while it needs it, systemd/lazy/).
+    const std::string fields[] = {"MESSAGE=" + message,
+                                  "PRIORITY=" + std::to_string(priority),
+                                  "RUNWARDEN_BUILD=" + f.build,
+                                  "STAGE=" + f.stage,
+                                  "TASK=" + f.task,
+                                  "TARGET=" + f.target,
+                                  std::string("SYSLOG_IDENTIFIER=") + program_invocation_short_name};
+    iovec iov[std::size(fields)];
+    for (size_t i = 0; i < std::size(fields); ++i) iov[i] = {const_cast<char*>(fields[i].data()), fields[i].size()};
+    int r = sd_journal_sendv(iov, static_cast<int>(std::size(fields)));
     if (r >= 0) return;
   }
   std::string prefix;

@@ -30,4 +30,7 @@ int64_t watchdog_ms() {
   return INT64_MAX / 4;
 }
 
+// The watcher's lazy loader (systemd/lazy/libsystemd.cc) has the strong one.
+__attribute__((weak)) void release_libsystemd() {}
+
 }  // namespace rw::systemd

@@ -17,4 +17,9 @@ void notify_watchdog();
 /// there is none.
 int64_t watchdog_ms();
 
+/// Where a program that loads libsystemd only while it needs it
+/// (runwarden-watcher, systemd/lazy/) lets it go: no sd-bus object may be
+/// alive. Elsewhere, where libsystemd is linked, nothing happens.
+void release_libsystemd();
+
 }  // namespace rw::systemd

@@ -332,6 +332,9 @@ int Watcher::run() {
     // Idle means blocked here: the run directory, the HUNG/grace timer, a
     // pending re-read of the unit, and the runner's main process exiting.
     bool woke = false;
+    // Nothing of sd-bus is alive here (connections are opened per read):
+    // the lazily loaded libsystemd goes until the next wake needs it.
+    sd::release_libsystemd();
     while (!woke) {
       pollfd fds[4] = {{ino_.get(), POLLIN, 0},
                        {timer_.get(), POLLIN, 0},

@@ -1,7 +1,9 @@
 #!/bin/bash
 # An idle watcher has not loaded libcurl (nor the TLS, Kerberos and LDAP
 # libraries it pulls in): it maps it only when a message is due, and the
-# message still arrives.
+# message still arrives. Nor libsystemd (nor libgcrypt, libzstd, liblzma,
+# liblz4 that it pulls in): loaded while the watcher talks to systemd (its
+# readiness, the journal, the runner's unit), let go before it sleeps.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 it_setup
@@ -11,9 +13,17 @@ wait_status lazy-1 RUNNING
 pid=$(unit_pid watcher@lazy-1.service)
 [[ -n $pid && $pid != 0 ]] || fail "no watcher"
 maps=$(cat "/proc/$pid/maps")
-assert_contains "$maps" "libsystemd" "the watcher's maps are readable"
+assert_contains "$maps" "runwarden-watcher" "the watcher's maps are readable"
 if grep -q "libcurl" <<<"$maps"; then fail "the idle watcher has libcurl mapped"; fi
 if grep -q "libgnutls\|libkrb5\|libldap" <<<"$maps"; then fail "the idle watcher maps what libcurl pulls in"; fi
+if grep -q "libsystemd\|libgcrypt\|libzstd" <<<"$maps"; then
+  fail "the idle watcher has libsystemd or its libraries mapped: $(grep -o '/[^ ]*lib\(systemd\|gcrypt\|zstd\)[^ ]*' <<<"$maps" | sort -u | tr '\n' ' ')"
+fi
+# It went through systemd: ready, and its journal lines are there.
+assert_eq "$(ctl show -p ActiveState --value watcher@lazy-1.service)" active "the watcher said it was ready"
+# A structured record (RUNWARDEN_BUILD= field), sent through libsystemd.
+watcher_logged() { journal RUNWARDEN_BUILD=lazy-1 _COMM=runwarden-watch --no-pager -o cat 2>/dev/null | grep -q "watching run lazy-1"; }
+wait_for -m "the watcher's structured journal record" watcher_logged
 touch "$IT_DIR/work/go"
 wait_status lazy-1 COMPLETED
 wait_for -m "one post" count_is 1
