@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -86,13 +87,16 @@ TaskOutcome run_process_group(const SpawnSpec& spec) {
     return out;
   }
 
+  // The shell's exit wakes the loop through a pidfd; without one (a kernel
+  // before 5.3) the loop looks every few milliseconds.
+  Fd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   const int64_t start = mono_ms();
   int64_t term_sent_at = 0;
   bool killed = false;
   auto signal_group = [&](int sig) { ::kill(-pid, sig); };
   std::string why_stopped;
 
-  pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+  pollfd fds[3] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}, {-1, POLLIN, 0}};
   int open_fds = 2;
   int status = 0;
   bool reaped = false;
@@ -127,12 +131,14 @@ TaskOutcome run_process_group(const SpawnSpec& spec) {
       signal_group(SIGTERM);
       term_sent_at = now;
     }
-    if (open_fds == 0) {
-      // Pipes closed but the shell not reaped yet.
-      ::usleep(5000);
+    // Pipes closed but the shell not reaped yet: it is exiting (its files
+    // close before it can be waited for); wait on its pidfd only.
+    if (open_fds == 0 && !exited.valid()) {
+      ::usleep(2000);
       continue;
     }
-    int pr = ::poll(fds, 2, 200);
+    fds[2] = {reaped || !exited.valid() ? -1 : exited.get(), POLLIN, 0};
+    int pr = ::poll(fds, 3, 200);
     if (pr < 0 && errno != EINTR) break;
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
