@@ -27,7 +27,7 @@
 #     engine's own per-task cost at this plan size, state.json writes included;
 #   - `bash -c true` spawned TASKS times locally (what sshd's child does at
 #     least: the login shell), and the same with runwarden's remote wrapper
-#     (captured from a real task: /proc/$PPID/cmdline of the command's shell),
+#     (captured from a real task: /proc/PID/cmdline of the command's $$ or $PPID),
 #     i.e. the remote-side cost of the process-group/watcher wrapper;
 #   - OpenSSH multiplexing: one `ssh -M` master, then TASKS sequential
 #     `ssh -S CTL root@h1 true` (a new channel per command on one connection;
@@ -110,7 +110,7 @@ run_runner() {
 }
 
 # 1. Probe run: captures the wrapper runwarden sends (and warms the caches).
-make_run probe 1 'base64 -w0 /proc/$PPID/cmdline > '"$W"'/wrapper.b64'
+make_run probe 1 'for p in $$ $PPID; do base64 -w0 /proc/$p/cmdline; echo; done > '"$W"'/wrapper.b64'
 run_runner probe >/dev/null
 [[ -s $W/wrapper.b64 ]] || { echo "session_reuse: probe did not capture the wrapper" >&2; exit 1; }
 
@@ -153,13 +153,16 @@ echo "# reference, the same $TASKS tasks on the controller (on: controller), sam
 python3 -c "$SUMMARY_PY" "$STATE/runs/local-1/state.json" "$wall" "$TASKS" local-1 | sed 's/^/#   /'
 python3 - "$W/wrapper.b64" "$TASKS" <<'PY'
 import base64, subprocess, sys, time
-argv = base64.b64decode(open(sys.argv[1]).read()).split(b"\0")[:-1]
+# The wrapper is the process whose argv is [/bin/sh, -c, 'eval "$N"', ..., CMD]:
+# the command's $PPID (a wrapper that runs it as a child process) or its $$
+# (one that runs it in a subshell). sshd runs the login shell with the line
+# `exec /bin/sh -c 'eval "$N"' ... 'CMD'`; CMD becomes `true`.
+cands = [base64.b64decode(l).split(b"\0")[:-1] for l in open(sys.argv[1]).read().split()]
+argv = next(a for a in cands if len(a) > 3 and a[1] == b"-c" and a[2].startswith(b"eval"))
 n = int(sys.argv[2])
-# argv = [/bin/sh, -c, 'eval "$0"', SCRIPT, CMD]; sshd runs the login shell with
-# the line `exec /bin/sh -c 'eval "$0"' 'SCRIPT' 'CMD'`.
 def q(b):
     return b"'" + b.replace(b"'", b"'\\''") + b"'"
-line = b"exec /bin/sh -c 'eval \"$0\"' " + q(argv[3]) + b" " + q(b"true")
+line = b"exec " + b" ".join(q(a) for a in argv[:-1]) + b" " + q(b"true")
 def bench(cmd):
     t0 = time.perf_counter()
     for _ in range(n):

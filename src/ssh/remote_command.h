@@ -4,18 +4,27 @@
 //
 // Why the wrapper exists: sshd runs an exec request as `$SHELL -c TEXT` in a
 // new session (sshd calls setsid()), so the shell's pid is also its process
-// group id. The wrapper
+// group id. TEXT is one line, `exec /bin/sh -c 'eval "$1"' /bin/sh SCRIPT CMD`,
+// so the login shell becomes a POSIX sh with the same pid (the one exec per
+// task). SCRIPT
 //   1. makes sure it leads its own process group (re-exec under setsid(1) when
 //      the server did not do it, e.g. some dropbear builds),
 //   2. prints "RWPGID:<pgid>" as the first stderr line (the client strips it),
 //   3. starts a watcher that reads the channel's stdin: when the client sends
 //      EOF (cancel, timeout) or the connection drops (runner killed), the
 //      watcher sends SIGTERM to the whole group, waits the grace period and
-//      sends SIGKILL, so children like `sleep 300 & sleep 300; wait` go too,
-//   4. exports env, changes directory and runs the command with stdin from
-//      /dev/null, and on a normal exit stops the watcher so that processes the
-//      command deliberately left running (`nohup daemon &`) survive, as with
-//      plain ssh.
+//      sends SIGKILL, so children like `sleep 300 & sleep 300; wait` go too.
+//      sshd itself signals nothing when a session without a pty loses its
+//      client, so without this process a dropped connection would leave the
+//      command running,
+//   4. exports env, changes directory and runs CMD in a subshell (a fork, no
+//      second exec) with stdin from /dev/null, no positional parameters and
+//      $0 "/bin/sh", as `sh -c CMD` would; on a normal exit it stops the
+//      watcher so that processes the command deliberately left running
+//      (`nohup daemon &`) survive, as with plain ssh, and prints
+//      "RWEXIT:<status>" as the last stderr line.
+// Unlike `sh -c CMD`, CMD's $$ is the wrapper's pid (the group id) and its
+// $PPID is sshd's.
 
 #include <map>
 #include <optional>

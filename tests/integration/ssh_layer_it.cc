@@ -571,10 +571,13 @@ TEST_F(SshLayer, CancelFallsBackToKillingTheGroupWhenTheWatcherIsGone) {
   auto s = connect_host(1);
   ASSERT_TRUE(s);
   std::string pattern = "sleep " + std::to_string(unique_seconds());
-  // The command kills its siblings, i.e. the wrapper's stdin watcher, and
-  // ignores SIGTERM: only the second-channel `kill -KILL -PGID` can end it.
-  std::string cmd = "for p in $(pgrep -P $PPID); do [ $p != $$ ] && kill -9 $p; done; trap '' TERM; " + pattern +
-                    " & " + pattern + "; wait";
+  // The command kills the wrapper's stdin watcher (the wrapper's child
+  // reading the channel, where the command's stdin is /dev/null; the
+  // wrapper's pid is the command's $$) and ignores SIGTERM: only the
+  // second-channel `kill -KILL -PGID` can end it.
+  std::string cmd =
+      "for p in $(pgrep -P $$); do [ \"$(readlink /proc/$p/fd/0)\" != /dev/null ] && kill -9 $p; done; "
+      "trap '' TERM; " + pattern + " & " + pattern + "; wait";
   std::atomic<bool> cancel{false};
   Session::ExecOptions eo;
   eo.cancel = &cancel;
