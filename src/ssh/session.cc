@@ -459,4 +459,16 @@ Status Session::tcp_check(const std::string& host, int port, Millis timeout) {
   return {};
 }
 
+Result<std::unique_ptr<Tunnel>> Session::exec_tunnel(const std::string& command, Fd local, Millis timeout,
+                                                     const std::atomic<bool>* cancel) {
+  auto side = side_session();
+  if (!side) return err(label_ + ": " + side.error().message);
+  auto t = Tunnel::exec(*(*side)->conn_, *side, command, std::move(local), mono_ms() + timeout.count(), cancel);
+  if (!t) {
+    drop_side_if_stuck(*side);
+    return err(label_ + ": " + t.error().message);
+  }
+  return t;
+}
+
 }  // namespace rw::ssh

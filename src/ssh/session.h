@@ -27,6 +27,7 @@
 #include <string_view>
 
 #include "common/duration.h"
+#include "common/fd.h"
 #include "common/result.h"
 #include "ssh/endpoint.h"
 
@@ -98,6 +99,13 @@ class Session {
   /// closed again (wait_for tcp on guests). Fails with "connection refused",
   /// "timed out", "prohibited by the server"...
   Status tcp_check(const std::string& host, int port, Millis timeout);
+
+  /// Runs `command` on this target as is (no wrapper), on the second
+  /// connection that tunnels use, and carries `local` (a connected stream
+  /// socket) to its stdin and its stdout back, until either side closes:
+  /// see Relay. Errors start with label().
+  Result<std::unique_ptr<Tunnel>> exec_tunnel(const std::string& command, Fd local, Millis timeout,
+                                              const std::atomic<bool>* cancel);
 
   /// False once the connection is known to be gone; reconnect then.
   bool alive() const;

@@ -1,5 +1,6 @@
 #include "ssh/tunnel.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -43,6 +44,38 @@ Result<std::unique_ptr<Tunnel>> Tunnel::open(Conn& outer, std::shared_ptr<void> 
   return t;
 }
 
+Result<std::unique_ptr<Tunnel>> Tunnel::exec(Conn& outer, std::shared_ptr<void> owner, const std::string& command,
+                                             Fd local, int64_t deadline, const std::atomic<bool>* cancel) {
+  int fl = ::fcntl(local.get(), F_GETFL);
+  if (fl < 0 || ::fcntl(local.get(), F_SETFL, fl | O_NONBLOCK) != 0) return sys_err("fcntl", errno);
+  LIBSSH2_CHANNEL* ch = nullptr;
+  {
+    Conn::Lock lk(outer.mutex());
+    if (outer.broken()) return err("connection lost: " + outer.broken_reason());
+    LIBSSH2_SESSION* s = outer.raw();
+    auto opened = outer.open_channel(
+        lk, [s] { return libssh2_channel_open_session(s); }, deadline, cancel, false, "a session channel");
+    if (!opened) return opened.error();
+    ch = *opened;
+    int rc = outer.drive(
+        lk,
+        [&] {
+          return libssh2_channel_process_startup(ch, "exec", 4, command.data(),
+                                                 static_cast<unsigned>(command.size()));
+        },
+        deadline, cancel);
+    if (rc != 0) {
+      std::string why = rc == LIBSSH2_ERROR_TIMEOUT ? "timed out" : outer.last_error();
+      outer.free_channel(lk, ch, mono_ms() + 2000, false);
+      return err("the server refused to run " + command + ": " + why);
+    }
+  }
+  std::unique_ptr<Tunnel> t(new Tunnel(outer, std::move(owner), ch, std::move(local)));
+  t->half_close_ = true;
+  t->thread_ = std::thread([p = t.get()] { p->pump(); });
+  return t;
+}
+
 Tunnel::Tunnel(Conn& outer, std::shared_ptr<void> owner, LIBSSH2_CHANNEL* ch, Fd mine)
     : owner_(std::move(owner)), outer_(outer), ch_(ch), mine_(std::move(mine)), stop_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
@@ -79,6 +112,15 @@ void Tunnel::pump() {
       } else {
         failed = true;
       }
+    }
+    // An exec tunnel's stderr is kept for errors; unread, it would also
+    // keep the channel from ever reporting EOF.
+    while (half_close_ && !failed) {
+      ssize_t n = outer_.call([&] { return libssh2_channel_read_stderr(ch_, buf, sizeof buf); });
+      if (n <= 0) break;
+      stderr_.append(buf, static_cast<size_t>(n));
+      if (stderr_.size() > 4096) stderr_.erase(0, stderr_.size() - 4096);
+      progress = true;
     }
     while (lo < to_local.size()) {
       ssize_t n = ::send(me, to_local.data() + lo, to_local.size() - lo, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -138,7 +180,7 @@ void Tunnel::pump() {
     }
 
     if (failed || outer_.broken()) break;
-    if (local_eof && to_remote.empty()) break;           // the inner session closed
+    if (local_eof && to_remote.empty() && !half_close_) break;  // the inner session closed
     if (remote_eof && to_local.empty() && local_shut) break;  // the far side closed
     if (stopping_) {
       int64_t now = mono_ms();
@@ -164,6 +206,7 @@ void Tunnel::pump() {
   outer_.free_channel(lk, ch_, mono_ms() + 2000, false);
   ch_ = nullptr;
   ::shutdown(me, SHUT_RDWR);  // the inner session sees the end of the line
+  done_ = true;
 }
 
 }  // namespace rw::ssh

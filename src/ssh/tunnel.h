@@ -26,6 +26,17 @@ class Tunnel {
   static Result<std::unique_ptr<Tunnel>> open(Conn& outer, std::shared_ptr<void> owner, const std::string& host,
                                               int port, int64_t deadline, const std::atomic<bool>* cancel,
                                               Fd* inner_end);
+  /// Runs `command` on the far side of `outer` in an exec channel of its own
+  /// (as is: no wrapper) and pumps between its stdin/stdout and `local`, a
+  /// connected stream socket (made non-blocking here): a netcat over SSH,
+  /// for virt-ssh-helper. The tunnel ends when either side closes.
+  static Result<std::unique_ptr<Tunnel>> exec(Conn& outer, std::shared_ptr<void> owner, const std::string& command,
+                                              Fd local, int64_t deadline, const std::atomic<bool>* cancel);
+  /// False once the far side or the local socket closed (or the connection
+  /// broke): the tunnel can be dropped.
+  bool running() const { return !done_; }
+  /// An exec tunnel's command's stderr (its last 4 KiB), once it is done.
+  std::string stderr_text() const { return done_ ? stderr_ : std::string(); }
   /// Flushes what the inner side wrote (bounded), closes the channel, joins.
   ~Tunnel();
   Tunnel(const Tunnel&) = delete;
@@ -41,6 +52,11 @@ class Tunnel {
   Fd mine_;  ///< our end of the socketpair
   Fd stop_;  ///< eventfd: stop pumping
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> done_{false};
+  /// An exec tunnel: the local side's EOF goes to the command as EOF on its
+  /// stdin, and its output is still carried back until it closes.
+  bool half_close_ = false;
+  std::string stderr_;  ///< written by the pump only, read once done_
   std::thread thread_;
 };
 

@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +33,7 @@
 
 #include "common/clock.h"
 #include "common/files.h"
+#include "ssh/relay.h"
 #include "ssh/session.h"
 
 namespace rw::ssh {
@@ -185,6 +188,66 @@ TEST_F(SshLayer, ExecReportsTheExitCodeAndBothStreams) {
   EXPECT_FALSE(r->cancelled);
   EXPECT_EQ(o.out, "hi\n");
   EXPECT_EQ(o.err, "err\n");  // the wrapper's RWPGID line is not shown
+}
+
+/// A client of a Relay's socket: what it reads back after writing `send`
+/// and closing its write side.
+std::string through_relay(const std::string& path, const std::string& send) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    ::close(fd);
+    return "connect failed";
+  }
+  (void)!::write(fd, send.data(), send.size());
+  ::shutdown(fd, SHUT_WR);
+  std::string got;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return got;
+}
+
+TEST_F(SshLayer, ARelayCarriesEachConnectionToACommandOnTheHost) {
+  auto s = connect_host(1);
+  ASSERT_TRUE(s);
+  // What virt-ssh-helper is to libvirt, `cat` is here: the bytes go to the
+  // command's stdin and come back from its stdout, whole and in order.
+  auto r = ssh::Relay::start(*s, "cat");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const std::string path = (*r)->socket_path();
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "only root talks to the hypervisor through it";
+  std::string big(300'000, 'x');
+  for (size_t i = 0; i < big.size(); i += 997) big[i] = static_cast<char>('a' + i % 26);
+  EXPECT_EQ(through_relay(path, "hello\n"), "hello\n");
+  std::string got = through_relay(path, big);
+  EXPECT_TRUE(got == big) << "larger than a channel window: " << got.size() << " of " << big.size() << " bytes back";
+  // Two at once: each connection has its own channel.
+  std::string a, b;
+  std::thread ta([&] { a = through_relay(path, std::string(100'000, 'a')); });
+  std::thread tb([&] { b = through_relay(path, std::string(100'000, 'b')); });
+  ta.join();
+  tb.join();
+  EXPECT_TRUE(a == std::string(100'000, 'a')) << a.size() << " bytes back";
+  EXPECT_TRUE(b == std::string(100'000, 'b')) << b.size() << " bytes back";
+  EXPECT_EQ((*r)->last_error(), "");
+  r->reset();
+  EXPECT_NE(::stat(path.c_str(), &st), 0) << "the socket is removed with the relay";
+}
+
+TEST_F(SshLayer, ARelayWhoseCommandFailsClosesTheConnection) {
+  auto s = connect_host(1);
+  ASSERT_TRUE(s);
+  auto r = ssh::Relay::start(*s, "echo no such helper >&2; exit 127");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(through_relay((*r)->socket_path(), "hello"), "") << "EOF, not a hang";
+  // What the command said on stderr is kept for the error message.
+  for (int i = 0; i < 50 && (*r)->last_error().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_NE((*r)->last_error().find("no such helper"), std::string::npos) << (*r)->last_error();
 }
 
 TEST_F(SshLayer, ExecAppliesEnvAndWorkdir) {
