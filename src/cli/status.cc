@@ -62,7 +62,12 @@ std::vector<GuestLine> testbed_guests(const state::RunDir& dir, const state::Run
   auto plan = plan::load_plan(dir.plan_file());
   if (!plan || !plan->testbed) return out;
   *uri = engine::testbed_uri(*plan->testbed);
-  auto host = testbed::Virt::open(*uri);
+  // A hypervisor on a plan host is reached over the run's SSH connection,
+  // which status does not have: its guests' states are unknown here
+  // (`runwarden testbed status BUILD --connect qemu+ssh://...` asks it).
+  const std::string& hv = plan->testbed->host;
+  if (!hv.empty()) *uri += " on " + hv;
+  auto host = hv.empty() ? testbed::Virt::open(*uri) : Result<testbed::Virt>(err("reached over SSH"));
   for (const auto& g : plan->testbed->guests)
     for (const auto& name : g.instances) {
       GuestLine l{name, "", "unknown"};

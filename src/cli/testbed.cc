@@ -243,6 +243,14 @@ int diff(TestbedOptions& o) {
   auto& [plan, build] = *pb;
   auto tb = engine::resolve_testbed(*plan.testbed, build, plan.workdir);
   if (!tb) return fail(err(tb.error().message, kTrouble));
+  if (o.uri.empty() && !plan.testbed->host.empty()) {
+    const plan::Target& t = plan.targets.at(plan.testbed->host);
+    return fail(err("the plan's hypervisor is on host " + plan.testbed->host +
+                        ", which a run reaches over its own SSH connection; give --connect, e.g. --connect "
+                        "qemu+ssh://" + t.user + "@" + t.address + (t.port == 22 ? "" : ":" + std::to_string(t.port)) +
+                        "/system",
+                    kTrouble));
+  }
   if (o.uri.empty()) o.uri = engine::testbed_uri(*plan.testbed);
   auto host = connect(o);
   if (!host) return fail(err(host.error().message, kTrouble));

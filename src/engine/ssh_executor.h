@@ -65,7 +65,11 @@ class LocalExtrasExecutor : public Executor {
 class StandardExecutors : public ExecutorSet {
  public:
   explicit StandardExecutors(const plan::Plan& plan)
-      : pool_(plan), remote_(pool_), testbed_(this, [this](const std::string& t) { pool_.drop(t); }) {}
+      : pool_(plan),
+        remote_(pool_),
+        testbed_(
+            this, [this](const std::string& t) { pool_.drop(t); },
+            [this](const std::string& t, const std::atomic<bool>* cancel) { return pool_.get(t, cancel); }) {}
   Executor* find(const plan::Task& task, const plan::Target& target) override;
   void stop() override { pool_.stop(); }
 

@@ -4,8 +4,10 @@
 #include <mutex>
 
 #include "common/files.h"
+#include "common/shell.h"
 #include "common/text.h"
 #include "ssh/known_hosts.h"
+#include "ssh/relay.h"
 #include "state/events.h"
 #include "state/store.h"
 #include "state/testbed_record.h"
@@ -47,6 +49,7 @@ testbed::Accel accel_of(const std::string& a) {
 
 std::string testbed_uri(const plan::Testbed& tb) {
   if (!tb.libvirt.empty()) return tb.libvirt;
+  if (!tb.host.empty()) return "qemu:///system";
   const char* env = std::getenv("RUNWARDEN_LIBVIRT_URI");
   return env && *env ? env : "qemu:///system";
 }
@@ -147,8 +150,25 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
   // this one made (before a crash) is kept.
   if (auto st = state::RunDir(state::state_root(), ctx.build).load(); st && st->created_at_ms)
     tb->run = std::to_string(st->created_at_ms);
-  auto host = testbed::Virt::open(tb->uri);
-  if (!host) return outcome(false, host.error().message);
+  // A hypervisor on a plan host: libvirt's protocol goes through a local
+  // socket relayed over the run's SSH connection to virt-ssh-helper there.
+  // Declared before `host`, so the libvirt connection closes first.
+  std::unique_ptr<ssh::Relay> relay;
+  const std::string& hv = ctx.plan->testbed->host;
+  if (!hv.empty()) {
+    if (!session_) return outcome(false, "testbed host " + hv + ": no SSH sessions here");
+    auto s = session_(hv, ctx.cancel);
+    if (!s) return outcome(false, "testbed host " + hv + ": " + s.error().message);
+    auto r = ssh::Relay::start(**s, "virt-ssh-helper " + shell_quote(tb->uri));
+    if (!r) return outcome(false, "testbed host " + hv + ": " + r.error().message);
+    relay = std::move(*r);
+    out("testbed: libvirt " + tb->uri + " on " + hv + ", over SSH");
+  }
+  auto host = testbed::Virt::open(relay ? "qemu+unix:///system?socket=" + relay->socket_path() : tb->uri);
+  if (!host) {
+    std::string why = relay && !relay->last_error().empty() ? " (" + relay->last_error() + ")" : "";
+    return outcome(false, (hv.empty() ? "" : "testbed host " + hv + ": ") + host.error().message + why);
+  }
   if (task.kind == plan::TaskKind::Snapshot) return snapshot(ctx, *host, *tb, out);
   if (task.testbed_op == "golden" || task.testbed_op == "up")
     if (auto s = seed_host_keys(ctx, *tb); !s) return outcome(false, "testbed host keys: " + s.error().message);
@@ -172,7 +192,7 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
     }
     // For the views that do not ask libvirt (web, metrics): not the run's
     // truth, so a failure to write it is only logged.
-    if (auto s = ctx.run_dir.empty() ? Status{} : state::record_guests_up(ctx.run_dir + "/" + state::kTestbedRecordFile, tb->uri, records); !s)
+    if (auto s = ctx.run_dir.empty() ? Status{} : state::record_guests_up(ctx.run_dir + "/" + state::kTestbedRecordFile, hv.empty() ? tb->uri : tb->uri + " on " + hv, records); !s)
       out("cannot record the testbed's guests: " + s.error().message);
     return outcome(true, "");
   }

@@ -9,10 +9,15 @@
 #include "engine/executor.h"
 #include "testbed/spec.h"
 
+namespace rw::ssh {
+class Session;
+}
+
 namespace rw::engine {
 
 /// The libvirt URI a plan's testbed uses: its `libvirt:` key, else
-/// $RUNWARDEN_LIBVIRT_URI, else qemu:///system.
+/// $RUNWARDEN_LIBVIRT_URI, else qemu:///system. With `host:`, the URI on
+/// that host: its `libvirt:` key, else qemu:///system.
 std::string testbed_uri(const plan::Testbed& tb);
 
 /// The plan's testbed for run `build`: the build name is the ownership tag;
@@ -24,10 +29,12 @@ Result<testbed::Testbed> resolve_testbed(const plan::Testbed& tb, const std::str
 /// Runs testbed tasks: golden (boot, setup, seal), up, down, and snapshots.
 class TestbedExecutor : public Executor {
  public:
+  using SessionFn = std::function<Result<ssh::Session*>(const std::string&, const std::atomic<bool>*)>;
   /// `steps` runs a golden's setup steps and SSH waits on guests; `drop`
-  /// forgets a target's pooled SSH session (after a revert, a seal).
-  TestbedExecutor(ExecutorSet* steps, std::function<void(const std::string&)> drop)
-      : steps_(steps), drop_(std::move(drop)) {}
+  /// forgets a target's pooled SSH session (after a revert, a seal);
+  /// `session` gives the run's session to a target (a testbed's `host:`).
+  TestbedExecutor(ExecutorSet* steps, std::function<void(const std::string&)> drop, SessionFn session = nullptr)
+      : steps_(steps), drop_(std::move(drop)), session_(std::move(session)) {}
   TaskOutcome run(const TaskContext& ctx) override;
 
  private:
@@ -42,6 +49,7 @@ class TestbedExecutor : public Executor {
 
   ExecutorSet* steps_;
   std::function<void(const std::string&)> drop_;
+  SessionFn session_;
 };
 
 }  // namespace rw::engine

@@ -12,8 +12,8 @@
 namespace rw::plan::detail {
 namespace {
 
-constexpr std::string_view kTestbedKeys[] = {"libvirt", "images_dir", "teardown", "up_timeout", "parallel",
-                                             "host_keys", "images",   "networks", "goldens",    "guests"};
+constexpr std::string_view kTestbedKeys[] = {"libvirt",   "host",   "images_dir", "teardown", "up_timeout", "parallel",
+                                             "host_keys", "images", "networks",   "goldens",  "guests"};
 constexpr std::string_view kHostKeyModes[] = {"seed", "learn"};
 constexpr std::string_view kImageKeys[] = {"path", "format"};
 constexpr std::string_view kNetworkKeys[] = {"subnet", "nat", "mtu"};
@@ -76,6 +76,20 @@ void Parser::parse_testbed(const Entry& top) {
   const std::string ctx = "testbed";
   if (const Entry* e = find(*f, "libvirt")) {
     if (auto v = str(*e, ctx)) tb.libvirt = *v;
+  }
+  if (const Entry* e = find(*f, "host")) {
+    // The hypervisor is a plan host reached over SSH: libvirt goes through
+    // the run's own connection to it, and guests are reached via it.
+    if (auto v = str(*e, ctx)) {
+      auto t = plan_.targets.find(*v);
+      if (t == plan_.targets.end() || t->second.guest)
+        problem(value_mark(*e), ctx + ": host " + quoted(*v) + " is not a declared host; declared: " +
+                                    declared_targets());
+      else if (t->second.local)
+        problem(value_mark(*e), ctx + ": host " + quoted(*v) +
+                                    " is the controller; leave 'host' out for a hypervisor on the controller");
+      else tb.host = *v;
+    }
   }
   if (const Entry* e = find(*f, "images_dir")) {
     if (auto v = str(*e, ctx)) {
@@ -184,6 +198,7 @@ void Parser::parse_testbed_machine(TestbedScope& sc, const Entry& ge, const std:
   // Host keys from the seed are known before the guest boots: strict.
   t.host_key_policy = sc.tb.host_keys == "seed" ? "strict" : "accept-new";
   t.golden = golden;
+  t.via = sc.tb.host;  // on a remote hypervisor, reached through it
   if (const Entry* p = find(*s, "count")) {
     if (auto v = integer(*p, gctx, 1, kMaxCount)) g.count = int(*v);
   }

@@ -139,6 +139,10 @@ const char* to_string(Teardown t);
 
 struct Testbed {
   std::string libvirt;  ///< URI of the hypervisor; empty: $RUNWARDEN_LIBVIRT_URI or qemu:///system
+  /// A plan host (SSH) the hypervisor runs on: libvirt is reached through
+  /// the run's connection to it (`libvirt` is then the URI there, default
+  /// qemu:///system) and the guests through it. Empty: `libvirt` as is.
+  std::string host;
   std::string images_dir = "/var/lib/libvirt/images";
   Teardown teardown = Teardown::Always;
   Millis up_timeout{Millis(600'000)};

@@ -56,6 +56,32 @@ TEST(PlanTestbed, GuestsBecomeTargetsWithReservedAddressesInDeclarationOrder) {
   EXPECT_EQ(web.disk_bytes, 1ull << 30);
 }
 
+TEST(PlanTestbed, AHypervisorOnAPlanHostIsReachedThroughItAndSoAreItsGuests) {
+  std::string text = kLab;
+  text.replace(text.find("testbed:\n"), 9, "hosts:\n  hv1: {address: 10.0.0.5, port: 2222}\ntestbed:\n  host: hv1\n");
+  auto p = parse_plan(text, "lab.yaml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->testbed->host, "hv1");
+  EXPECT_EQ(p->targets.at("web-2").via, "hv1");
+  EXPECT_EQ(p->jumps("db"), (std::vector<std::string>{"hv1"}));
+  const std::string d = describe(*p);
+  EXPECT_NE(d.find("via hv1"), std::string::npos) << d;
+  // Without host: the guests are reached directly.
+  EXPECT_EQ(parse_plan(kLab, "lab.yaml")->targets.at("web-2").via, "");
+}
+
+TEST(PlanTestbed, TheHypervisorHostMustBeADeclaredRemoteHost) {
+  std::string text = kLab;
+  text.replace(text.find("testbed:\n"), 9,
+               "hosts:\n  hv1: {address: 10.0.0.5}\n  here: {local: true}\ntestbed:\n  host: hv9\n");
+  EXPECT_NE(errors_of(text).find("lab.yaml:6:9: testbed: host 'hv9' is not a declared host; declared:"),
+            std::string::npos)
+      << errors_of(text);
+  text.replace(text.find("host: hv9"), 9, "host: here");
+  EXPECT_NE(errors_of(text).find("lab.yaml:6:9: testbed: host 'here' is the controller"), std::string::npos)
+      << errors_of(text);
+}
+
 TEST(PlanTestbed, TheSectionCompilesIntoStagesAroundTheUsersOwn) {
   auto p = parse_plan(kLab, "lab.yaml");
   ASSERT_TRUE(p.ok()) << p.error().message;
