@@ -1,0 +1,85 @@
+#!/bin/bash
+# A testbed on a hypervisor that is a plan host reached over SSH
+# (`testbed: host: hv1`): libvirt's protocol goes through the run's own SSH
+# connection to virt-ssh-helper on hv1, and the guests are reached via hv1.
+# hv1 is a real sshd in the libvirt host's mount namespace (so
+# qemu:///system there is that libvirtd), listening on loopback in the
+# test's network namespace; the controller is given no libvirt URI at all.
+# A wrapper in hv1's /usr/local/bin logs each virt-ssh-helper start, and
+# sshd's debug log shows the forwarded connections to the guests.
+source "$(dirname "$0")/../testbed/libvirt-host.sh"
+testbed_enter_netns "$0" "$@"
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/runwarden.sh"
+testbed_it_setup
+
+# hv1: sshd in libvirtd's mount namespace, with a clean /root and a logging
+# virt-ssh-helper ahead of the real one on its PATH.
+hv=$IT_DIR/hv1
+mkdir -p "$hv/bin" "$hv/home" /run/sshd
+port=2222
+ssh-keygen -q -t ed25519 -N '' -C hv1 -f "$hv/host_key"
+cp "$TB_KEY.pub" "$hv/authorized_keys"
+cat >"$hv/bin/virt-ssh-helper" <<SH
+#!/bin/sh
+echo "virt-ssh-helper \$*" >>"$hv/helper.log"
+exec /usr/bin/virt-ssh-helper "\$@"
+SH
+chmod +x "$hv/bin/virt-ssh-helper"
+cat >"$hv/sshd_config" <<EOF
+ListenAddress 127.0.0.1:$port
+HostKey $hv/host_key
+PidFile $hv/sshd.pid
+AuthorizedKeysFile $hv/authorized_keys
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AllowTcpForwarding yes
+UseDNS no
+LogLevel DEBUG1
+EOF
+/usr/sbin/sshd -t -f "$hv/sshd_config" || fail "sshd rejects $hv/sshd_config"
+nsenter --target "$(cat "$IT_DIR/lvh/run/libvirtd.pid")" --mount -- \
+  unshare --mount --propagation private /bin/sh -c \
+  'mount --bind "$1/bin" /usr/local/bin && mount --bind "$1/home" /root && exec /usr/sbin/sshd -D -f "$1/sshd_config" -E "$1/sshd.log"' \
+  sh "$hv" &
+sshd_pid=$!
+IT_EXTRA_TEARDOWN+=("kill $sshd_pid 2>/dev/null || true")
+listening() { ss -Hltn "sport = :$port" | grep -q .; }
+wait_for -m "hv1's sshd listening" listening
+echo "[127.0.0.1]:$port $(cut -d' ' -f1-2 "$hv/host_key.pub")" >"$IT_DIR/hv_known_hosts"
+
+# The usual 2-guest plan, its libvirt URI replaced by host: hv1.
+testbed_plan "$IT_DIR/work/lab.yaml" 10.79.0.0/24 2 "up_timeout: 3m" <<'YAML'
+stages:
+  - name: test
+    tasks:
+      - {name: hello, on: [web-1, web-2], run: "echo I am $(hostname)"}
+YAML
+sed -i -e "s|^  libvirt: .*|  host: hv1|" \
+  -e "s|^version: 1$|version: 1\nhosts:\n  hv1: {address: 127.0.0.1, port: $port, identity: $TB_KEY, known_hosts: $IT_DIR/hv_known_hosts}|" \
+  "$IT_DIR/work/lab.yaml"
+"$RW_BIN" validate "$IT_DIR/work/lab.yaml" >/dev/null || fail "plan: $("$RW_BIN" validate "$IT_DIR/work/lab.yaml" 2>&1)"
+assert_contains "$("$RW_BIN" plan "$IT_DIR/work/lab.yaml")" "via hv1" "the guests are reached via hv1"
+
+start_run -q --build-name tbr-1 --plan "$IT_DIR/work/lab.yaml" --workdir "$IT_DIR/work"
+ended() { [[ $(run_status tbr-1) != PENDING && $(run_status tbr-1) != RUNNING ]]; }
+wait_for -t 400 -m "run tbr-1 to end" ended
+assert_eq "$(run_status tbr-1)" COMPLETED "the run: $(tail -n 5 "$RUNWARDEN_STATE_DIR/runs/tbr-1/runner.log" 2>/dev/null)"
+wait_for -m "one post" count_is 1
+out=$(cat "$RUNWARDEN_STATE_DIR"/runs/tbr-1/tasks/test/* 2>/dev/null || true)
+for n in 1 2; do assert_contains "$out" "I am web-$n" "web-$n ran the user's task"; done
+
+# Through hv1: libvirt by virt-ssh-helper (up and down at least), the guests
+# by connections hv1's sshd forwarded.
+assert_contains "$(cat "$hv/helper.log" 2>/dev/null)" "virt-ssh-helper qemu:///system" "libvirt went through hv1"
+helpers=$(grep -c . "$hv/helper.log" || true)
+((helpers >= 2)) || fail "one virt-ssh-helper per testbed task (up, down) expected, got $helpers"
+assert_contains "$(cat "$hv/sshd.log")" "target 10.79.0.10 port 22" "web-1 was reached through hv1"
+assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/tbr-1/testbed.json")" '"uri": "qemu:///system on hv1"' \
+  "the record says where the guests were"
+# Everything the run made on hv1 is gone (teardown ran through hv1 too).
+testbed_assert_empty tbr-1
+pass
