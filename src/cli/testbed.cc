@@ -15,7 +15,9 @@
 #include "cli/common.h"
 #include "common/build_name.h"
 #include "state/store.h"
+#include "engine/ssh_executor.h"
 #include "engine/testbed_executor.h"
+#include "ssh/relay.h"
 #include "plan/parser.h"
 #include "testbed/diff.h"
 #include "testbed/inventory.h"
@@ -243,17 +245,30 @@ int diff(TestbedOptions& o) {
   auto& [plan, build] = *pb;
   auto tb = engine::resolve_testbed(*plan.testbed, build, plan.workdir);
   if (!tb) return fail(err(tb.error().message, kTrouble));
+  // A hypervisor on a plan host: reached as a run reaches it, over SSH to
+  // the host with the plan's own settings (declared first: they outlive
+  // the libvirt connection).
+  std::unique_ptr<engine::SessionPool> pool;
+  std::unique_ptr<ssh::Relay> relay;
+  std::string where;
   if (o.uri.empty() && !plan.testbed->host.empty()) {
-    const plan::Target& t = plan.targets.at(plan.testbed->host);
-    return fail(err("the plan's hypervisor is on host " + plan.testbed->host +
-                        ", which a run reaches over its own SSH connection; give --connect, e.g. --connect "
-                        "qemu+ssh://" + t.user + "@" + t.address + (t.port == 22 ? "" : ":" + std::to_string(t.port)) +
-                        "/system",
-                    kTrouble));
+    const std::string& hv = plan.testbed->host;
+    pool = std::make_unique<engine::SessionPool>(plan);
+    auto s = pool->get(hv, nullptr);
+    if (!s) return fail(err("testbed host " + hv + ": " + s.error().message, kTrouble));
+    auto r = engine::relay_libvirt(**s, engine::testbed_uri(*plan.testbed));
+    if (!r) return fail(err("testbed host " + hv + ": " + r.error().message, kTrouble));
+    relay = std::move(*r);
+    o.uri = engine::relay_uri(*relay);
+    where = engine::testbed_uri(*plan.testbed) + " on " + hv;
   }
   if (o.uri.empty()) o.uri = engine::testbed_uri(*plan.testbed);
+  if (where.empty()) where = o.uri;
   auto host = connect(o);
-  if (!host) return fail(err(host.error().message, kTrouble));
+  if (!host) {
+    std::string why = relay && !relay->last_error().empty() ? " (" + relay->last_error() + ")" : "";
+    return fail(err(host.error().message + why, kTrouble));
+  }
   auto r = testbed::diff(*host, *tb);
   if (!r) return fail(err(r.error().message, kTrouble));
   const std::string run = run_of(build);
@@ -270,13 +285,13 @@ int diff(TestbedOptions& o) {
   // What is there while no run of the build is going: nobody will remove it.
   const bool orphans = orphaned && present > 0;
   if (o.json) {
-    std::cout << json{{"testbed", build},     {"uri", o.uri},
+    std::cout << json{{"testbed", build},     {"uri", where},
                       {"run", run},           {"orphaned", orphans},
                       {"in_sync", differences == 0 && !orphans}, {"differences", differences},
                       {"objects", objs}}.dump(2)
               << "\n";
   } else {
-    std::cout << "testbed " << build << " on " << o.uri << ": "
+    std::cout << "testbed " << build << " on " << where << ": "
               << (differences ? std::to_string(differences) + " difference(s)" : std::string("in sync with the plan"))
               << (orphans ? "; orphaned: its run is " + run + ", nothing will remove it (runwarden testbed down " +
                                 build + ")"

@@ -54,6 +54,12 @@ std::string testbed_uri(const plan::Testbed& tb) {
   return env && *env ? env : "qemu:///system";
 }
 
+Result<std::unique_ptr<ssh::Relay>> relay_libvirt(ssh::Session& session, const std::string& remote_uri) {
+  return ssh::Relay::start(session, "virt-ssh-helper " + shell_quote(remote_uri));
+}
+
+std::string relay_uri(const ssh::Relay& relay) { return "qemu+unix:///system?socket=" + relay.socket_path(); }
+
 Result<testbed::Testbed> resolve_testbed(const plan::Testbed& tb, const std::string& build,
                                          const std::string& workdir) {
   testbed::Testbed out;
@@ -159,12 +165,12 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
     if (!session_) return outcome(false, "testbed host " + hv + ": no SSH sessions here");
     auto s = session_(hv, ctx.cancel);
     if (!s) return outcome(false, "testbed host " + hv + ": " + s.error().message);
-    auto r = ssh::Relay::start(**s, "virt-ssh-helper " + shell_quote(tb->uri));
+    auto r = relay_libvirt(**s, tb->uri);
     if (!r) return outcome(false, "testbed host " + hv + ": " + r.error().message);
     relay = std::move(*r);
     out("testbed: libvirt " + tb->uri + " on " + hv + ", over SSH");
   }
-  auto host = testbed::Virt::open(relay ? "qemu+unix:///system?socket=" + relay->socket_path() : tb->uri);
+  auto host = testbed::Virt::open(relay ? relay_uri(*relay) : tb->uri);
   if (!host) {
     std::string why = relay && !relay->last_error().empty() ? " (" + relay->last_error() + ")" : "";
     return outcome(false, (hv.empty() ? "" : "testbed host " + hv + ": ") + host.error().message + why);

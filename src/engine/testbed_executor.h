@@ -10,6 +10,7 @@
 #include "testbed/spec.h"
 
 namespace rw::ssh {
+class Relay;
 class Session;
 }
 
@@ -19,6 +20,11 @@ namespace rw::engine {
 /// $RUNWARDEN_LIBVIRT_URI, else qemu:///system. With `host:`, the URI on
 /// that host: its `libvirt:` key, else qemu:///system.
 std::string testbed_uri(const plan::Testbed& tb);
+
+/// libvirt on a plan host (a testbed's `host:`) over `session`: a Relay to
+/// `virt-ssh-helper REMOTE_URI` there; open relay_uri(relay) while it lives.
+Result<std::unique_ptr<ssh::Relay>> relay_libvirt(ssh::Session& session, const std::string& remote_uri);
+std::string relay_uri(const ssh::Relay& relay);
 
 /// The plan's testbed for run `build`: the build name is the ownership tag;
 /// relative ssh_key paths are read from `workdir`. Reads the key files, so

@@ -64,6 +64,14 @@ sed -i -e "s|^  libvirt: .*|  host: hv1|" \
 "$RW_BIN" validate "$IT_DIR/work/lab.yaml" >/dev/null || fail "plan: $("$RW_BIN" validate "$IT_DIR/work/lab.yaml" 2>&1)"
 assert_contains "$("$RW_BIN" plan "$IT_DIR/work/lab.yaml")" "via hv1" "the guests are reached via hv1"
 
+# testbed diff reaches hv1's libvirt as a run does (the plan's SSH settings):
+# nothing made yet, so every object is missing.
+d=$("$RW_BIN" testbed diff "$IT_DIR/work/lab.yaml" --build tbr-1 --json) || fail "testbed diff: $d"
+py() { "$IT_PYTHON" -c "import json,sys; d=json.loads(sys.argv[2]); print($1)" "$1" "$d"; }
+assert_eq "$(py 'd["uri"]')" "qemu:///system on hv1" "diff went to hv1"
+assert_eq "$(py 'sorted(set(o["status"] for o in d["objects"]))')" "['missing']" "nothing there yet"
+assert_eq "$(grep -c . "$hv/helper.log")" 1 "through virt-ssh-helper on hv1"
+
 start_run -q --build-name tbr-1 --plan "$IT_DIR/work/lab.yaml" --workdir "$IT_DIR/work"
 ended() { [[ $(run_status tbr-1) != PENDING && $(run_status tbr-1) != RUNNING ]]; }
 wait_for -t 400 -m "run tbr-1 to end" ended
@@ -76,7 +84,7 @@ for n in 1 2; do assert_contains "$out" "I am web-$n" "web-$n ran the user's tas
 # by connections hv1's sshd forwarded.
 assert_contains "$(cat "$hv/helper.log" 2>/dev/null)" "virt-ssh-helper qemu:///system" "libvirt went through hv1"
 helpers=$(grep -c . "$hv/helper.log" || true)
-((helpers >= 2)) || fail "one virt-ssh-helper per testbed task (up, down) expected, got $helpers"
+((helpers >= 3)) || fail "one virt-ssh-helper for the diff and one per testbed task (up, down) expected, got $helpers"
 assert_contains "$(cat "$hv/sshd.log")" "target 10.79.0.10 port 22" "web-1 was reached through hv1"
 assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/tbr-1/testbed.json")" '"uri": "qemu:///system on hv1"' \
   "the record says where the guests were"
