@@ -75,6 +75,11 @@ obs=$(unit_pid "watcher@$PREFIX-obs.service")
 cpu_ms() { awk '{print ($14 + $15) * 1000 / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
 read -r _ ov0 on0 < <(bench_proc_status "$obs")
 ocpu0=$(cpu_ms "$obs")
+# The manager's and the bus's CPU across the storm (per run, it should not
+# grow with N): PID 1 of the sandbox and its dbus-daemon.
+busd=$(ps -o pid= --ppid "$sdpid" -o comm= | awk '$2 == "dbus-daemon" {print $1; exit}')
+mcpu0=$(cpu_ms "$sdpid")
+bcpu0=$([[ -n $busd ]] && cpu_ms "$busd" || echo 0)
 overflow0=$(listen_overflows)
 
 # The gate: commands block reading a FIFO until it is opened for writing and
@@ -145,6 +150,8 @@ if kill -0 "$obs" 2>/dev/null; then
   ocpu=$(awk -v a="$(cpu_ms "$obs")" -v b="$ocpu0" 'BEGIN {printf "%d", a - b}')
 fi
 overflow1=$(listen_overflows)
+mcpu=$(awk -v a="$(cpu_ms "$sdpid")" -v b="$mcpu0" 'BEGIN {printf "%d", a - b}')
+bcpu=$([[ -n $busd ]] && awk -v a="$(cpu_ms "$busd")" -v b="$bcpu0" 'BEGIN {printf "%d", a - b}' || echo "?")
 
 echo "== start-run"
 awk '{print $3}' "$IT_DIR/starts.txt" | bench_stats "start-run wall time (all)" ms
@@ -219,6 +226,7 @@ PY
 
 echo "== units and load"
 echo "observer watcher ($PREFIX-obs, its run idle throughout): $obs_wakes wakeups and $ocpu ms CPU over $(((t2 - t0) / 1000000000)) s while $N runs started and ended (alive: $obs_alive)"
+echo "service manager CPU: $mcpu ms ($(awk -v a="$mcpu" -v n="$N" 'BEGIN {printf "%.1f", a / n}') ms per run); system bus (dbus-daemon${busd:+ pid $busd}): $bcpu ms ($( [[ $bcpu == "?" ]] && echo "?" || awk -v a="$bcpu" -v n="$N" 'BEGIN {printf "%.1f", a / n}') ms per run), start of the first start-run to the end of the last post"
 echo "receiver TCP ListenOverflows during the storm: $((overflow1 - overflow0)) (backlog 5; an overflow costs the client a 1 s SYN retransmit, not a message)"
 failed_units=$(ctl list-units --state=failed --no-legend --plain 'runner@*' 'watcher@*' | awk '{print $1}')
 echo "failed units: $(echo "$failed_units" | grep -c . || true) $(echo "$failed_units" | sed -n 1,5p | tr '\n' ' ')"
