@@ -23,6 +23,12 @@
 #       ansible_python_interpreter=/usr/bin/python3 (spares ansible its
 #       interpreter discovery round trip)
 #
+# The floor: sshd's own CPU per connection, measured alone (FLOOR_CONNS, 30,
+# sequential `runwarden exec --on h1 -- true`, the CPU of host 1's sshd
+# listener and everything it reaped, from /proc/PID/stat, before and after):
+# N connections need at least N * that / cores of wall time on this machine,
+# whoever the client is. Printed per N with runwarden's ratio to it.
+#
 # Every invocation must succeed on every host: exit code 0 AND N per-host
 # success lines (runwarden "=== hI: ok", pssh "[SUCCESS]", ansible
 # "| CHANGED | rc=0"); a failed one is reported and excluded (FAIL in the
@@ -97,6 +103,15 @@ run_timed() {
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e9 }'
 }
 
+# sshd_cpu_ticks PIDFILE: utime+stime+cutime+cstime of that sshd (the
+# listener reaps every connection's processes, so their CPU lands in it).
+sshd_cpu_ticks() {
+  local f
+  read -r -a f <"/proc/$(<"$1")/stat"
+  echo $((f[13] + f[14] + f[15] + f[16]))
+}
+FLOOR_CONNS=${FLOOR_CONNS:-30}
+
 median() { printf '%s\n' "$@" | grep -v FAIL | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "FAIL"; else print v[int((NR + 1) / 2)] }'; }
 
 RESULTS=()
@@ -149,18 +164,28 @@ for n in "${SIZES[@]}"; do
     an_t+=("$(run_timed ansible "$n" "$W/out-ansible-$n-$r" "${ans_cmd[@]}")")
     echo "#   N=$n rep $r: runwarden ${rw_t[-1]} s, parallel-ssh ${ps_t[-1]} s, ansible ${an_t[-1]} s (load $(cut -d' ' -f1 /proc/loadavg))"
   done
+  pidfile=$H/${RW_NETNS_PREFIX}h1/sshd.pid
+  c0=$(sshd_cpu_ticks "$pidfile")
+  for ((r = 1; r <= FLOOR_CONNS; r++)); do
+    "$RW" exec --plan "$plan" --on h1 -- true >/dev/null 2>&1 || { echo "fanout: floor connection $r failed" >&2; exit 1; }
+  done
+  c1=$(sshd_cpu_ticks "$pidfile")
+  floor_ms=$(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v k="$FLOOR_CONNS" 'BEGIN { printf "%.2f", t * 1000 / hz / k }')
+  echo "#   N=$n floor: sshd $floor_ms ms CPU per connection alone ($FLOOR_CONNS sequential); N x that / $(nproc) cores = $(awk -v f="$floor_ms" -v n="$n" -v c="$(nproc)" 'BEGIN { printf "%.3f", f * n / c / 1000 }') s"
   cd - >/dev/null
-  RESULTS+=("$n $(median "${rw_t[@]}") $(median "${ps_t[@]}") $(median "${an_t[@]}") ${#rw_t[@]}")
+  RESULTS+=("$n $(median "${rw_t[@]}") $(median "${ps_t[@]}") $(median "${an_t[@]}") $floor_ms")
 done
 
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-printf '%5s %13s %15s %10s %14s %14s\n' N runwarden_s parallel-ssh_s ansible_s rw/pssh rw/ansible
+printf '%5s %13s %15s %10s %14s %14s %9s %10s\n' N runwarden_s parallel-ssh_s ansible_s rw/pssh rw/ansible floor_s rw/floor
 for line in "${RESULTS[@]}"; do
-  read -r n a b c _ <<<"$line"
-  awk -v n="$n" -v a="$a" -v b="$b" -v c="$c" 'BEGIN {
+  read -r n a b c f <<<"$line"
+  awk -v n="$n" -v a="$a" -v b="$b" -v c="$c" -v f="$f" -v cores="$(nproc)" 'BEGIN {
     r1 = (a == "FAIL" || b == "FAIL") ? "n/a" : sprintf("%.3f", a / b)
     r2 = (a == "FAIL" || c == "FAIL") ? "n/a" : sprintf("%.3f", a / c)
-    printf "%5s %13s %15s %10s %14s %14s\n", n, a, b, c, r1, r2 }'
+    fl = f * n / cores / 1000
+    r3 = (a == "FAIL" || fl <= 0) ? "n/a" : sprintf("%.2f", a / fl)
+    printf "%5s %13s %15s %10s %14s %14s %9.3f %10s\n", n, a, b, c, r1, r2, fl, r3 }'
 done
 echo "# medians of $REPS cold runs each; targets at 32 hosts: rw/pssh <= 0.5, rw/ansible <= 0.1"

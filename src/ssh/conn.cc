@@ -1,5 +1,7 @@
 #include "ssh/conn.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
@@ -40,7 +42,11 @@ int clamp_ms(int64_t ms) {
 
 }  // namespace
 
-Conn::Conn(Fd sock) : sock_(std::move(sock)) {}
+Conn::Conn(Fd sock) : sock_(std::move(sock)) {
+  int proto = 0;
+  socklen_t len = sizeof proto;
+  tcp_ = ::getsockopt(sock_.get(), SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 && proto == IPPROTO_TCP;
+}
 
 Conn::~Conn() { shutdown(); }
 
@@ -141,7 +147,14 @@ void Conn::flush_locked() {
 }
 
 void Conn::after_call_locked(uint64_t rx_before) {
-  if (rx_bytes_ != rx_before) notify_waiters_locked();
+  if (rx_bytes_ == rx_before) return;
+  if (tcp_) {
+    // Sends the ACK the kernel would otherwise delay (see conn.h); Linux
+    // clears the flag again by itself, hence once per call that read.
+    int one = 1;
+    ::setsockopt(sock_.get(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+  }
+  notify_waiters_locked();
 }
 
 void Conn::notify_waiters_locked() {

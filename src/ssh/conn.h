@@ -25,6 +25,13 @@
 // - The background thread sends keepalives, flushes output nobody else is
 //   flushing, and finishes abandoned opens and channel frees.
 // - Callers never run user code (output callbacks) with the mutex held.
+// - On a TCP socket, bytes received are acknowledged at once (TCP_QUICKACK
+//   after each call that read some). sshd leaves Nagle on for sessions
+//   without a pty, so a message it sends while an earlier one is not yet
+//   acknowledged waits for that ACK; a client with nothing to send delays
+//   it by 40 ms (Linux). Seen on every connection: the channel-open
+//   confirmation waited behind the hostkeys-00 notice sshd sends after
+//   USERAUTH_SUCCESS, which the client does not answer.
 
 #include <libssh2.h>
 #include <poll.h>
@@ -174,6 +181,7 @@ class Conn {
 
   mutable std::mutex mu_;
   Fd sock_;
+  bool tcp_ = false;  ///< sock_ is a TCP socket (not a Tunnel's socketpair)
   LIBSSH2_SESSION* s_ = nullptr;
 
   std::string out_;  ///< bytes libssh2 "sent" that the kernel has not taken yet
