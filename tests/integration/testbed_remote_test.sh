@@ -90,4 +90,27 @@ assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/tbr-1/testbed.json")" '"uri": 
   "the record says where the guests were"
 # Everything the run made on hv1 is gone (teardown ran through hv1 too).
 testbed_assert_empty tbr-1
+
+# cancel-run while testbed-up waits for guests that never ask for an address
+# (rdinit=/bin/sh): CANCELLED, no message, and the teardown, through hv1,
+# leaves nothing.
+testbed_plan "$IT_DIR/work/wait.yaml" 10.79.0.0/24 2 "up_timeout: 5m" \
+  "guest.cmdline: console=ttyS0 quiet rdinit=/bin/sh" <<'YAML'
+stages:
+  - name: test
+    tasks:
+      - {name: never, on: [web-1], run: "true"}
+YAML
+sed -i -e "s|^  libvirt: .*|  host: hv1|" \
+  -e "s|^version: 1$|version: 1\nhosts:\n  hv1: {address: 127.0.0.1, port: $port, identity: $TB_KEY, known_hosts: $IT_DIR/hv_known_hosts}|" \
+  "$IT_DIR/work/wait.yaml"
+start_run -q --build-name tbr-2 --plan "$IT_DIR/work/wait.yaml" --workdir "$IT_DIR/work"
+wait_for -t 120 -m "guests running" eval '[[ $(libvirt_host_virsh list --name | grep -c . || true) -ge 2 ]]'
+cancel_run --build-name tbr-2 >/dev/null
+wait_status tbr-2 CANCELLED 60
+wait_for -t 60 -m "runner@tbr-2 stopped" unit_gone runner@tbr-2.service
+testbed_assert_empty tbr-2
+assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/tbr-2/runner.log")" "testbed tbr-2: removed" "the teardown ran"
+sleep 1
+assert_eq "$(receiver_count)" 1 "no message for the cancelled run"
 pass
