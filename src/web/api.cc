@@ -428,15 +428,12 @@ std::string metrics(const std::string& root) {
   o << "runwarden_run_duration_seconds_bucket{le=\"+Inf\"} " << duration_count << "\n"
     << "runwarden_run_duration_seconds_sum " << duration_sum << "\n"
     << "runwarden_run_duration_seconds_count " << duration_count << "\n";
-  o << "# HELP runwarden_messages_delivered_total Messages posted (run and sub-run), current and kept history.\n"
-       "# TYPE runwarden_messages_delivered_total counter\n"
-    << "runwarden_messages_delivered_total " << posted << "\n";
-  o << "# HELP runwarden_message_delivery_failures_total Messages whose delivery finally failed.\n"
-       "# TYPE runwarden_message_delivery_failures_total counter\n"
-    << "runwarden_message_delivery_failures_total " << failed_deliveries << "\n";
-  o << "# HELP runwarden_task_retries_total Task attempts beyond the first.\n"
-       "# TYPE runwarden_task_retries_total counter\n"
-    << "runwarden_task_retries_total " << retries << "\n";
+  auto counter = [&o](const char* name, const char* help, uint64_t value) {
+    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n" << name << " " << value << "\n";
+  };
+  counter("runwarden_messages_delivered_total", "Messages posted (run and sub-run), current and kept history.", posted);
+  counter("runwarden_message_delivery_failures_total", "Messages whose delivery finally failed.", failed_deliveries);
+  counter("runwarden_task_retries_total", "Task attempts beyond the first.", retries);
   o << "# HELP runwarden_testbed_guests Testbed guests of the current runs, as their runners recorded them.\n"
        "# TYPE runwarden_testbed_guests gauge\n"
     << "runwarden_testbed_guests{state=\"up\"} " << guests_up << "\n"

@@ -16,12 +16,7 @@ stages:
       - {name: never, on: [web-1], run: "true"}
 YAML
 start_run -q --build-name tc-1 --plan "$IT_DIR/work/lab.yaml" --workdir "$IT_DIR/work"
-wait_for -t 120 -m "guests running" eval '[[ $(libvirt_host_virsh list --name | grep -c . || true) -ge 2 ]]'
-cancel_run --build-name tc-1 >/dev/null
-wait_status tc-1 CANCELLED 60
-wait_for -t 60 -m "runner@tc-1 stopped" unit_gone runner@tc-1.service
-testbed_assert_empty tc-1
-assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/tc-1/runner.log")" "testbed tc-1: removed" "the teardown ran"
+testbed_cancel_while_up tc-1 2
 sleep 1
 assert_eq "$(receiver_count)" 0 "no message for a cancelled run"
 pass

@@ -51,17 +51,22 @@ listening() { ss -Hltn "sport = :$port" | grep -q .; }
 wait_for -m "hv1's sshd listening" listening
 echo "[127.0.0.1]:$port $(cut -d' ' -f1-2 "$hv/host_key.pub")" >"$IT_DIR/hv_known_hosts"
 
-# The usual 2-guest plan, its libvirt URI replaced by host: hv1.
+# on_hv1 PLAN: a testbed_plan's libvirt URI replaced by host: hv1.
+on_hv1() {
+  sed -i -e "s|^  libvirt: .*|  host: hv1|" \
+    -e "s|^version: 1$|version: 1\nhosts:\n  hv1: {address: 127.0.0.1, port: $port, identity: $TB_KEY, known_hosts: $IT_DIR/hv_known_hosts}|" \
+    "$1"
+  "$RW_BIN" validate "$1" >/dev/null || fail "plan: $("$RW_BIN" validate "$1" 2>&1)"
+}
+
+# The usual 2-guest plan, on hv1.
 testbed_plan "$IT_DIR/work/lab.yaml" 10.79.0.0/24 2 "up_timeout: 3m" <<'YAML'
 stages:
   - name: test
     tasks:
       - {name: hello, on: [web-1, web-2], run: "echo I am $(hostname)"}
 YAML
-sed -i -e "s|^  libvirt: .*|  host: hv1|" \
-  -e "s|^version: 1$|version: 1\nhosts:\n  hv1: {address: 127.0.0.1, port: $port, identity: $TB_KEY, known_hosts: $IT_DIR/hv_known_hosts}|" \
-  "$IT_DIR/work/lab.yaml"
-"$RW_BIN" validate "$IT_DIR/work/lab.yaml" >/dev/null || fail "plan: $("$RW_BIN" validate "$IT_DIR/work/lab.yaml" 2>&1)"
+on_hv1 "$IT_DIR/work/lab.yaml"
 assert_contains "$("$RW_BIN" plan "$IT_DIR/work/lab.yaml")" "via hv1" "the guests are reached via hv1"
 
 # testbed diff reaches hv1's libvirt as a run does (the plan's SSH settings):
@@ -101,16 +106,9 @@ stages:
     tasks:
       - {name: never, on: [web-1], run: "true"}
 YAML
-sed -i -e "s|^  libvirt: .*|  host: hv1|" \
-  -e "s|^version: 1$|version: 1\nhosts:\n  hv1: {address: 127.0.0.1, port: $port, identity: $TB_KEY, known_hosts: $IT_DIR/hv_known_hosts}|" \
-  "$IT_DIR/work/wait.yaml"
+on_hv1 "$IT_DIR/work/wait.yaml"
 start_run -q --build-name tbr-2 --plan "$IT_DIR/work/wait.yaml" --workdir "$IT_DIR/work"
-wait_for -t 120 -m "guests running" eval '[[ $(libvirt_host_virsh list --name | grep -c . || true) -ge 2 ]]'
-cancel_run --build-name tbr-2 >/dev/null
-wait_status tbr-2 CANCELLED 60
-wait_for -t 60 -m "runner@tbr-2 stopped" unit_gone runner@tbr-2.service
-testbed_assert_empty tbr-2
-assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/tbr-2/runner.log")" "testbed tbr-2: removed" "the teardown ran"
+testbed_cancel_while_up tbr-2 2
 sleep 1
 assert_eq "$(receiver_count)" 1 "no message for the cancelled run"
 pass

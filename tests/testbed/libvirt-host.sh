@@ -161,6 +161,19 @@ testbed_assert_empty() {
   no_process_matching "guest=rw-$1-" || fail "a qemu process is left: $(pgrep -af "guest=rw-$1-")"
 }
 
+# testbed_cancel_while_up BUILD N: once N guests run, cancel-run BUILD; the
+# run must end CANCELLED, its runner stop, its teardown run, and nothing it
+# made be left.
+testbed_cancel_while_up() {
+  local build=$1 n=$2
+  wait_for -t 120 -m "guests running" eval '[[ $(libvirt_host_virsh list --name | grep -c . || true) -ge '"$n"' ]]'
+  cancel_run --build-name "$build" >/dev/null
+  wait_status "$build" CANCELLED 60
+  wait_for -t 60 -m "runner@$build stopped" unit_gone "runner@$build.service"
+  testbed_assert_empty "$build"
+  assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/$build/runner.log")" "testbed $build: removed" "the teardown ran"
+}
+
 # testbed_plan FILE SUBNET COUNT [KEY: VALUE ...] < STAGES: writes a plan with
 # one network "lab" (SUBNET) and COUNT tiny TCG guests "web-N" from the kit,
 # then the stages read from stdin. Extra "key: value" arguments go into the
