@@ -18,6 +18,9 @@
 # idle watcher's wakeups and CPU time are counted during the storm: every
 # watcher subscribes to the manager, so it hears about every other unit.
 #
+# With the gate closed, LOADED (10) more start-runs, one at a time, time a
+# start on a manager that already holds the N runs (they post too).
+#
 # RAISE_LIMITS=1 raises fs.inotify.max_user_instances (a host-wide sysctl,
 # shared by every uid-0 process of this machine, sandboxes included; restored
 # on exit) to 4*N+256 first, so a watcher is not refused an inotify instance.
@@ -115,6 +118,18 @@ bench_note "start phase: $N start-runs in $(((t1 - t0) / 1000000)) ms; $started 
 units_now=$(ctl list-units --all --no-legend --plain 'runner@*' 'watcher@*' | wc -l)
 active_now=$(ctl list-units --state=active --no-legend --plain 'runner@*' 'watcher@*' | wc -l)
 bench_note "units loaded right after the start phase: $units_now (active: $active_now, of $((2 * N + 2)) wanted incl. mr-obs); inotify instances in use by uid 0: $(inotify_in_use); manager tasks: $(ls /proc/"$sdpid"/task | wc -l), manager fds: $(ls /proc/"$sdpid"/fd | wc -l)"
+# A start-run on a manager that holds all N runs (2N units) up, one at a
+# time (LOADED=10 of them; 0: none): the cost of one more run, not of the storm.
+LOADED=${LOADED:-10}
+if ((GATE && LOADED > 0)); then
+  for ((i = 0; i < LOADED; i++)); do
+    ta=$(date +%s%N)
+    rc=0
+    "$RW_BIN" start -q --build-name "$PREFIX-$((9000 + i))" --runner-command "sleep $SLEEP" >/dev/null 2>&1 || rc=$?
+    echo "$PREFIX-$((9000 + i)) $rc" >>"$IT_DIR/loaded_starts.txt"
+    echo $((($(date +%s%N) - ta) / 1000000))
+  done | bench_stats "start-run with $N runs up (sequential)" ms | tee "$IT_DIR/loaded.txt"
+fi
 if ((GATE)); then
   touch "$RUNWARDEN_STATE_DIR/gate.go"
   exec 9<>"$RUNWARDEN_STATE_DIR/gate.fifo" # a writer: every blocked reader's open returns (O_RDWR never blocks)
@@ -130,7 +145,7 @@ deadline=$((SECONDS + END_TIMEOUT))
 last=-1 still=0
 while ((SECONDS < deadline)); do
   c=$(receiver_count)
-  ((c >= started)) && break
+  ((c >= started + $(awk '$2 == 0' "$IT_DIR/loaded_starts.txt" 2>/dev/null | wc -l))) && break
   if ((c == last)); then still=$((still + 1)); else still=0; last=$c; fi
   if ((still >= 5)); then
     left=$(ctl list-units --state=active,activating,deactivating,reloading --no-legend --plain "watcher@$PREFIX-0*" "runner@$PREFIX-0*" | wc -l)
@@ -169,10 +184,12 @@ fi
 
 echo "== messages"
 bench_post_counts "$PREFIX" >"$IT_DIR/post_counts.txt"
-"$IT_PYTHON" - "$IT_DIR/starts.txt" "$IT_DIR/post_counts.txt" "$RUNWARDEN_STATE_DIR/runs" <<'PY'
+touch "$IT_DIR/loaded_starts.txt"
+"$IT_PYTHON" - "$IT_DIR/starts.txt" "$IT_DIR/post_counts.txt" "$RUNWARDEN_STATE_DIR/runs" "$IT_DIR/loaded_starts.txt" <<'PY'
 import collections, json, sys
 starts = [l.split() for l in open(sys.argv[1])]
 ok = [b for b, rc, _ in starts if rc == "0"]
+ok += [b for b, rc in (l.split() for l in open(sys.argv[4])) if rc == "0"]  # the LOADED ones
 counts = dict(l.split() for l in open(sys.argv[2]))
 counts = {k: int(v) for k, v in counts.items()}
 delivered = sum(1 for b in ok if counts.get(b, 0) >= 1)
