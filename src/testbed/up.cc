@@ -100,7 +100,7 @@ Result<PoolPtr> prepare(const Virt& host, const Testbed& tb, UpReport& rep, cons
 Result<GuestSpec> machine(const Virt& host, virStoragePoolPtr pool, const Testbed& tb, const GuestGroup& g,
                           const std::string& name, const std::string& vol_name, const std::string& backing,
                           const std::string& backing_format, const UploadFn& write, UpReport& rep) {
-  RW_ASSIGN(EnsuredVolume disk, ensure_overlay(host, pool, vol_name, backing, backing_format, g.disk_bytes));
+  RW_ASSIGN(EnsuredVolume disk, ensure_overlay(host, pool, vol_name, backing, backing_format, g.disk_bytes, write));
   if (disk.created) rep.created.push_back("volume " + vol_name);
   auto hk = g.host_keys.find(name);
   auto files = nocloud_files(tb.id + "/" + name, name, g.ssh_keys, g.user_data,

@@ -1,5 +1,7 @@
 #include "testbed/volume.h"
 
+#include "testbed/qcow2.h"
+
 #include <algorithm>
 #include <string_view>
 
@@ -70,13 +72,44 @@ Result<std::string> volume_path(virStorageVolPtr vol) {
   return take_string(virStorageVolGetPath(vol), std::string("read the path of volume ") + virStorageVolGetName(vol));
 }
 
+namespace {
+
+/// Whether we write clones' qcow2 headers ourselves: on qemu hosts (local or
+/// remote). libvirt's test driver neither takes uploads nor reads formats
+/// back from files, so there libvirt makes the qcow2 volume.
+bool write_own_overlays(const Virt& host) {
+  const char* type = virConnectGetType(host.get());
+  return type && std::string(type) == "QEMU";
+}
+
+/// An overlay volume that exists: complete when libvirt reads it as qcow2
+/// with a backing store (it probes the file); a volume made but never
+/// written (the runner died between the two) reads as raw.
+Result<bool> overlay_complete(virStorageVolPtr vol) {
+  char* xml = virStorageVolGetXMLDesc(vol, 0);
+  if (!xml) return last_virt_error(std::string("read volume ") + virStorageVolGetName(vol)).error;
+  std::string x(xml);
+  std::free(xml);
+  return x.find("<format type='qcow2'/>") != std::string::npos && x.find("<backingStore>") != std::string::npos;
+}
+
+}  // namespace
+
 Result<EnsuredVolume> ensure_overlay(const Virt& host, virStoragePoolPtr pool, const std::string& name,
                                      const std::string& backing, const std::string& backing_format,
-                                     uint64_t capacity) {
+                                     uint64_t capacity, const UploadFn& write) {
   if (backing_format != "qcow2" && backing_format != "raw")
     return err("image " + backing + ": format '" + backing_format + "' is not qcow2 or raw");
+  const bool own = write_own_overlays(host);
   EnsuredVolume out;
   RW_ASSIGN(out.vol, find_volume(pool, name));
+  if (out.vol && own) {
+    RW_ASSIGN(bool complete, overlay_complete(out.vol.get()));
+    if (!complete) {
+      RW_TRY(remove_volume(pool, name));
+      out.vol.reset();
+    }
+  }
   if (!out.vol) {
     if (capacity == 0) {
       virStorageVolPtr base = virStorageVolLookupByPath(host.get(), backing.c_str());
@@ -88,11 +121,28 @@ Result<EnsuredVolume> ensure_overlay(const Virt& host, virStoragePoolPtr pool, c
       if (virStorageVolGetInfo(base, &info) < 0) return last_virt_error("read the size of " + backing).error;
       capacity = info.capacity;
     }
-    const std::string xml = overlay_definition(name, capacity, backing, backing_format);
-    virStorageVolPtr made = virStorageVolCreateXML(pool, xml.c_str(), 0);
-    if (!made) return last_virt_error("create volume " + name + " over " + backing + " on " + host.uri()).error;
-    out.vol.reset(made);
-    out.created = true;
+    if (own) {
+      // A small raw volume holding the qcow2 header we write: no qemu-img
+      // run by libvirtd per clone.
+      RW_ASSIGN(std::string header, qcow2_overlay(capacity, backing, backing_format));
+      const std::string xml = "<volume><name>" + xml_escape(name) + "</name><capacity unit='bytes'>" +
+                              std::to_string(header.size()) +
+                              "</capacity><target><format type='raw'/></target></volume>";
+      virStorageVolPtr made = virStorageVolCreateXML(pool, xml.c_str(), 0);
+      if (!made) return last_virt_error("create volume " + name + " over " + backing + " on " + host.uri()).error;
+      out.vol.reset(made);
+      out.created = true;
+      if (auto w = write(host, out.vol.get(), header); !w) {
+        (void)remove_volume(pool, name);
+        return w.error();
+      }
+    } else {
+      const std::string xml = overlay_definition(name, capacity, backing, backing_format);
+      virStorageVolPtr made = virStorageVolCreateXML(pool, xml.c_str(), 0);
+      if (!made) return last_virt_error("create volume " + name + " over " + backing + " on " + host.uri()).error;
+      out.vol.reset(made);
+      out.created = true;
+    }
   }
   RW_ASSIGN(out.path, volume_path(out.vol.get()));
   return out;

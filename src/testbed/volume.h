@@ -40,14 +40,17 @@ struct EnsuredVolume {
   std::string path;
   bool created = false;
 };
-Result<EnsuredVolume> ensure_overlay(const Virt& host, virStoragePoolPtr pool, const std::string& name,
-                                     const std::string& backing, const std::string& backing_format,
-                                     uint64_t capacity = 0);
-
 /// Writes `bytes` into `vol` from offset 0 through the libvirt connection,
 /// so remote hosts work the same as local ones.
 Status upload(const Virt& host, virStorageVolPtr vol, const std::string& bytes);
 using UploadFn = std::function<Status(const Virt&, virStorageVolPtr, const std::string&)>;
+
+/// On a qemu host the overlay is a raw volume holding a qcow2 header we
+/// write (qcow2.h), put there by `write`; a volume of that name that libvirt
+/// does not read as a qcow2 overlay (made, never written) is made again.
+Result<EnsuredVolume> ensure_overlay(const Virt& host, virStoragePoolPtr pool, const std::string& name,
+                                     const std::string& backing, const std::string& backing_format,
+                                     uint64_t capacity = 0, const UploadFn& write = upload);
 
 /// Makes raw volume `name` in `pool` hold exactly `bytes` (a seed disk),
 /// written by `write` (upload() unless a test says otherwise).

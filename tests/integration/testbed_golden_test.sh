@@ -54,6 +54,10 @@ assert_contains "$(cat "$run_dir"/tasks/after/*)" "state-gone" "the revert undid
 assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 3 "three guests, no build VM"
 assert_contains "$(libvirt_host_virsh vol-dumpxml --pool rw-tbg-1 web-1.qcow2)" "golden-gold.qcow2" \
   "web-1's disk is backed by the golden"
+# As qemu reads it: the overlay runwarden wrote, 64 MiB, its backing format named.
+info=$(qemu-img info -U --output=json "$(libvirt_host_virsh vol-path --pool rw-tbg-1 web-1.qcow2)")
+assert_eq "$(jq -r '[.format, ."virtual-size", ."backing-filename-format"] | join(" ")' <<<"$info")" \
+  "qcow2 67108864 qcow2" "web-1's disk: a 64 MiB qcow2 overlay of a qcow2"
 
 snaps=$("$RW_BIN" testbed snapshots tbg-1 --connect "$LIBVIRT_HOST_URI" --json)
 assert_eq "$(jq -r '[.[] | select(.name == "clean") | .guest] | sort | join(" ")' <<<"$snaps")" "web-1 web-2 web-3" \
