@@ -6,7 +6,8 @@
 # qemu:///system there is that libvirtd), listening on loopback in the
 # test's network namespace; the controller is given no libvirt URI at all.
 # A wrapper in hv1's /usr/local/bin logs each virt-ssh-helper start, and
-# sshd's debug log shows the forwarded connections to the guests.
+# sshd's debug log shows the forwarded connections to the guests. Then a
+# cancel during testbed-up, and a runner SIGKILLed during it, both on hv1.
 source "$(dirname "$0")/../testbed/libvirt-host.sh"
 testbed_enter_netns "$0" "$@"
 source "$(dirname "$0")/lib.sh"
@@ -111,4 +112,19 @@ start_run -q --build-name tbr-2 --plan "$IT_DIR/work/wait.yaml" --workdir "$IT_D
 testbed_cancel_while_up tbr-2 2
 sleep 1
 assert_eq "$(receiver_count)" 1 "no message for the cancelled run"
+
+# The runner SIGKILLed during testbed-up on hv1: its SSH connection (and so
+# its libvirt connection) dies with it; systemd restarts it, the resumed up
+# makes only what is missing, through a new relay.
+start_run -q --build-name tbr-3 --plan "$IT_DIR/work/lab.yaml" --workdir "$IT_DIR/work"
+wait_for -t 120 -m "network made" eval '[[ $(libvirt_host_virsh net-list --name | grep -c . || true) -ge 1 ]]'
+kill -KILL "$(unit_pid runner@tbr-3.service)"
+ended3() { [[ $(run_status tbr-3) != PENDING && $(run_status tbr-3) != RUNNING ]]; }
+wait_for -t 300 -m "run tbr-3 to end" ended3
+assert_eq "$(run_status tbr-3)" COMPLETED "the resumed run: $(tail -n 5 "$RUNWARDEN_STATE_DIR/runs/tbr-3/runner.log")"
+[[ $(run_field tbr-3 runner_starts) -ge 2 ]] || fail "the runner was not restarted"
+log=$(cat "$RUNWARDEN_STATE_DIR/runs/tbr-3/runner.log")
+assert_eq "$(grep -c 'network lab created' <<<"$log")" 1 "the network was made once"
+assert_contains "$log" "network lab present" "the resumed up found it"
+testbed_assert_empty tbr-3
 pass
