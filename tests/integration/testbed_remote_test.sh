@@ -116,15 +116,6 @@ assert_eq "$(receiver_count)" 1 "no message for the cancelled run"
 # The runner SIGKILLed during testbed-up on hv1: its SSH connection (and so
 # its libvirt connection) dies with it; systemd restarts it, the resumed up
 # makes only what is missing, through a new relay.
-start_run -q --build-name tbr-3 --plan "$IT_DIR/work/lab.yaml" --workdir "$IT_DIR/work"
-wait_for -t 120 -m "network made" eval '[[ $(libvirt_host_virsh net-list --name | grep -c . || true) -ge 1 ]]'
-kill -KILL "$(unit_pid runner@tbr-3.service)"
-ended3() { [[ $(run_status tbr-3) != PENDING && $(run_status tbr-3) != RUNNING ]]; }
-wait_for -t 300 -m "run tbr-3 to end" ended3
-assert_eq "$(run_status tbr-3)" COMPLETED "the resumed run: $(tail -n 5 "$RUNWARDEN_STATE_DIR/runs/tbr-3/runner.log")"
-[[ $(run_field tbr-3 runner_starts) -ge 2 ]] || fail "the runner was not restarted"
-log=$(cat "$RUNWARDEN_STATE_DIR/runs/tbr-3/runner.log")
-assert_eq "$(grep -c 'network lab created' <<<"$log")" 1 "the network was made once"
-assert_contains "$log" "network lab present" "the resumed up found it"
+testbed_kill_during_up tbr-3 "$IT_DIR/work/lab.yaml"
 testbed_assert_empty tbr-3
 pass

@@ -15,16 +15,7 @@ stages:
     tasks:
       - {name: hello, on: [web-1, web-2], run: "hostname"}
 YAML
-start_run -q --build-name tr-1 --plan "$IT_DIR/work/lab.yaml" --workdir "$IT_DIR/work"
-wait_for -t 120 -m "network made" eval '[[ $(libvirt_host_virsh net-list --name | grep -c . || true) -ge 1 ]]'
-kill -KILL "$(unit_pid runner@tr-1.service)"
-ended() { [[ $(run_status tr-1) != PENDING && $(run_status tr-1) != RUNNING ]]; }
-wait_for -t 300 -m "run tr-1 to end" ended
-assert_eq "$(run_status tr-1)" COMPLETED "the resumed run: $(tail -n 5 "$RUNWARDEN_STATE_DIR/runs/tr-1/runner.log")"
-[[ $(run_field tr-1 runner_starts) -ge 2 ]] || fail "the runner was not restarted"
-log=$(cat "$RUNWARDEN_STATE_DIR/runs/tr-1/runner.log")
-assert_eq "$(grep -c 'network lab created' <<<"$log")" 1 "the network was made once"
-assert_contains "$log" "network lab present" "the resumed up found it"
+testbed_kill_during_up tr-1 "$IT_DIR/work/lab.yaml"
 assert_eq "$(libvirt_host_virsh list --all --name | grep -c . || true)" 2 "two guests, none twice"
 
 # teardown: never: the testbed stays; status lists its guests, ls and gc

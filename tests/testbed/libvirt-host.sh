@@ -174,6 +174,23 @@ testbed_cancel_while_up() {
   assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/$build/runner.log")" "testbed $build: removed" "the teardown ran"
 }
 
+# testbed_kill_during_up BUILD PLAN: starts BUILD from PLAN (network "lab"),
+# SIGKILLs its runner once the network exists, and checks that systemd
+# restarted it, the run COMPLETED, and the resumed up made the network only
+# once.
+testbed_kill_during_up() {
+  local build=$1 plan=$2 log
+  start_run -q --build-name "$build" --plan "$plan" --workdir "$IT_DIR/work"
+  wait_for -t 120 -m "network made" eval '[[ $(libvirt_host_virsh net-list --name | grep -c . || true) -ge 1 ]]'
+  kill -KILL "$(unit_pid "runner@$build.service")"
+  wait_for -t 300 -m "run $build to end" eval '[[ $(run_status '"$build"') != PENDING && $(run_status '"$build"') != RUNNING ]]'
+  assert_eq "$(run_status "$build")" COMPLETED "the resumed run: $(tail -n 5 "$RUNWARDEN_STATE_DIR/runs/$build/runner.log")"
+  [[ $(run_field "$build" runner_starts) -ge 2 ]] || fail "the runner was not restarted"
+  log=$(cat "$RUNWARDEN_STATE_DIR/runs/$build/runner.log")
+  assert_eq "$(grep -c 'network lab created' <<<"$log")" 1 "the network was made once"
+  assert_contains "$log" "network lab present" "the resumed up found it"
+}
+
 # testbed_plan FILE SUBNET COUNT [KEY: VALUE ...] < STAGES: writes a plan with
 # one network "lab" (SUBNET) and COUNT tiny TCG guests "web-N" from the kit,
 # then the stages read from stdin. Extra "key: value" arguments go into the
