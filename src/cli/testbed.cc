@@ -245,31 +245,14 @@ int diff(TestbedOptions& o) {
   auto& [plan, build] = *pb;
   auto tb = engine::resolve_testbed(*plan.testbed, build, plan.workdir);
   if (!tb) return fail(err(tb.error().message, kTrouble));
-  // A hypervisor on a plan host: reached as a run reaches it, over SSH to
-  // the host with the plan's own settings (declared first: they outlive
-  // the libvirt connection).
-  std::unique_ptr<engine::SessionPool> pool;
-  std::unique_ptr<ssh::Relay> relay;
-  std::string where;
-  if (o.uri.empty() && !plan.testbed->host.empty()) {
-    const std::string& hv = plan.testbed->host;
-    pool = std::make_unique<engine::SessionPool>(plan);
-    auto s = pool->get(hv, nullptr);
-    if (!s) return fail(err("testbed host " + hv + ": " + s.error().message, kTrouble));
-    auto r = engine::relay_libvirt(**s, engine::testbed_uri(*plan.testbed));
-    if (!r) return fail(err("testbed host " + hv + ": " + r.error().message, kTrouble));
-    relay = std::move(*r);
-    o.uri = engine::relay_uri(*relay);
-    where = engine::testbed_uri(*plan.testbed) + " on " + hv;
-  }
-  if (o.uri.empty()) o.uri = engine::testbed_uri(*plan.testbed);
-  if (where.empty()) where = o.uri;
-  auto host = connect(o);
-  if (!host) {
-    std::string why = relay && !relay->last_error().empty() ? " (" + relay->last_error() + ")" : "";
-    return fail(err(host.error().message + why, kTrouble));
-  }
-  auto r = testbed::diff(*host, *tb);
+  // A hypervisor on a plan host is reached as a run reaches it, over SSH
+  // to the host with the plan's own settings (the pool outlives `host`).
+  engine::SessionPool pool(plan);
+  auto host = engine::open_testbed_host(*plan.testbed, o.uri,
+                                        [&](const std::string& t) { return pool.get(t, nullptr); });
+  if (!host) return fail(err(host.error().message, kTrouble));
+  const std::string where = host->where;
+  auto r = testbed::diff(host->virt, *tb);
   if (!r) return fail(err(r.error().message, kTrouble));
   const std::string run = run_of(build);
   const bool orphaned = !run_is_live(run);

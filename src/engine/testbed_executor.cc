@@ -54,11 +54,28 @@ std::string testbed_uri(const plan::Testbed& tb) {
   return env && *env ? env : "qemu:///system";
 }
 
-Result<std::unique_ptr<ssh::Relay>> relay_libvirt(ssh::Session& session, const std::string& remote_uri) {
-  return ssh::Relay::start(session, "virt-ssh-helper " + shell_quote(remote_uri));
+Result<TestbedHost> open_testbed_host(const plan::Testbed& tb, const std::string& uri,
+                                      const std::function<Result<ssh::Session*>(const std::string&)>& session) {
+  const std::string& hv = tb.host;
+  if (!uri.empty() || hv.empty()) {
+    RW_ASSIGN(testbed::Virt v, testbed::Virt::open(uri.empty() ? testbed_uri(tb) : uri));
+    std::string where = v.uri();
+    return TestbedHost{nullptr, std::move(v), where};
+  }
+  auto failed = [&](const std::string& why) { return err("testbed host " + hv + ": " + why); };
+  if (!session) return failed("no SSH sessions here");
+  auto s = session(hv);
+  if (!s) return failed(s.error().message);
+  const std::string remote = testbed_uri(tb);
+  auto relay = ssh::Relay::start(**s, "virt-ssh-helper " + shell_quote(remote));
+  if (!relay) return failed(relay.error().message);
+  auto v = testbed::Virt::open("qemu+unix:///system?socket=" + (*relay)->socket_path());
+  if (!v) {
+    const std::string said = (*relay)->last_error();
+    return failed(v.error().message + (said.empty() ? "" : " (" + said + ")"));
+  }
+  return TestbedHost{std::move(*relay), std::move(*v), remote + " on " + hv};
 }
-
-std::string relay_uri(const ssh::Relay& relay) { return "qemu+unix:///system?socket=" + relay.socket_path(); }
 
 Result<testbed::Testbed> resolve_testbed(const plan::Testbed& tb, const std::string& build,
                                          const std::string& workdir) {
@@ -158,23 +175,14 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
     tb->run = std::to_string(st->created_at_ms);
   // A hypervisor on a plan host: libvirt's protocol goes through a local
   // socket relayed over the run's SSH connection to virt-ssh-helper there.
-  // Declared before `host`, so the libvirt connection closes first.
-  std::unique_ptr<ssh::Relay> relay;
-  const std::string& hv = ctx.plan->testbed->host;
-  if (!hv.empty()) {
-    if (!session_) return outcome(false, "testbed host " + hv + ": no SSH sessions here");
-    auto s = session_(hv, ctx.cancel);
-    if (!s) return outcome(false, "testbed host " + hv + ": " + s.error().message);
-    auto r = relay_libvirt(**s, tb->uri);
-    if (!r) return outcome(false, "testbed host " + hv + ": " + r.error().message);
-    relay = std::move(*r);
-    out("testbed: libvirt " + tb->uri + " on " + hv + ", over SSH");
-  }
-  auto host = testbed::Virt::open(relay ? relay_uri(*relay) : tb->uri);
-  if (!host) {
-    std::string why = relay && !relay->last_error().empty() ? " (" + relay->last_error() + ")" : "";
-    return outcome(false, (hv.empty() ? "" : "testbed host " + hv + ": ") + host.error().message + why);
-  }
+  auto conn = open_testbed_host(*ctx.plan->testbed, ctx.plan->testbed->host.empty() ? tb->uri : "",
+                                [&](const std::string& t) -> Result<ssh::Session*> {
+                                  if (!session_) return err("no SSH sessions here");
+                                  return session_(t, ctx.cancel);
+                                });
+  if (!conn) return outcome(false, conn.error().message);
+  if (conn->relay) out("testbed: libvirt " + conn->where + ", over SSH");
+  const testbed::Virt* host = &conn->virt;
   if (task.kind == plan::TaskKind::Snapshot) return snapshot(ctx, *host, *tb, out);
   if (task.testbed_op == "golden" || task.testbed_op == "up")
     if (auto s = seed_host_keys(ctx, *tb); !s) return outcome(false, "testbed host keys: " + s.error().message);
@@ -198,7 +206,7 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
     }
     // For the views that do not ask libvirt (web, metrics): not the run's
     // truth, so a failure to write it is only logged.
-    if (auto s = ctx.run_dir.empty() ? Status{} : state::record_guests_up(ctx.run_dir + "/" + state::kTestbedRecordFile, hv.empty() ? tb->uri : tb->uri + " on " + hv, records); !s)
+    if (auto s = ctx.run_dir.empty() ? Status{} : state::record_guests_up(ctx.run_dir + "/" + state::kTestbedRecordFile, conn->where, records); !s)
       out("cannot record the testbed's guests: " + s.error().message);
     return outcome(true, "");
   }

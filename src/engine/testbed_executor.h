@@ -8,6 +8,7 @@
 #include "common/result.h"
 #include "engine/executor.h"
 #include "testbed/spec.h"
+#include "testbed/virt.h"
 
 namespace rw::ssh {
 class Relay;
@@ -21,10 +22,19 @@ namespace rw::engine {
 /// that host: its `libvirt:` key, else qemu:///system.
 std::string testbed_uri(const plan::Testbed& tb);
 
-/// libvirt on a plan host (a testbed's `host:`) over `session`: a Relay to
-/// `virt-ssh-helper REMOTE_URI` there; open relay_uri(relay) while it lives.
-Result<std::unique_ptr<ssh::Relay>> relay_libvirt(ssh::Session& session, const std::string& remote_uri);
-std::string relay_uri(const ssh::Relay& relay);
+/// A testbed's libvirt connection. With a `host:` it goes through `relay`
+/// (virt-ssh-helper on that host over the run's SSH), declared first so the
+/// connection closes before it. `where` names it: the URI, or "URI on HOST".
+struct TestbedHost {
+  std::unique_ptr<ssh::Relay> relay;
+  testbed::Virt virt;
+  std::string where;
+};
+/// Opens libvirt at `uri` (the plan's, or --connect's); when `uri` is empty
+/// and the plan names a `host:`, through `session` to that host. Errors are
+/// prefixed "testbed host HOST: " and carry what the helper said.
+Result<TestbedHost> open_testbed_host(const plan::Testbed& tb, const std::string& uri,
+                                      const std::function<Result<ssh::Session*>(const std::string&)>& session);
 
 /// The plan's testbed for run `build`: the build name is the ownership tag;
 /// relative ssh_key paths are read from `workdir`. Reads the key files, so
