@@ -74,6 +74,12 @@ Result<std::string> volume_path(virStorageVolPtr vol) {
 
 namespace {
 
+/// The volume XML of a raw volume of `size` bytes.
+std::string raw_definition(const std::string& name, uint64_t size) {
+  return "<volume><name>" + xml_escape(name) + "</name><capacity unit='bytes'>" + std::to_string(size) +
+         "</capacity><target><format type='raw'/></target></volume>";
+}
+
 /// Whether we write clones' qcow2 headers ourselves: on qemu hosts (local or
 /// remote). libvirt's test driver neither takes uploads nor reads formats
 /// back from files, so there libvirt makes the qcow2 volume.
@@ -121,27 +127,23 @@ Result<EnsuredVolume> ensure_overlay(const Virt& host, virStoragePoolPtr pool, c
       if (virStorageVolGetInfo(base, &info) < 0) return last_virt_error("read the size of " + backing).error;
       capacity = info.capacity;
     }
+    // On qemu hosts a small raw volume holding the qcow2 header we write:
+    // no qemu-img run by libvirtd per clone.
+    std::string header;
     if (own) {
-      // A small raw volume holding the qcow2 header we write: no qemu-img
-      // run by libvirtd per clone.
-      RW_ASSIGN(std::string header, qcow2_overlay(capacity, backing, backing_format));
-      const std::string xml = "<volume><name>" + xml_escape(name) + "</name><capacity unit='bytes'>" +
-                              std::to_string(header.size()) +
-                              "</capacity><target><format type='raw'/></target></volume>";
-      virStorageVolPtr made = virStorageVolCreateXML(pool, xml.c_str(), 0);
-      if (!made) return last_virt_error("create volume " + name + " over " + backing + " on " + host.uri()).error;
-      out.vol.reset(made);
-      out.created = true;
+      RW_ASSIGN(header, qcow2_overlay(capacity, backing, backing_format));
+    }
+    const std::string xml =
+        own ? raw_definition(name, header.size()) : overlay_definition(name, capacity, backing, backing_format);
+    virStorageVolPtr made = virStorageVolCreateXML(pool, xml.c_str(), 0);
+    if (!made) return last_virt_error("create volume " + name + " over " + backing + " on " + host.uri()).error;
+    out.vol.reset(made);
+    out.created = true;
+    if (own) {
       if (auto w = write(host, out.vol.get(), header); !w) {
         (void)remove_volume(pool, name);
         return w.error();
       }
-    } else {
-      const std::string xml = overlay_definition(name, capacity, backing, backing_format);
-      virStorageVolPtr made = virStorageVolCreateXML(pool, xml.c_str(), 0);
-      if (!made) return last_virt_error("create volume " + name + " over " + backing + " on " + host.uri()).error;
-      out.vol.reset(made);
-      out.created = true;
     }
   }
   RW_ASSIGN(out.path, volume_path(out.vol.get()));
@@ -172,8 +174,7 @@ Result<EnsuredVolume> ensure_uploaded(const Virt& host, virStoragePoolPtr pool, 
   EnsuredVolume out;
   RW_ASSIGN(out.vol, find_volume(pool, name));
   if (!out.vol) {
-    const std::string xml = "<volume><name>" + xml_escape(name) + "</name><capacity unit='bytes'>" +
-                            std::to_string(bytes.size()) + "</capacity><target><format type='raw'/></target></volume>";
+    const std::string xml = raw_definition(name, bytes.size());
     virStorageVolPtr made = virStorageVolCreateXML(pool, xml.c_str(), 0);
     if (!made) return last_virt_error("create volume " + name + " on " + host.uri()).error;
     out.vol.reset(made);
