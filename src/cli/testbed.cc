@@ -243,7 +243,7 @@ int diff(TestbedOptions& o) {
   auto pb = diff_plan(o);
   if (!pb) return fail(err(pb.error().message, kTrouble));
   auto& [plan, build] = *pb;
-  auto tb = engine::resolve_testbed(*plan.testbed, build, plan.workdir);
+  auto tb = engine::resolve_testbed(plan, build, plan.workdir);
   if (!tb) return fail(err(tb.error().message, kTrouble));
   // A hypervisor on a plan host is reached as a run reaches it, over SSH
   // to the host with the plan's own settings (the pool outlives `host`).

@@ -27,6 +27,12 @@ uint32_t Subnet::last_host() const { return (~prefix_mask(prefix)) - 1; }
 
 std::string Subnet::to_string() const { return dotted(network) + "/" + std::to_string(prefix); }
 
+std::optional<uint32_t> parse_ipv4(const std::string& text) {
+  in_addr a{};
+  if (inet_pton(AF_INET, text.c_str(), &a) != 1) return std::nullopt;
+  return ntohl(a.s_addr);
+}
+
 Result<Subnet> parse_subnet(const std::string& text) {
   auto slash = text.find('/');
   if (slash == std::string::npos) return err("subnet '" + text + "' needs a prefix length, e.g. 10.77.0.0/24");

@@ -2,6 +2,7 @@
 // IPv4 subnets: parsing "10.77.0.0/24", overlap checks, host addresses.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/result.h"
@@ -24,6 +25,9 @@ struct Subnet {
 std::string dotted(uint32_t addr);
 /// The netmask of a prefix length, host byte order.
 uint32_t prefix_mask(int prefix);
+
+/// Parses a dotted IPv4 address ("10.0.0.2"), host byte order.
+std::optional<uint32_t> parse_ipv4(const std::string& text);
 
 /// Parses "10.77.0.0/24" (host bits must be zero; prefix 8..30).
 Result<Subnet> parse_subnet(const std::string& text);

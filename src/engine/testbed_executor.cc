@@ -1,7 +1,10 @@
 #include "engine/testbed_executor.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <set>
+#include <thread>
 
 #include "common/files.h"
 #include "common/shell.h"
@@ -12,6 +15,7 @@
 #include "state/store.h"
 #include "state/testbed_record.h"
 #include "testbed/snapshot.h"
+#include "testbed/span.h"
 #include "testbed/up.h"
 
 namespace rw::engine {
@@ -55,8 +59,9 @@ std::string testbed_uri(const plan::Testbed& tb) {
 }
 
 Result<TestbedHost> open_testbed_host(const plan::Testbed& tb, const std::string& uri,
-                                      const std::function<Result<ssh::Session*>(const std::string&)>& session) {
-  const std::string& hv = tb.host;
+                                      const std::function<Result<ssh::Session*>(const std::string&)>& session,
+                                      const std::string& host) {
+  const std::string& hv = host.empty() ? tb.host : host;
   if (!uri.empty() || hv.empty()) {
     RW_ASSIGN(testbed::Virt v, testbed::Virt::open(uri.empty() ? testbed_uri(tb) : uri));
     std::string where = v.uri();
@@ -77,9 +82,15 @@ Result<TestbedHost> open_testbed_host(const plan::Testbed& tb, const std::string
   return TestbedHost{std::move(*relay), std::move(*v), remote + " on " + hv};
 }
 
-Result<testbed::Testbed> resolve_testbed(const plan::Testbed& tb, const std::string& build,
+Result<testbed::Testbed> resolve_testbed(const plan::Plan& plan, const std::string& build,
                                          const std::string& workdir) {
+  const plan::Testbed& tb = *plan.testbed;
   testbed::Testbed out;
+  if (tb.hosts.size() > 1)
+    for (const auto& h : tb.hosts) {
+      auto t = plan.targets.find(h);
+      out.hosts.push_back({h, t == plan.targets.end() ? std::string() : t->second.address});
+    }
   out.id = build;
   out.uri = testbed_uri(tb);
   out.images_dir = tb.images_dir;
@@ -109,6 +120,7 @@ Result<testbed::Testbed> resolve_testbed(const plan::Testbed& tb, const std::str
     o.initrd = g.initrd;
     o.cmdline = g.cmdline;
     o.networks = g.networks;
+    o.placement = g.placement;
     o.addresses = g.addresses;
     o.user_data = g.user_data;
     if (!g.ssh_key.empty()) {
@@ -153,10 +165,45 @@ Status seed_host_keys(const TaskContext& ctx, testbed::Testbed& tb) {
   return {};
 }
 
+namespace {
+
+/// The guests `up` brought up, in the output and in the run's testbed.json
+/// (for the views that do not ask libvirt: web, metrics; not the run's
+/// truth, so a failure to write it is only logged).
+void record_up(const TaskContext& ctx, const std::string& where, const std::vector<testbed::GuestUp>& guests,
+               const std::function<void(const std::string&)>& out) {
+  std::vector<state::GuestRecord> records;
+  for (const auto& g : guests) {
+    std::string addrs;
+    for (const auto& a : g.addresses) addrs += (addrs.empty() ? "" : ", ") + a;
+    out("guest " + g.name + " (" + g.libvirt_name + ") up at " + addrs);
+    records.push_back({g.name, g.libvirt_name, g.addresses, "up"});
+  }
+  if (auto s = ctx.run_dir.empty() ? Status{} : state::record_guests_up(ctx.run_dir + "/" + state::kTestbedRecordFile, where, records); !s)
+    out("cannot record the testbed's guests: " + s.error().message);
+}
+
+void record_removed(const TaskContext& ctx, const std::function<void(const std::string&)>& out) {
+  if (auto s = ctx.run_dir.empty() ? Status{} : state::record_guests_removed(ctx.run_dir + "/" + state::kTestbedRecordFile); !s)
+    out("cannot record the testbed's removal: " + s.error().message);
+}
+
+/// A failed testbed task; cancelled when the run is being cancelled.
+TaskOutcome failure(const TaskContext& ctx, const std::string& why) {
+  TaskOutcome o = outcome(false, why);
+  o.cancelled = ctx.cancel && ctx.cancel->load();
+  return o;
+}
+
+}  // namespace
+
 TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
   const plan::Task& task = *ctx.task;
   if (!ctx.plan || !ctx.plan->testbed) return outcome(false, "the plan has no testbed: section");
-  auto out = [&](const std::string& line) {
+  // Several hosts' parts are made side by side, each telling its progress.
+  auto out_mu = std::make_shared<std::mutex>();
+  auto out = [&ctx, out_mu](const std::string& line) {
+    std::lock_guard<std::mutex> lock(*out_mu);
     if (ctx.output) ctx.output(false, line + "\n");
     // "testbed: 7/12 guests up" also becomes the run's progress (state.json,
     // runwarden status, systemctl status runner@X).
@@ -167,58 +214,141 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
       (void)state::append_event(ctx.events_file, e);
     }
   };
-  auto tb = resolve_testbed(*ctx.plan->testbed, ctx.build, ctx.workdir);
+  auto tb = resolve_testbed(*ctx.plan, ctx.build, ctx.workdir);
   if (!tb) return outcome(false, tb.error().message);
   // This run of the build name: what an earlier run left is replaced, what
   // this one made (before a crash) is kept.
   if (auto st = state::RunDir(state::state_root(), ctx.build).load(); st && st->created_at_ms)
     tb->run = std::to_string(st->created_at_ms);
+  if (task.testbed_op == "golden" || task.testbed_op == "up")
+    if (auto s = seed_host_keys(ctx, *tb); !s) return outcome(false, "testbed host keys: " + s.error().message);
   // A hypervisor on a plan host: libvirt's protocol goes through a local
   // socket relayed over the run's SSH connection to virt-ssh-helper there.
-  auto conn = open_testbed_host(*ctx.plan->testbed, ctx.plan->testbed->host.empty() ? tb->uri : "",
-                                [&](const std::string& t) -> Result<ssh::Session*> {
-                                  if (!session_) return err("no SSH sessions here");
-                                  return session_(t, ctx.cancel);
-                                });
+  auto session = [&](const std::string& t) -> Result<ssh::Session*> {
+    if (!session_) return err("no SSH sessions here");
+    return session_(t, ctx.cancel);
+  };
+  if (tb->hosts.size() > 1 && task.testbed_op != "golden") {
+    std::vector<TestbedHost> hosts;
+    for (const auto& h : tb->hosts) {
+      auto c = open_testbed_host(*ctx.plan->testbed, "", session, h.name);
+      if (!c) return failure(ctx, c.error().message);
+      hosts.push_back(std::move(*c));
+    }
+    if (task.kind != plan::TaskKind::Snapshot) return spanning(ctx, *tb, hosts, out);
+    auto host_of = [&](const std::string& guest) -> const testbed::Virt& {
+      for (const auto& g : tb->guests)
+        if (auto at = g.placement.find(guest); at != g.placement.end())
+          for (size_t k = 0; k < tb->hosts.size(); ++k)
+            if (tb->hosts[k].name == at->second) return hosts[k].virt;
+      return hosts.front().virt;
+    };
+    return snapshot(ctx, host_of, *tb, out);
+  }
+  auto conn = open_testbed_host(*ctx.plan->testbed, ctx.plan->testbed->host.empty() ? tb->uri : "", session);
   if (!conn) return outcome(false, conn.error().message);
   if (conn->relay) out("testbed: libvirt " + conn->where + ", over SSH");
   const testbed::Virt* host = &conn->virt;
-  if (task.kind == plan::TaskKind::Snapshot) return snapshot(ctx, *host, *tb, out);
-  if (task.testbed_op == "golden" || task.testbed_op == "up")
-    if (auto s = seed_host_keys(ctx, *tb); !s) return outcome(false, "testbed host keys: " + s.error().message);
-  if (task.testbed_op == "golden") return golden(ctx, *host, *tb, out);
+  if (task.kind == plan::TaskKind::Snapshot)
+    return snapshot(ctx, [host](const std::string&) -> const testbed::Virt& { return *host; }, *tb, out);
+  // Goldens are built on the first host, with its part of the networks.
+  if (task.testbed_op == "golden") return golden(ctx, *host, testbed::on_host(*tb, 0), out);
   if (task.testbed_op == "up") {
     auto r = testbed::up(*host, *tb, ctx.cancel, out);
-    if (!r) {
-      if (ctx.cancel && ctx.cancel->load()) {
-        TaskOutcome o = outcome(false, r.error().message);
-        o.cancelled = true;
-        return o;
-      }
-      return outcome(false, r.error().message);
-    }
-    std::vector<state::GuestRecord> records;
-    for (const auto& g : r->guests) {
-      std::string addrs;
-      for (const auto& a : g.addresses) addrs += (addrs.empty() ? "" : ", ") + a;
-      out("guest " + g.name + " (" + g.libvirt_name + ") up at " + addrs);
-      records.push_back({g.name, g.libvirt_name, g.addresses, "up"});
-    }
-    // For the views that do not ask libvirt (web, metrics): not the run's
-    // truth, so a failure to write it is only logged.
-    if (auto s = ctx.run_dir.empty() ? Status{} : state::record_guests_up(ctx.run_dir + "/" + state::kTestbedRecordFile, conn->where, records); !s)
-      out("cannot record the testbed's guests: " + s.error().message);
+    if (!r) return failure(ctx, r.error().message);
+    record_up(ctx, conn->where, r->guests, out);
     return outcome(true, "");
   }
   if (task.testbed_op == "down") {
     auto r = testbed::down(*host, tb->id);
     if (!r) return outcome(false, r.error().message);
     out("testbed " + tb->id + ": removed " + std::to_string(*r) + " object(s) from " + tb->uri);
-    if (auto s = ctx.run_dir.empty() ? Status{} : state::record_guests_removed(ctx.run_dir + "/" + state::kTestbedRecordFile); !s)
-      out("cannot record the testbed's removal: " + s.error().message);
+    record_removed(ctx, out);
     return outcome(true, "");
   }
   return outcome(false, "unknown testbed operation '" + task.testbed_op + "'");
+}
+
+TaskOutcome TestbedExecutor::on_host(const TaskContext& ctx, const std::string& host, const std::string& name,
+                                     const std::string& script) {
+  auto target = ctx.plan->targets.find(host);
+  if (target == ctx.plan->targets.end()) return outcome(false, "no host " + host);
+  plan::Task t;
+  t.name = name;
+  t.on = {host};
+  t.kind = plan::TaskKind::Run;
+  t.run = script;
+  t.timeout = Millis(60'000);
+  return step(ctx, t, target->second);
+}
+
+TaskOutcome TestbedExecutor::spanning(const TaskContext& ctx, const testbed::Testbed& tb,
+                                      std::vector<TestbedHost>& hosts,
+                                      const std::function<void(const std::string&)>& out) {
+  const std::string& op = ctx.task->testbed_op;
+  std::string where = testbed_uri(*ctx.plan->testbed) + " on ";
+  for (size_t k = 0; k < tb.hosts.size(); ++k) where += (k ? ", " : "") + tb.hosts[k].name;
+  if (op == "down") {
+    // The other hosts' parts first; each host's VXLAN links once its
+    // guests and bridges are gone.
+    int removed = 0;
+    for (size_t k = hosts.size(); k-- > 0;) {
+      const std::string& name = tb.hosts[k].name;
+      auto r = testbed::down(hosts[k].virt, tb.id);
+      if (!r) return failure(ctx, name + ": " + r.error().message);
+      removed += *r;
+      auto o = on_host(ctx, name, "vxlan-down", testbed::vxlan_remove_script(tb));
+      if (!o.ok) return failure(ctx, name + ": VXLAN links: " + o.reason);
+    }
+    out("testbed " + tb.id + ": removed " + std::to_string(removed) + " object(s) from " + where);
+    record_removed(ctx, out);
+    return outcome(true, "");
+  }
+  if (op != "up") return outcome(false, "unknown testbed operation '" + op + "'");
+  const size_t n = hosts.size();
+  std::vector<testbed::Testbed> parts;
+  for (size_t k = 0; k < n; ++k) parts.push_back(testbed::on_host(tb, k));
+  // Every host's networks and pool, then the VXLAN links that join the
+  // bridges, then golden copies: before any guest boots and asks for DHCP.
+  testbed::UpReport rep;
+  for (size_t k = 0; k < n; ++k) {
+    if (auto s = testbed::prepare_host(hosts[k].virt, parts[k], rep, out); !s)
+      return failure(ctx, tb.hosts[k].name + ": " + s.error().message);
+    auto o = on_host(ctx, tb.hosts[k].name, "vxlan", testbed::vxlan_ensure_script(parts[k], k));
+    if (!o.ok) return failure(ctx, tb.hosts[k].name + ": VXLAN links: " + o.reason);
+    out("testbed: networks on " + tb.hosts[k].name + " joined to the other hosts by VXLAN");
+  }
+  for (size_t k = 1; k < n; ++k) {
+    std::set<std::string> goldens;
+    for (const auto& g : parts[k].guests)
+      if (!g.golden.empty()) goldens.insert(g.golden);
+    for (const auto& g : goldens) {
+      auto c = testbed::copy_golden(hosts[0].virt, hosts[k].virt, tb.id, g);
+      if (!c) return failure(ctx, tb.hosts[k].name + ": " + c.error().message);
+      out("testbed: golden " + g + (*c ? " copied to " : " present on ") + tb.hosts[k].name);
+    }
+  }
+  if (ctx.cancel && ctx.cancel->load()) return failure(ctx, "testbed up cancelled");
+  // Each host's clones and guests, the hosts side by side.
+  std::vector<std::vector<testbed::GuestSpec>> specs(n);
+  std::vector<testbed::UpReport> made(n);
+  std::vector<std::string> errors(n);
+  std::vector<std::thread> threads;
+  for (size_t k = 0; k < n; ++k)
+    threads.emplace_back([&, k] {
+      auto r = testbed::make_guests(hosts[k].virt, parts[k], ctx.cancel, out, made[k]);
+      if (r) specs[k] = std::move(*r);
+      else errors[k] = tb.hosts[k].name + ": " + r.error().message;
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors)
+    if (!e.empty()) return failure(ctx, e);
+  std::vector<testbed::GuestSpec> all;
+  for (auto& s : specs) all.insert(all.end(), s.begin(), s.end());
+  auto up = testbed::wait_for_leases(hosts[0].virt, parts[0], all, ctx.cancel, out);
+  if (!up) return failure(ctx, up.error().message);
+  record_up(ctx, where, *up, out);
+  return outcome(true, "");
 }
 
 TaskOutcome TestbedExecutor::step(const TaskContext& ctx, const plan::Task& step, const plan::Target& target) {
@@ -293,8 +423,9 @@ TaskOutcome TestbedExecutor::golden(const TaskContext& ctx, const testbed::Virt&
   return outcome(true, "");
 }
 
-TaskOutcome TestbedExecutor::snapshot(const TaskContext& ctx, const testbed::Virt& host, const testbed::Testbed& tb,
-                                      const std::function<void(const std::string&)>& out) {
+TaskOutcome TestbedExecutor::snapshot(const TaskContext& ctx,
+                                      const std::function<const testbed::Virt&(const std::string&)>& host_of,
+                                      const testbed::Testbed& tb, const std::function<void(const std::string&)>& out) {
   const plan::Task& t = *ctx.task;
   std::vector<std::string> guests;
   if (ctx.target->local) {
@@ -304,15 +435,35 @@ TaskOutcome TestbedExecutor::snapshot(const TaskContext& ctx, const testbed::Vir
   }
   const std::string& snap = t.snapshot_name;
   if (t.snapshot_op == "create") {
-    auto s = guests.size() == 1 ? testbed::create_snapshot(host, tb.id, guests[0], snap)
-                                : testbed::snapshot_all(host, tb.id, guests, snap);
-    if (!s) return outcome(false, s.error().message);
+    if (guests.size() == 1) {
+      if (auto s = testbed::create_snapshot(host_of(guests[0]), tb.id, guests[0], snap); !s)
+        return outcome(false, s.error().message);
+      out("snapshot " + snap + " of " + guests[0] + " taken");
+      return outcome(true, "");
+    }
+    // The whole testbed: each host's guests paused, snapshotted and resumed
+    // together, host after host; a failure deletes what was taken, so the
+    // set is complete or absent.
+    std::vector<std::pair<const testbed::Virt*, std::vector<std::string>>> by_host;
+    for (const auto& g : guests) {
+      const testbed::Virt* h = &host_of(g);
+      auto at = std::find_if(by_host.begin(), by_host.end(), [&](const auto& e) { return e.first == h; });
+      if (at == by_host.end()) by_host.push_back({h, {g}});
+      else at->second.push_back(g);
+    }
+    for (size_t i = 0; i < by_host.size(); ++i) {
+      if (auto s = testbed::snapshot_all(*by_host[i].first, tb.id, by_host[i].second, snap); !s) {
+        for (size_t j = 0; j < i; ++j)
+          for (const auto& g : by_host[j].second) (void)testbed::delete_snapshot(*by_host[j].first, tb.id, g, snap);
+        return outcome(false, s.error().message);
+      }
+    }
     for (const auto& g : guests) out("snapshot " + snap + " of " + g + " taken");
     return outcome(true, "");
   }
   if (t.snapshot_op == "revert") {
     for (const auto& g : guests) {
-      if (auto s = testbed::revert_snapshot(host, tb.id, g, snap); !s) return outcome(false, s.error().message);
+      if (auto s = testbed::revert_snapshot(host_of(g), tb.id, g, snap); !s) return outcome(false, s.error().message);
       // Its sessions were open before the revert, or not yet: either way
       // the guest does not know them now.
       drop_(g);
@@ -324,7 +475,7 @@ TaskOutcome TestbedExecutor::snapshot(const TaskContext& ctx, const testbed::Vir
   }
   if (t.snapshot_op == "delete") {
     for (const auto& g : guests) {
-      auto r = testbed::delete_snapshot(host, tb.id, g, snap);
+      auto r = testbed::delete_snapshot(host_of(g), tb.id, g, snap);
       if (!r) return outcome(false, r.error().message);
       out(*r ? "snapshot " + snap + " of " + g + " deleted" : g + " has no snapshot " + snap);
     }

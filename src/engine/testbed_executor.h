@@ -31,15 +31,17 @@ struct TestbedHost {
   std::string where;
 };
 /// Opens libvirt at `uri` (the plan's, or --connect's); when `uri` is empty
-/// and the plan names a `host:`, through `session` to that host. Errors are
-/// prefixed "testbed host HOST: " and carry what the helper said.
+/// and the plan names a `host:`, through `session` to that host (or to
+/// `hv`, one of its `hosts:`). Errors are prefixed "testbed host HOST: " and
+/// carry what the helper said.
 Result<TestbedHost> open_testbed_host(const plan::Testbed& tb, const std::string& uri,
-                                      const std::function<Result<ssh::Session*>(const std::string&)>& session);
+                                      const std::function<Result<ssh::Session*>(const std::string&)>& session,
+                                      const std::string& hv = "");
 
 /// The plan's testbed for run `build`: the build name is the ownership tag;
 /// relative ssh_key paths are read from `workdir`. Reads the key files, so
 /// a missing one fails here, before anything is made.
-Result<testbed::Testbed> resolve_testbed(const plan::Testbed& tb, const std::string& build,
+Result<testbed::Testbed> resolve_testbed(const plan::Plan& plan, const std::string& build,
                                          const std::string& workdir);
 
 /// Runs testbed tasks: golden (boot, setup, seal), up, down, and snapshots.
@@ -60,8 +62,15 @@ class TestbedExecutor : public Executor {
   TaskOutcome wait_ssh(const TaskContext& ctx, const std::string& target, Millis timeout);
   TaskOutcome golden(const TaskContext& ctx, const testbed::Virt& host, const testbed::Testbed& tb,
                      const std::function<void(const std::string&)>& out);
-  TaskOutcome snapshot(const TaskContext& ctx, const testbed::Virt& host, const testbed::Testbed& tb,
+  /// `host_of(guest)`: the connection to the host it runs on.
+  TaskOutcome snapshot(const TaskContext& ctx, const std::function<const testbed::Virt&(const std::string&)>& host_of,
+                       const testbed::Testbed& tb, const std::function<void(const std::string&)>& out);
+  /// up and down of a testbed across several hosts (testbed/span.h).
+  TaskOutcome spanning(const TaskContext& ctx, const testbed::Testbed& tb, std::vector<TestbedHost>& hosts,
                        const std::function<void(const std::string&)>& out);
+  /// Runs shell `script` as a step on plan host `host`.
+  TaskOutcome on_host(const TaskContext& ctx, const std::string& host, const std::string& name,
+                      const std::string& script);
 
   ExecutorSet* steps_;
   std::function<void(const std::string&)> drop_;

@@ -121,6 +121,7 @@ class Parser {
     std::map<std::string, Subnet>& subnets;
     std::map<std::string, uint32_t>& next_host;  ///< the next address to reserve, per network
     std::set<std::string> goldens;
+    size_t placed = 0;  ///< guest instances placed so far (round-robin over the hosts)
   };
   /// A guest group or a golden (`golden`): its settings, targets and addresses.
   void parse_testbed_machine(TestbedScope& sc, const Entry& ge, const std::vector<Entry>& settings,

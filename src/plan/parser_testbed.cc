@@ -12,14 +12,15 @@
 namespace rw::plan::detail {
 namespace {
 
-constexpr std::string_view kTestbedKeys[] = {"libvirt",   "host",   "images_dir", "teardown", "up_timeout", "parallel",
-                                             "host_keys", "images", "networks",   "goldens",  "guests"};
+constexpr std::string_view kTestbedKeys[] = {"libvirt",  "host",      "hosts",  "images_dir", "teardown", "up_timeout",
+                                             "parallel", "host_keys", "images", "networks",   "goldens",  "guests"};
 constexpr std::string_view kHostKeyModes[] = {"seed", "learn"};
 constexpr std::string_view kImageKeys[] = {"path", "format"};
 constexpr std::string_view kNetworkKeys[] = {"subnet", "nat", "mtu"};
 constexpr std::string_view kTestbedGuestKeys[] = {"count",   "image",    "golden",   "disk",     "cpus",
                                                   "memory",  "accel",    "kernel",   "initrd",   "cmdline",
-                                                  "networks", "ssh_key", "user",     "identity", "user_data"};
+                                                  "networks", "ssh_key", "user",     "identity", "user_data",
+                                                  "host"};
 /// A golden is one build VM: no count, no golden of its own, and its steps.
 constexpr std::string_view kGoldenKeys[] = {"image",   "disk",     "cpus",    "memory",   "accel",
                                             "kernel",  "initrd",   "cmdline", "networks", "ssh_key",
@@ -31,6 +32,9 @@ constexpr int kMaxCount = 256;
 /// Reserved guest addresses start here in every subnet: .1 is the host's,
 /// the rest below is left for things the user puts there by hand.
 constexpr uint32_t kFirstGuestHost = 10;
+/// A network across hosts: what fits in a 1500-byte underlay frame after
+/// VXLAN's outer Ethernet, IPv4, UDP and VXLAN headers (50 bytes).
+constexpr int kVxlanMtu = 1450;
 
 constexpr const char* kGoldenStage = "testbed-golden";
 constexpr const char* kUpStage = "testbed-up";
@@ -77,20 +81,49 @@ void Parser::parse_testbed(const Entry& top) {
   if (const Entry* e = find(*f, "libvirt")) {
     if (auto v = str(*e, ctx)) tb.libvirt = *v;
   }
-  if (const Entry* e = find(*f, "host")) {
-    // The hypervisor is a plan host reached over SSH: libvirt goes through
-    // the run's own connection to it, and guests are reached via it.
-    if (auto v = str(*e, ctx)) {
-      auto t = plan_.targets.find(*v);
-      if (t == plan_.targets.end() || t->second.guest)
-        problem(value_mark(*e), ctx + ": host " + quoted(*v) + " is not a declared host; declared: " +
-                                    declared_targets());
-      else if (t->second.local)
-        problem(value_mark(*e), ctx + ": host " + quoted(*v) +
-                                    " is the controller; leave 'host' out for a hypervisor on the controller");
-      else tb.host = *v;
+  // The hypervisors: plan hosts reached over SSH (libvirt goes through the
+  // run's own connection to each, and guests are reached via theirs).
+  auto hypervisor = [&](const YAML::Node& node, const std::string& name) {
+    auto t = plan_.targets.find(name);
+    if (t == plan_.targets.end() || t->second.guest) {
+      problem(node.Mark(), ctx + ": host " + quoted(name) + " is not a declared host; declared: " + declared_targets());
+    } else if (t->second.local) {
+      problem(node.Mark(), ctx + ": host " + quoted(name) +
+                               " is the controller; leave 'host' out for a hypervisor on the controller");
+    } else if (std::find(tb.hosts.begin(), tb.hosts.end(), name) != tb.hosts.end()) {
+      problem(node.Mark(), ctx + ": host " + quoted(name) + " is listed twice");
+    } else {
+      tb.hosts.push_back(name);
+    }
+  };
+  const Entry* one_host = find(*f, "host");
+  const Entry* many_hosts = find(*f, "hosts");
+  if (one_host && many_hosts) {
+    problem(many_hosts->key_node.Mark(), ctx + ": has both 'host' and 'hosts'; give one (host: hv1 is hosts: [hv1])");
+  } else if (one_host) {
+    if (auto v = str(*one_host, ctx)) hypervisor(one_host->value, *v);
+  } else if (many_hosts) {
+    if (!many_hosts->value.IsSequence() || many_hosts->value.size() == 0) {
+      problem(value_mark(*many_hosts), ctx + ": 'hosts' must be a non-empty list of plan hosts running libvirtd, "
+                                             "e.g. [hv1, hv2]; got " + what_node(many_hosts->value));
+    } else {
+      for (const auto& n : many_hosts->value) {
+        if (!n.IsScalar()) problem(n.Mark(), ctx + ": hosts: expected a host name, got " + what_node(n));
+        else hypervisor(n, n.Scalar());
+      }
     }
   }
+  if (tb.hosts.size() > 1) {
+    // VXLAN joins the hosts' bridges: each host's address is its tunnel end.
+    for (const auto& h : tb.hosts) {
+      const Target& t = plan_.targets.at(h);
+      if (!parse_ipv4(t.address))
+        problem((many_hosts ? many_hosts->value : one_host->value).Mark(),
+                ctx + ": host " + quoted(h) + " has address " + quoted(t.address) +
+                    "; with several hosts each needs an IPv4 address (the other hosts send VXLAN there)");
+    }
+  }
+  if (!tb.hosts.empty()) tb.host = tb.hosts.front();
   if (const Entry* e = find(*f, "images_dir")) {
     if (auto v = str(*e, ctx)) {
       if (!absolute(*v)) problem(value_mark(*e), ctx + ": 'images_dir' must be an absolute path on the host");
@@ -166,6 +199,8 @@ void Parser::parse_testbed(const Entry& top) {
       if (const Entry* p = find(*g, "nat")) net.nat = boolean(*p, nctx).value_or(false);
       if (const Entry* p = find(*g, "mtu")) {
         if (auto v = integer(*p, nctx, 576, 9000)) net.mtu = int(*v);
+      } else if (tb.hosts.size() > 1) {
+        net.mtu = kVxlanMtu;  // room for VXLAN's 50 bytes on a 1500-byte underlay
       }
       tb.networks.push_back(net);
   });
@@ -198,7 +233,18 @@ void Parser::parse_testbed_machine(TestbedScope& sc, const Entry& ge, const std:
   // Host keys from the seed are known before the guest boots: strict.
   t.host_key_policy = sc.tb.host_keys == "seed" ? "strict" : "accept-new";
   t.golden = golden;
-  t.via = sc.tb.host;  // on a remote hypervisor, reached through it
+  // Where its instances run: the host it names, or the testbed's hosts in
+  // turn (instances in the order the file declares them); reached via it.
+  std::string pinned;
+  if (const Entry* p = find(*s, "host")) {
+    if (auto v = str(*p, gctx)) {
+      if (std::find(sc.tb.hosts.begin(), sc.tb.hosts.end(), *v) == sc.tb.hosts.end())
+        problem(value_mark(*p), gctx + ": host " + quoted(*v) + " is not one of the testbed's hosts" +
+                                    (sc.tb.hosts.empty() ? std::string(" (it has none: give testbed: hosts)")
+                                                         : "; they are: " + join_names(sc.tb.hosts)));
+      else pinned = *v;
+    }
+  }
   if (const Entry* p = find(*s, "count")) {
     if (auto v = integer(*p, gctx, 1, kMaxCount)) g.count = int(*v);
   }
@@ -302,15 +348,22 @@ void Parser::parse_testbed_machine(TestbedScope& sc, const Entry& ge, const std:
     for (const auto& n : g.networks) {
       if (!sc.subnets.count(n)) continue;  // its subnet is already reported
       const Subnet& sn = sc.subnets[n];
-      uint32_t host = sc.next_host[n]++;
-      if (host > sn.last_host()) {
+      uint32_t nth = sc.next_host[n]++;
+      // The top addresses are the other hosts' bridges (a network across hosts).
+      const uint32_t bridges = sc.tb.hosts.size() > 1 ? uint32_t(sc.tb.hosts.size() - 1) : 0;
+      if (nth + bridges > sn.last_host()) {
         problem(ge.key_node.Mark(), gctx + ": network '" + n + "' (" + sn.to_string() +
                                         ") has no address left for " + inst);
         break;
       }
-      addrs.push_back(sn.address(host));
+      addrs.push_back(sn.address(nth));
     }
+    std::string host = pinned;
+    if (golden && !sc.tb.hosts.empty()) host = sc.tb.hosts.front();  // built there, copied to the others
+    else if (host.empty() && !sc.tb.hosts.empty()) host = sc.tb.hosts[sc.placed++ % sc.tb.hosts.size()];
     Target it = t;
+    it.via = host;  // on a remote hypervisor, reached through it
+    if (!host.empty()) g.placement[inst] = host;
     it.name = inst;
     it.mark = g.mark;
     if (!addrs.empty()) it.address = addrs.front();

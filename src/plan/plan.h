@@ -129,6 +129,9 @@ struct TestbedGuest {
   /// Per instance, per NIC: the reserved address, in NIC order.
   std::map<std::string, std::vector<std::string>> addresses;
   std::vector<std::string> instances;
+  /// Per instance: the testbed host (a name in Testbed::hosts) it runs on;
+  /// empty when the hypervisor is not a plan host.
+  std::map<std::string, std::string> placement;
   /// A golden image's steps, run on its build VM before it is sealed.
   std::vector<Task> setup;
   Mark mark;
@@ -143,6 +146,11 @@ struct Testbed {
   /// the run's connection to it (`libvirt` is then the URI there, default
   /// qemu:///system) and the guests through it. Empty: `libvirt` as is.
   std::string host;
+  /// Several hypervisors (`hosts: [hv1, hv2]`): guests are placed over them,
+  /// networks span them (a bridge on each, joined by VXLAN), goldens are
+  /// built on the first and copied to the others. hosts[0] == host; one
+  /// entry for `host: X`; empty for a hypervisor given by URI alone.
+  std::vector<std::string> hosts;
   std::string images_dir = "/var/lib/libvirt/images";
   Teardown teardown = Teardown::Always;
   Millis up_timeout{Millis(600'000)};

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace rw::testbed {
@@ -44,19 +45,25 @@ std::string owner_text(const std::optional<Owner>& o) {
 }  // namespace
 
 
+std::string NetworkSpec::bridge_address() const {
+  return subnet.address(part == 0 ? 1 : subnet.last_host() - uint32_t(part) + 1);
+}
+
 std::string network_definition(const std::string& testbed, const NetworkSpec& spec, const std::string& run) {
   const Owner owner{testbed, spec.name, run};
   std::string x = "<network>\n  <name>" + xml_escape(libvirt_name(owner)) + "</name>\n";
   x += "  <metadata>\n    " + owner_element(owner) + "\n  </metadata>\n";
-  if (spec.mode == NetworkSpec::Mode::Nat) x += "  <forward mode='nat'/>\n";
+  const bool home = spec.part == 0;
+  if (home && spec.mode == NetworkSpec::Mode::Nat) x += "  <forward mode='nat'/>\n";
   x += "  <bridge name='" + interface_name('b', owner) + "' stp='off' delay='0'/>\n";
   if (spec.mtu > 0) x += "  <mtu size='" + std::to_string(spec.mtu) + "'/>\n";
   x += "  <dns enable='no'/>\n";
   const int prefix = spec.subnet.prefix;
-  x += "  <ip address='" + spec.subnet.address(1) + "' prefix='" + std::to_string(prefix) + "'>\n";
-  if (spec.dhcp || !spec.hosts.empty()) {
+  x += "  <ip address='" + spec.bridge_address() + "' prefix='" + std::to_string(prefix) + "'>\n";
+  if (home && (spec.dhcp || !spec.hosts.empty())) {
     x += "    <dhcp>\n";
-    const uint32_t last = spec.subnet.last_host();
+    // The other hosts' bridge addresses are at the top: not leased.
+    const uint32_t last = spec.subnet.last_host() - uint32_t(std::max(spec.span, 1) - 1);
     if (spec.dhcp) {
       const uint32_t first = last >= 20 ? 10 : 2;
       x += "      <range start='" + spec.subnet.address(first) + "' end='" + spec.subnet.address(last) + "'/>\n";
@@ -131,6 +138,24 @@ Result<bool> remove_network(const Virt& host, const std::string& testbed, const 
   if (virNetworkIsPersistent(net.get()) == 1 && virNetworkUndefine(net.get()) < 0)
     return last_virt_error("undefine network " + lv + " on " + host.uri()).error;
   return true;
+}
+
+Result<std::map<std::string, std::string>> network_leases(const Virt& host, const std::string& testbed,
+                                                          const std::string& name) {
+  const std::string lv = libvirt_name(Owner{testbed, name});
+  RW_ASSIGN(NetworkPtr net, host.find_network(lv));
+  if (!net) return err("network " + lv + " does not exist on " + host.uri());
+  virNetworkDHCPLeasePtr* leases = nullptr;
+  int n = virNetworkGetDHCPLeases(net.get(), nullptr, &leases, 0);
+  if (n < 0) return last_virt_error("read the DHCP leases of network " + lv + " on " + host.uri()).error;
+  std::map<std::string, std::string> out;
+  for (int i = 0; i < n; ++i) {
+    if (leases[i]->type == VIR_IP_ADDR_TYPE_IPV4 && leases[i]->mac && leases[i]->ipaddr)
+      out.emplace(leases[i]->mac, leases[i]->ipaddr);
+    virNetworkDHCPLeaseFree(leases[i]);
+  }
+  std::free(leases);
+  return out;
 }
 
 Result<std::vector<Owner>> owned_networks(const Virt& host, const std::string& testbed) {

@@ -5,6 +5,7 @@
 // nothing, and nothing that is not ours is ever touched.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,14 @@ struct NetworkSpec {
   bool dhcp = true;  ///< hand out the range gateway+9 .. end of the subnet
   std::vector<DhcpHost> hosts;
   int mtu = 0;  ///< 0: the bridge's default
+  /// A network across `span` hosts, as defined on host `part` (0-based):
+  /// part 0 has the gateway (.1), DHCP and NAT; part k > 0 is a bridge
+  /// with the host's own address at the top of the subnet (last - k + 1),
+  /// no DHCP and no forwarding. VXLAN joins the bridges (span > 1).
+  int span = 1;
+  int part = 0;
+  /// The address host `part` has on the bridge.
+  std::string bridge_address() const;
 };
 
 /// The network XML for `spec` owned by testbed `testbed`: gateway at the
@@ -55,6 +64,11 @@ Result<EnsureResult> ensure_network(const Virt& host, const std::string& testbed
 /// network that is not ours, or that guests still use, is refused.
 /// Returns true if something was removed.
 Result<bool> remove_network(const Virt& host, const std::string& testbed, const std::string& name);
+
+/// The DHCP leases of network `name` of `testbed` on `host` (the network's
+/// home part): MAC -> IPv4, for guests on any host of a network across hosts.
+Result<std::map<std::string, std::string>> network_leases(const Virt& host, const std::string& testbed,
+                                                          const std::string& name);
 
 /// The networks on `host` tagged by `testbed` (every tagged one when
 /// `testbed` is empty), as their owners.

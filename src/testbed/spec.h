@@ -34,11 +34,20 @@ struct GuestGroup {
   Accel accel = Accel::Auto;
   std::string kernel, initrd, cmdline;  ///< direct kernel boot (paths on the host)
   std::vector<std::string> networks;    ///< one NIC each, in order
+  /// Per instance: the name of the Hypervisor it runs on (several hosts).
+  std::map<std::string, std::string> placement;
   /// Per instance, per NIC: the address reserved for it (empty: any lease).
   std::map<std::string, std::vector<std::string>> addresses;
   std::vector<std::string> ssh_keys;  ///< public keys, put in the seed
   std::map<std::string, HostKey> host_keys;  ///< per instance: its own SSH host key, put in its seed
   std::string user_data;              ///< extra #cloud-config lines
+};
+
+/// One of several hypervisors of a testbed: a plan host, and the address
+/// the others send its networks' VXLAN traffic to.
+struct Hypervisor {
+  std::string name;
+  std::string address;
 };
 
 struct Testbed {
@@ -47,6 +56,9 @@ struct Testbed {
   std::string uri;
   std::string images_dir = "/var/lib/libvirt/images";
   std::vector<BaseImage> images;
+  /// Several hosts: networks span them, guests are placed on them (see
+  /// span.h). Empty or one: the testbed is on `uri` alone.
+  std::vector<Hypervisor> hosts;
   std::vector<NetworkSpec> networks;
   /// Golden images: booted once from `image`, set up, sealed; one
   /// instance each, named like the golden.

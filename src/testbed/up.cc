@@ -36,8 +36,11 @@ std::vector<NetworkSpec> networks_with_reservations(const Testbed& tb) {
         for (size_t i = 0; i < g.networks.size(); ++i) {
           std::string ip = reserved(g, name, i);
           if (ip.empty()) continue;
+          const std::string mac = mac_for({tb.id, name}, int(i));
           for (auto& n : nets)
-            if (n.name == g.networks[i]) n.hosts.push_back({mac_for({tb.id, name}, int(i)), ip, name});
+            if (n.name == g.networks[i] &&
+                std::none_of(n.hosts.begin(), n.hosts.end(), [&](const DhcpHost& h) { return h.mac == mac; }))
+              n.hosts.push_back({mac, ip, name});
         }
   return nets;
 }
@@ -73,6 +76,14 @@ Status clear_stale(const Virt& host, const Testbed& tb, UpReport& rep) {
   return {};
 }
 
+
+/// Where a guest's leases are read: MAC -> IPv4.
+using Leases = std::function<Result<std::map<std::string, std::string>>(const GuestSpec&)>;
+
+/// Each guest's leases as its own host's DHCP has them.
+Leases guest_leases(const Virt& host, const Testbed& tb) {
+  return [&host, &tb](const GuestSpec& p) { return leased_addresses(host, tb.id, p.name); };
+}
 
 /// Networks, the pool and this run's mark on it: what guests and goldens
 /// need first. Each is an ensure.
@@ -129,7 +140,7 @@ Result<GuestSpec> machine(const Virt& host, virStoragePoolPtr pool, const Testbe
 /// Waits until every NIC of every machine in `specs` has an address: one
 /// with a NIC leased and another still asking is not reachable the way the
 /// plan expects. `on_up(k, guest)` as the k-th one gets there.
-Result<std::vector<GuestUp>> wait_for_addresses(const Virt& host, const Testbed& tb,
+Result<std::vector<GuestUp>> wait_for_addresses(const Leases& leases_of, const Testbed& tb,
                                                 const std::vector<GuestSpec>& specs,
                                                 const std::atomic<bool>* cancel,
                                                 const std::function<void(size_t, const GuestUp&)>& on_up) {
@@ -141,7 +152,7 @@ Result<std::vector<GuestUp>> wait_for_addresses(const Virt& host, const Testbed&
     for (size_t i = 0; i < specs.size(); ++i) {
       if (done[i]) continue;
       const auto& p = specs[i];
-      RW_ASSIGN(auto leases, leased_addresses(host, tb.id, p.name));
+      RW_ASSIGN(auto leases, leases_of(p));
       std::vector<std::string> addrs;
       for (const auto& nic : p.nics)
         if (auto it = leases.find(nic.mac); it != leases.end()) addrs.push_back(it->second);
@@ -199,9 +210,16 @@ std::string run_marker(const std::string& run) { return "run-" + run; }
 std::string golden_volume(const std::string& name) { return kGoldenPrefix + name + ".qcow2"; }
 std::string sealed_marker(const std::string& name) { return kGoldenPrefix + name + ".sealed"; }
 
-Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel, const Progress& progress,
-                    const UploadFn& write_seed) {
-  UpReport rep;
+Status prepare_host(const Virt& host, const Testbed& tb, UpReport& rep, const Progress& progress) {
+  auto note = [&](const std::string& s) {
+    if (progress) progress(s);
+  };
+  RW_ASSIGN(PoolPtr pool, prepare(host, tb, rep, note, upload));
+  return {};
+}
+
+Result<std::vector<GuestSpec>> make_guests(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel,
+                                           const Progress& progress, UpReport& rep, const UploadFn& write_seed) {
   auto cancelled = [&] { return cancel && cancel->load(); };
   auto note = [&](const std::string& s) {
     if (progress) progress(s);
@@ -250,12 +268,51 @@ Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>
     return {};
   }));
   for (const auto& m : made) rep.created.insert(rep.created.end(), m.created.begin(), m.created.end());
-  RW_ASSIGN(rep.guests, wait_for_addresses(host, tb, specs, cancel, [&](size_t k, const GuestUp& g) {
-              note("testbed: " + std::to_string(k) + "/" + std::to_string(specs.size()) + " guests up (" + g.name +
-                   " at " + (g.addresses.empty() ? std::string("no network") : g.addresses.front()) + ")");
-            }));
+  return specs;
+}
+
+namespace {
+
+/// "testbed: 2/3 guests up (web-1 at 10.77.0.10)" as the k-th gets there.
+std::function<void(size_t, const GuestUp&)> count_up(const Progress& progress, size_t total) {
+  return [progress, total](size_t k, const GuestUp& g) {
+    if (progress)
+      progress("testbed: " + std::to_string(k) + "/" + std::to_string(total) + " guests up (" + g.name + " at " +
+               (g.addresses.empty() ? std::string("no network") : g.addresses.front()) + ")");
+  };
+}
+
+}  // namespace
+
+Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel, const Progress& progress,
+                    const UploadFn& write_seed) {
+  UpReport rep;
+  RW_ASSIGN(std::vector<GuestSpec> specs, make_guests(host, tb, cancel, progress, rep, write_seed));
+  RW_ASSIGN(rep.guests, wait_for_addresses(guest_leases(host, tb), tb, specs, cancel, count_up(progress, specs.size())));
   return rep;
 }
+
+Result<std::vector<GuestUp>> wait_for_leases(const Virt& home, const Testbed& tb, const std::vector<GuestSpec>& specs,
+                                             const std::atomic<bool>* cancel, const Progress& progress) {
+  // Every network's leases, on its home host, read once per round (a
+  // round asks for each guest not up yet, every 250 ms).
+  std::map<std::string, std::string> all;
+  auto read_at = std::chrono::steady_clock::time_point{};
+  auto leases = [&](const GuestSpec&) -> Result<std::map<std::string, std::string>> {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - read_at < std::chrono::milliseconds(200)) return all;
+    all.clear();
+    for (const auto& n : tb.networks) {
+      RW_ASSIGN(auto l, network_leases(home, tb.id, n.name));
+      all.insert(l.begin(), l.end());
+    }
+    read_at = now;
+    return all;
+  };
+  return wait_for_addresses(leases, tb, specs, cancel, count_up(progress, specs.size()));
+}
+
+
 
 Result<GoldenBoot> boot_golden(const Virt& host, const Testbed& tb, const std::string& name,
                                const std::atomic<bool>* cancel, const Progress& progress,
@@ -286,7 +343,7 @@ Result<GoldenBoot> boot_golden(const Virt& host, const Testbed& tb, const std::s
   RW_ASSIGN(out.dom, start_transient(host, tb.id, spec, type, tb.run));
   note("testbed: golden " + name + ": build VM started");
   const std::vector<GuestSpec> one{spec};
-  RW_ASSIGN(auto vms, wait_for_addresses(host, tb, one, cancel, nullptr));
+  RW_ASSIGN(auto vms, wait_for_addresses(guest_leases(host, tb), tb, one, cancel, nullptr));
   out.vm = vms.front();
   return out;
 }

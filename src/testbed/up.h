@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "testbed/domain.h"
 #include "testbed/spec.h"
 #include "testbed/virt.h"
 #include "testbed/volume.h"
@@ -34,6 +35,18 @@ using Progress = std::function<void(const std::string&)>;
 /// Seed disks are written by `write_seed` (upload() unless a test says otherwise).
 Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel, const Progress& progress,
                     const UploadFn& write_seed = upload);
+
+/// The parts of up() for a testbed across hosts (span.h), each host's part
+/// in turn: its networks, pool and run mark;
+Status prepare_host(const Virt& host, const Testbed& tb, UpReport& rep, const Progress& progress);
+/// then its clones, seeds and guests, started (not waited for);
+Result<std::vector<GuestSpec>> make_guests(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel,
+                                           const Progress& progress, UpReport& rep,
+                                           const UploadFn& write_seed = upload);
+/// then, for the guests of every host, until each NIC has its lease from
+/// the networks' DHCP on `home` (the first host).
+Result<std::vector<GuestUp>> wait_for_leases(const Virt& home, const Testbed& tb, const std::vector<GuestSpec>& specs,
+                                             const std::atomic<bool>* cancel, const Progress& progress);
 
 /// A golden image's build VM, booted: transient, so it lives only as long
 /// as the connection it was started on.

@@ -169,6 +169,46 @@ Status upload(const Virt& host, virStorageVolPtr vol, const std::string& bytes) 
   return {};
 }
 
+Status copy_volume(const Virt& from, virStorageVolPtr src, const Virt& to, virStoragePoolPtr pool,
+                   const std::string& name) {
+  const std::string what = std::string("copy volume ") + virStorageVolGetName(src) + " from " + from.uri() + " to " +
+                           to.uri();
+  virStorageVolInfo info{};
+  if (virStorageVolGetInfoFlags(src, &info, VIR_STORAGE_VOL_GET_PHYSICAL) < 0) return last_virt_error(what).error;
+  const uint64_t size = info.allocation;  // the file's length, with this flag
+  RW_TRY(remove_volume(pool, name));
+  const std::string xml = raw_definition(name, size);
+  VolPtr dst(virStorageVolCreateXML(pool, xml.c_str(), 0));
+  if (!dst) return last_virt_error(what + ": create " + name).error;
+  StreamPtr in(virStreamNew(from.get(), 0)), out(virStreamNew(to.get(), 0));
+  if (!in || !out) return last_virt_error(what + ": open streams").error;
+  auto failed = [&](const std::string& step) {
+    auto e = last_virt_error(what + ": " + step);
+    (void)virStreamAbort(in.get());
+    (void)virStreamAbort(out.get());
+    (void)remove_volume(pool, name);
+    return e.error;
+  };
+  if (virStorageVolDownload(src, in.get(), 0, size, 0) < 0) return failed("download");
+  if (virStorageVolUpload(dst.get(), out.get(), 0, size, 0) < 0) return failed("upload");
+  std::vector<char> buf(1 << 20);
+  uint64_t copied = 0;
+  for (;;) {
+    int n = virStreamRecv(in.get(), buf.data(), buf.size());
+    if (n < 0) return failed("read");
+    if (n == 0) break;
+    for (int sent = 0; sent < n;) {
+      int k = virStreamSend(out.get(), buf.data() + sent, size_t(n - sent));
+      if (k < 0) return failed("write");
+      sent += k;
+    }
+    copied += uint64_t(n);
+  }
+  if (copied != size) return failed("got " + std::to_string(copied) + " of " + std::to_string(size) + " bytes");
+  if (virStreamFinish(in.get()) < 0 || virStreamFinish(out.get()) < 0) return failed("finish");
+  return {};
+}
+
 Result<EnsuredVolume> ensure_uploaded(const Virt& host, virStoragePoolPtr pool, const std::string& name,
                                       const std::string& bytes, const UploadFn& write) {
   EnsuredVolume out;

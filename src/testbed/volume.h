@@ -57,6 +57,13 @@ Result<EnsuredVolume> ensure_overlay(const Virt& host, virStoragePoolPtr pool, c
 Result<EnsuredVolume> ensure_uploaded(const Virt& host, virStoragePoolPtr pool, const std::string& name,
                                       const std::string& bytes, const UploadFn& write = upload);
 
+/// Makes raw volume `name` in `pool` on `to` hold the bytes of volume `src`
+/// on `from` (the file as it is: a qcow2 overlay stays one), streamed from
+/// one connection to the other a MiB at a time. A volume of that name is
+/// replaced; a failed copy is deleted again.
+Status copy_volume(const Virt& from, virStorageVolPtr src, const Virt& to, virStoragePoolPtr pool,
+                   const std::string& name);
+
 /// Deletes every volume of the testbed's pool, then the pool and its
 /// directory. Missing is success; returns true if something was removed.
 Result<bool> remove_pool(const Virt& host, const std::string& testbed);

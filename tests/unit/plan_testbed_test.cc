@@ -82,6 +82,73 @@ TEST(PlanTestbed, TheHypervisorHostMustBeADeclaredRemoteHost) {
       << errors_of(text);
 }
 
+std::string on_two_hosts(const std::string& testbed_keys) {
+  std::string text = kLab;
+  text.replace(text.find("testbed:\n"), 9,
+               "hosts:\n  hv1: {address: 10.0.0.5}\n  hv2: {address: 10.0.0.6}\n  jump: {address: gw.example}\n"
+               "testbed:\n" + testbed_keys);
+  return text;
+}
+
+TEST(PlanTestbed, GuestsArePlacedOverSeveralHostsInTurnOrWhereTheySay) {
+  auto p = parse_plan(on_two_hosts("  hosts: [hv1, hv2]\n"), "lab.yaml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->testbed->hosts, (std::vector<std::string>{"hv1", "hv2"}));
+  EXPECT_EQ(p->testbed->host, "hv1") << "the first host has the networks' DHCP and builds goldens";
+  // In declaration order: db, web-1, web-2, web-3.
+  EXPECT_EQ(p->targets.at("db").via, "hv1");
+  EXPECT_EQ(p->targets.at("web-1").via, "hv2");
+  EXPECT_EQ(p->targets.at("web-2").via, "hv1");
+  EXPECT_EQ(p->targets.at("web-3").via, "hv2");
+  EXPECT_EQ(p->testbed->guests.at(1).placement.at("web-3"), "hv2");
+  // Across hosts a network leaves room for VXLAN unless it says otherwise.
+  EXPECT_EQ(p->testbed->networks.at(0).mtu, 1450);
+  EXPECT_EQ(p->testbed->networks.at(1).mtu, 1450);
+  // A group may name its host.
+  std::string pinned = on_two_hosts("  hosts: [hv1, hv2]\n");
+  pinned.replace(pinned.find("      user: tester"), 18, "      user: tester\n      host: hv2");
+  p = parse_plan(pinned, "lab.yaml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  for (const char* w : {"web-1", "web-2", "web-3"}) EXPECT_EQ(p->targets.at(w).via, "hv2") << w;
+  EXPECT_EQ(p->targets.at("db").via, "hv1");
+  // One host: no MTU is imposed.
+  EXPECT_EQ(parse_plan(on_two_hosts("  hosts: [hv1]\n"), "lab.yaml")->testbed->networks.at(0).mtu, 0);
+}
+
+TEST(PlanTestbed, SeveralHostsAreCheckedWhereTheyAreWritten) {
+  EXPECT_NE(errors_of(on_two_hosts("  host: hv1\n  hosts: [hv1, hv2]\n"))
+                .find("lab.yaml:8:3: testbed: has both 'host' and 'hosts'"),
+            std::string::npos)
+      << errors_of(on_two_hosts("  host: hv1\n  hosts: [hv1, hv2]\n"));
+  const std::string twice = errors_of(on_two_hosts("  hosts: [hv1, hv1]\n"));
+  EXPECT_NE(twice.find("lab.yaml:7:16: testbed: host 'hv1' is listed twice"), std::string::npos) << twice;
+  const std::string unknown = errors_of(on_two_hosts("  hosts: [hv1, hv9]\n"));
+  EXPECT_NE(unknown.find("lab.yaml:7:16: testbed: host 'hv9' is not a declared host"), std::string::npos) << unknown;
+  const std::string named = errors_of(on_two_hosts("  hosts: [hv1, jump]\n"));
+  EXPECT_NE(named.find("testbed: host 'jump' has address 'gw.example'; with several hosts each needs an IPv4"),
+            std::string::npos)
+      << named;
+  const std::string empty = errors_of(on_two_hosts("  hosts: []\n"));
+  EXPECT_NE(empty.find("'hosts' must be a non-empty list"), std::string::npos) << empty;
+  std::string pinned = on_two_hosts("  hosts: [hv1, hv2]\n");
+  pinned.replace(pinned.find("      user: tester"), 18, "      user: tester\n      host: hv3");
+  const std::string bad_pin = errors_of(pinned);
+  EXPECT_NE(bad_pin.find(": testbed: guest 'web': host 'hv3' is not one of the testbed's hosts; they are: hv1, hv2"),
+            std::string::npos)
+      << bad_pin;
+}
+
+TEST(PlanTestbed, OnSeveralHostsTheTopAddressesAreTheHostsBridges) {
+  std::string text = on_two_hosts("  hosts: [hv1, hv2]\n");
+  // A /28 has hosts .1 to .14: .14 is hv2's bridge, guests from .10 to .13.
+  text.replace(text.find("10.77.0.0/24"), 12, "10.77.0.0/28");
+  text.replace(text.find("count: 3"), 8, "count: 4");
+  EXPECT_EQ(errors_of(text), "");
+  text.replace(text.find("count: 4"), 8, "count: 5");
+  EXPECT_NE(errors_of(text).find("network 'lab' (10.77.0.0/28) has no address left for web-5"), std::string::npos)
+      << errors_of(text);
+}
+
 TEST(PlanTestbed, TheSectionCompilesIntoStagesAroundTheUsersOwn) {
   auto p = parse_plan(kLab, "lab.yaml");
   ASSERT_TRUE(p.ok()) << p.error().message;

@@ -1,0 +1,55 @@
+#pragma once
+// A testbed across several hypervisors (`hosts: [hv1, hv2]`): what each
+// host gets, the VXLAN links that join the parts of a network, and the
+// copies of golden images.
+//
+// A network spans every host: on the first it is the usual libvirt network
+// (gateway .1, DHCP with every guest's reservation, NAT if asked); on each
+// other host it is a bridge with that host's address at the top of the
+// subnet, no DHCP, no forwarding. Each host's bridge gets a VXLAN port
+// (id and name hashed from testbed and network, UDP 4789) that floods to
+// every other host, so guests on all hosts share one L2 segment and lease
+// from the first host. Goldens are built on the first host and streamed to
+// the others through the libvirt API; the overlay refers to its base image
+// by path, which must exist on every host.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "testbed/spec.h"
+#include "testbed/virt.h"
+
+namespace rw::testbed {
+
+/// UDP port of the testbeds' VXLAN links (IANA's).
+inline constexpr int kVxlanPort = 4789;
+
+/// The part of `tb` on host `k` (an index into tb.hosts; 0 when there are
+/// none): its guests by placement, every network as part k of a span over
+/// all hosts with every guest's DHCP reservation, and the goldens on the
+/// first host only (the others get copies, copy_golden()).
+Testbed on_host(const Testbed& tb, size_t k);
+
+/// The VXLAN network identifier of network `network` of `testbed`: 24 bits
+/// of a hash, never 0.
+uint32_t vxlan_id(const std::string& testbed, const std::string& network);
+
+/// A /bin/sh script for host `k` (run as root over its SSH) that makes each
+/// network's VXLAN link exist, sets its MTU, floods to every other host,
+/// and makes it a port of the network's bridge. Running it again changes
+/// nothing. Empty when the testbed has fewer than two hosts.
+std::string vxlan_ensure_script(const Testbed& tb, size_t k);
+
+/// A /bin/sh script that deletes the VXLAN links of `tb`'s networks that
+/// exist, printing "removed NAME" for each. Missing is success.
+std::string vxlan_remove_script(const Testbed& tb);
+
+/// Makes golden `name` (built and sealed on `from`) exist on `to`: its
+/// overlay streamed across through the libvirt API, then marked sealed.
+/// A copy marked sealed already is kept; one cut short is made again.
+/// `to`'s pool must exist. Returns true if it copied.
+Result<bool> copy_golden(const Virt& from, const Virt& to, const std::string& testbed, const std::string& name);
+
+}  // namespace rw::testbed
