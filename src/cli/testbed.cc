@@ -20,6 +20,7 @@
 #include "ssh/relay.h"
 #include "plan/parser.h"
 #include "testbed/diff.h"
+#include "testbed/span.h"
 #include "testbed/inventory.h"
 #include "testbed/domain.h"
 #include "testbed/snapshot.h"
@@ -128,6 +129,9 @@ int gc(TestbedOptions& o) {
   return remove_objects(*host, dead, o);
 }
 
+Result<std::pair<plan::Plan, std::string>> diff_plan(const TestbedOptions& o);
+int down_on_hosts(TestbedOptions& o, const plan::Plan& plan);
+
 int down(TestbedOptions& o) {
   int rc;
   if (!check_build(o.testbed, &rc)) return rc;
@@ -136,6 +140,11 @@ int down(TestbedOptions& o) {
     return fail(err("run " + o.testbed + " is " + run + ": cancel it first (cancel-run --build-name " + o.testbed +
                         ")",
                     kConflict));
+  // A run whose testbed is on plan hosts: reached as the run reached them.
+  if (o.uri.empty() && state::RunDir(state::state_root(), o.testbed).exists()) {
+    auto pb = diff_plan(o);
+    if (pb && !pb->first.testbed->hosts.empty()) return down_on_hosts(o, pb->first);
+  }
   auto host = connect(o);
   if (!host) return fail(host.error());
   auto inv = testbed::inventory(*host, o.testbed);
@@ -237,6 +246,36 @@ Result<std::pair<plan::Plan, std::string>> diff_plan(const TestbedOptions& o) {
   return std::make_pair(std::move(*p), build);
 }
 
+/// `down` of a run's testbed on its plan's hosts, each reached over SSH
+/// with the plan's settings; across several hosts, their VXLAN links too.
+int down_on_hosts(TestbedOptions& o, const plan::Plan& plan) {
+  auto tb = engine::resolve_testbed(plan, o.testbed, plan.workdir);
+  if (!tb) return fail(tb.error());
+  engine::SessionPool pool(plan);
+  auto session = [&](const std::string& t) { return pool.get(t, nullptr); };
+  int rc = kOk;
+  for (const auto& hv : plan.testbed->hosts) {
+    auto host = engine::open_testbed_host(*plan.testbed, "", session, hv);
+    if (!host) return fail(host.error());
+    auto inv = testbed::inventory(host->virt, o.testbed);
+    if (!inv) return fail(inv.error());
+    o.uri = host->where;
+    if (int r = remove_objects(host->virt, *inv, o); r != kOk) rc = r;
+    if (tb->hosts.size() < 2 || o.dry_run) continue;
+    auto s = session(hv);
+    if (!s) return fail(s.error());
+    std::string said;
+    auto r = (*s)->exec(testbed::vxlan_remove_script(*tb), {}, [&](bool, std::string_view d) { said += d; });
+    if (!r || r->exit_code != 0) {
+      std::cerr << "runwarden testbed: VXLAN links on " << hv << ": " << (r ? said : r.error().message) << "\n";
+      rc = kFailed;
+    } else if (!o.json) {
+      std::cout << said;
+    }
+  }
+  return rc;
+}
+
 int diff(TestbedOptions& o) {
   // diff(1)'s convention: 0 the same, 1 different (with --exit-code), 2 trouble.
   constexpr int kTrouble = 2;
@@ -247,23 +286,33 @@ int diff(TestbedOptions& o) {
   if (!tb) return fail(err(tb.error().message, kTrouble));
   // A hypervisor on a plan host is reached as a run reaches it, over SSH
   // to the host with the plan's own settings (the pool outlives `host`).
+  // Across several hosts, each host's part is compared with what it holds.
   engine::SessionPool pool(plan);
-  auto host = engine::open_testbed_host(*plan.testbed, o.uri,
-                                        [&](const std::string& t) { return pool.get(t, nullptr); });
-  if (!host) return fail(err(host.error().message, kTrouble));
-  const std::string where = host->where;
-  auto r = testbed::diff(host->virt, *tb);
-  if (!r) return fail(err(r.error().message, kTrouble));
+  auto session = [&](const std::string& t) { return pool.get(t, nullptr); };
+  const auto& hosts = plan.testbed->hosts;
+  const bool spanning = hosts.size() > 1 && o.uri.empty();
+  std::string where;
+  std::vector<std::pair<std::string, testbed::Drift>> drifts;  // host ("" for one), drift
+  for (size_t k = 0; k < (spanning ? hosts.size() : 1); ++k) {
+    auto host = engine::open_testbed_host(*plan.testbed, o.uri, session, spanning ? hosts[k] : "");
+    if (!host) return fail(err(host.error().message, kTrouble));
+    where = k == 0 ? host->where : where + ", " + hosts[k];
+    auto r = testbed::diff(host->virt, spanning ? testbed::on_host(*tb, k) : *tb);
+    if (!r) return fail(err(r.error().message, kTrouble));
+    for (auto& d : *r) drifts.emplace_back(spanning ? hosts[k] : "", std::move(d));
+  }
   const std::string run = run_of(build);
   const bool orphaned = !run_is_live(run);
   int differences = 0, present = 0;
   json objs = json::array();
-  for (const auto& d : *r) {
+  for (const auto& [on, d] : drifts) {
     if (d.status != "in-sync") ++differences;
     if (d.status != "missing") ++present;
     json fields = json::array();
     for (const auto& f : d.fields) fields.push_back({{"field", f.field}, {"want", f.want}, {"have", f.have}});
-    objs.push_back({{"kind", d.kind}, {"name", d.name}, {"status", d.status}, {"holder", d.holder}, {"fields", fields}});
+    json obj = {{"kind", d.kind}, {"name", d.name}, {"status", d.status}, {"holder", d.holder}, {"fields", fields}};
+    if (!on.empty()) obj["host"] = on;
+    objs.push_back(std::move(obj));
   }
   // What is there while no run of the build is going: nobody will remove it.
   const bool orphans = orphaned && present > 0;
@@ -280,9 +329,9 @@ int diff(TestbedOptions& o) {
                                 build + ")"
                           : std::string())
               << "\n";
-    for (const auto& d : *r) {
+    for (const auto& [on, d] : drifts) {
       if (d.status == "in-sync") continue;
-      std::cout << "  " << d.kind << " " << d.name << ": " << d.status;
+      std::cout << "  " << d.kind << " " << d.name << (on.empty() ? "" : " on " + on) << ": " << d.status;
       if (!d.holder.empty()) std::cout << " (held by " << d.holder << ")";
       for (size_t i = 0; i < d.fields.size(); ++i)
         std::cout << (i ? ", " : " ") << d.fields[i].field << " want '" << d.fields[i].want << "' have '"

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
-#include <set>
 #include <thread>
 
 #include "common/files.h"
@@ -318,16 +317,12 @@ TaskOutcome TestbedExecutor::spanning(const TaskContext& ctx, const testbed::Tes
     if (!o.ok) return failure(ctx, tb.hosts[k].name + ": VXLAN links: " + o.reason);
     out("testbed: networks on " + tb.hosts[k].name + " joined to the other hosts by VXLAN");
   }
-  for (size_t k = 1; k < n; ++k) {
-    std::set<std::string> goldens;
-    for (const auto& g : parts[k].guests)
-      if (!g.golden.empty()) goldens.insert(g.golden);
-    for (const auto& g : goldens) {
-      auto c = testbed::copy_golden(hosts[0].virt, hosts[k].virt, tb.id, g);
+  for (size_t k = 1; k < n; ++k)
+    for (const auto& g : parts[k].goldens) {
+      auto c = testbed::copy_golden(hosts[0].virt, hosts[k].virt, tb.id, g.name);
       if (!c) return failure(ctx, tb.hosts[k].name + ": " + c.error().message);
-      out("testbed: golden " + g + (*c ? " copied to " : " present on ") + tb.hosts[k].name);
+      out("testbed: golden " + g.name + (*c ? " copied to " : " present on ") + tb.hosts[k].name);
     }
-  }
   if (ctx.cancel && ctx.cancel->load()) return failure(ctx, "testbed up cancelled");
   // Each host's clones and guests, the hosts side by side.
   std::vector<std::vector<testbed::GuestSpec>> specs(n);

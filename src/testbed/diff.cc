@@ -158,7 +158,11 @@ Result<std::vector<Drift>> diff(const Virt& host, const Testbed& tb) {
   RW_ASSIGN(PoolPtr pool, host.find_pool(pool_name(tb.id)));
   out.push_back({"pool", pool_name(tb.id), pool ? "in-sync" : "missing", "", {}});
   std::set<std::string> wanted_vols;
-  for (const auto& g : tb.goldens) wanted_vols.insert({golden_volume(g.name), sealed_marker(g.name), g.name + ".seed"});
+  for (const auto& g : tb.goldens) {
+    wanted_vols.insert({golden_volume(g.name), sealed_marker(g.name)});
+    // Its build VM's seed, where it is built (a copy has no build VM).
+    for (const auto& name : g.instances) wanted_vols.insert(name + ".seed");
+  }
   for (const auto& g : tb.guests)
     for (const auto& name : g.instances) wanted_vols.insert({name + ".qcow2", name + ".seed"});
   std::set<std::string> have_vols;

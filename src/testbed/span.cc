@@ -30,7 +30,14 @@ Testbed on_host(const Testbed& tb, size_t k) {
     }
     if (!mine.instances.empty()) t.guests.push_back(std::move(mine));
   }
-  if (k != 0) t.goldens.clear();
+  // The first host builds every golden; the others hold copies of the
+  // ones their guests are clones of.
+  if (k != 0) {
+    std::erase_if(t.goldens, [&](const GuestGroup& gold) {
+      return std::none_of(t.guests.begin(), t.guests.end(), [&](const GuestGroup& g) { return g.golden == gold.name; });
+    });
+    for (auto& gold : t.goldens) gold.instances.clear();  // a copy: no build VM here
+  }
   return t;
 }
 
@@ -75,7 +82,7 @@ std::string vxlan_remove_script(const Testbed& tb) {
   for (const auto& n : tb.networks) links += " " + interface_name('x', Owner{tb.id, n.name});
   return "for l in" + links +
          "; do\n"
-         "  if ip link show dev \"$l\" >/dev/null 2>&1; then ip link del dev \"$l\"; echo \"removed $l\"; fi\n"
+         "  if ip link show dev \"$l\" >/dev/null 2>&1; then ip link del dev \"$l\"; echo \"removed VXLAN link $l\"; fi\n"
          "done\n";
 }
 

@@ -28,8 +28,9 @@ inline constexpr int kVxlanPort = 4789;
 
 /// The part of `tb` on host `k` (an index into tb.hosts; 0 when there are
 /// none): its guests by placement, every network as part k of a span over
-/// all hosts with every guest's DHCP reservation, and the goldens on the
-/// first host only (the others get copies, copy_golden()).
+/// all hosts with every guest's DHCP reservation, and the goldens: all on
+/// the first host, which builds them; on another, those its guests are
+/// clones of (copies, copy_golden(); without instances: no build VM there).
 Testbed on_host(const Testbed& tb, size_t k);
 
 /// The VXLAN network identifier of network `network` of `testbed`: 24 bits
@@ -43,7 +44,7 @@ uint32_t vxlan_id(const std::string& testbed, const std::string& network);
 std::string vxlan_ensure_script(const Testbed& tb, size_t k);
 
 /// A /bin/sh script that deletes the VXLAN links of `tb`'s networks that
-/// exist, printing "removed NAME" for each. Missing is success.
+/// exist, printing "removed VXLAN link NAME" for each. Missing is success.
 std::string vxlan_remove_script(const Testbed& tb);
 
 /// Makes golden `name` (built and sealed on `from`) exist on `to`: its

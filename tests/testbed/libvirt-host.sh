@@ -5,7 +5,11 @@
 # /var/cache/libvirt and /etc/libvirt (directories under the test's own
 # directory), qemu under TCG.
 #
-#   libvirt_host_start DIR   starts it; sets LIBVIRT_HOST_URI
+#   libvirt_host_start DIR [IMAGES]
+#                            starts it; sets LIBVIRT_HOST_URI. With IMAGES
+#                            (a directory), it also gets a network
+#                            namespace of its own and its own DIR/images
+#                            mounted over IMAGES: a second machine.
 #   libvirt_host_stop DIR    destroys every guest and network it runs,
 #                            stops qemu, dnsmasq, libvirtd and virtlogd by pid
 #   libvirt_host_virsh ARGS  virsh against it (for checks in tests only)
@@ -23,8 +27,11 @@
 LIBVIRT_HOST_URI=""
 
 libvirt_host_start() {
-  local dir=$1
-  mkdir -p "$dir"/{run,lib,log/qemu,cache,etc/qemu/networks}
+  local dir=$1 images=${2:-} net=()
+  [[ -n $images ]] && net=(--net)
+  # lib/dnsmasq: the package ships it (libvirt writes each network's MAC list
+  # there, DHCP or not).
+  mkdir -p "$dir"/{run,lib/dnsmasq,log/qemu,cache,etc/qemu/networks,images}
   local p=$dir
   while [[ $p != / ]]; do chmod o+x "$p"; p=$(dirname "$p"); done
   cat >"$dir/etc/libvirtd.conf" <<'CONF'
@@ -44,9 +51,10 @@ CONF
   # Not on the test manager's system bus (DBUS_SYSTEM_BUS_ADDRESS, for the
   # CLI): there libvirtd would register each guest with a systemd-machined
   # the sandbox does not run, and every guest start would fail.
-  env -u DBUS_SYSTEM_BUS_ADDRESS unshare --mount --propagation private bash -c '
+  env -u DBUS_SYSTEM_BUS_ADDRESS unshare "${net[@]}" --mount --propagation private bash -c '
     set -e
     d=$1
+    [ -n "$2" ] && mount --bind "$d/images" "$2"
     mount --bind "$d/run" /run/libvirt
     mount --bind "$d/lib" /var/lib/libvirt
     mount --bind "$d/log" /var/log/libvirt
@@ -55,7 +63,7 @@ CONF
     [ -e /dev/kvm ] && mount --bind "$d/nokvm" /dev/kvm
     virtlogd -d -p "$d/run/virtlogd.pid" -f /etc/libvirt/virtlogd.conf
     exec libvirtd -p "$d/run/libvirtd.pid" -f /etc/libvirt/libvirtd.conf
-  ' _ "$dir" >"$dir/libvirtd.out" 2>&1 &
+  ' _ "$dir" "$images" >"$dir/libvirtd.out" 2>&1 &
   echo $! >"$dir/libvirtd.launch"
   LIBVIRT_HOST_URI="qemu+unix:///system?socket=$dir/run/libvirt-sock"
   local i
@@ -84,6 +92,7 @@ libvirt__end_pid() {
 
 libvirt_host_stop() {
   local dir=$1 name f
+  local LIBVIRT_HOST_URI="qemu+unix:///system?socket=$dir/run/libvirt-sock"
   if [[ -S $dir/run/libvirt-sock ]]; then
     for name in $(libvirt_host_virsh list --all --name 2>/dev/null); do
       libvirt_host_virsh destroy "$name" >/dev/null 2>&1 || true
@@ -108,7 +117,7 @@ libvirt_host_stop() {
 #   source "$(dirname "$0")/../testbed/libvirt-host.sh"
 #   testbed_enter_netns "$0" "$@"      # builds the guest kit, re-runs the test in a network namespace
 #   source "$(dirname "$0")/lib.sh"; source "$(dirname "$0")/runwarden.sh"
-#   testbed_it_setup                    # it_setup, a libvirt host, a key pair, a base image
+#   testbed_it_setup [--no-host]        # it_setup, a libvirt host (not with --no-host), a key pair, a base image
 # and then has TB_KIT (vmlinuz, initrd.img), TB_KEY (private key; .pub
 # beside it), TB_BASE (a 64 MiB qcow2) and TB_IMAGES (the pools' directory).
 
@@ -125,8 +134,10 @@ testbed_enter_netns() {
 testbed_it_setup() {
   it_setup
   TB_KIT=$RW_GUEST_KIT
-  libvirt_host_start "$IT_DIR/lvh" || fail "libvirt host did not start"
-  IT_EXTRA_TEARDOWN+=("libvirt_host_stop '$IT_DIR/lvh'")
+  if [[ ${1:-} != --no-host ]]; then
+    libvirt_host_start "$IT_DIR/lvh" || fail "libvirt host did not start"
+    IT_EXTRA_TEARDOWN+=("libvirt_host_stop '$IT_DIR/lvh'")
+  fi
   TB_KEY=$IT_DIR/id_ed25519
   ssh-keygen -q -t ed25519 -N '' -C testbed -f "$TB_KEY"
   TB_BASE=$IT_DIR/base.qcow2
@@ -260,4 +271,75 @@ YAML
     cat
   } >"$file"
   "$RW_BIN" validate "$file" >/dev/null || fail "plan: $("$RW_BIN" validate "$file" 2>&1)"
+}
+
+# testbed_hypervisor NAME ADDR: a hypervisor machine of its own for a
+# testbed across hosts: libvirtd in its own network and mount namespaces,
+# its own images directory over $TB_IMAGES, a veth into the test's namespace
+# on bridge rwul0 (10.200.0.1/24) at ADDR, and an sshd on ADDR:22 in the
+# same namespaces (a clean /root, $TB_KEY authorized; host key in
+# $IT_DIR/NAME/host_key.pub, its line added to $IT_DIR/hv_known_hosts).
+# hv_in NAME CMD... runs a command in its namespaces; hv_virsh NAME ARGS...
+# asks its libvirtd.
+testbed_hypervisor() {
+  local name=$1 addr=$2 dir=$IT_DIR/$1 pid
+  libvirt_host_start "$dir" "$TB_IMAGES" || fail "libvirt host $name did not start"
+  IT_EXTRA_TEARDOWN+=("libvirt_host_stop '$dir'")
+  pid=$(cat "$dir/libvirtd.launch")
+  if ! ip link show rwul0 >/dev/null 2>&1; then
+    ip link add rwul0 type bridge && ip addr add 10.200.0.1/24 dev rwul0 && ip link set rwul0 up ||
+      fail "underlay bridge"
+  fi
+  ip link add "ul-$name" type veth peer name eth0 netns "$pid" && ip link set "ul-$name" master rwul0 up ||
+    fail "veth to $name"
+  nsenter --target "$pid" --net sh -c "ip link set lo up && ip addr add $addr/24 dev eth0 && ip link set eth0 up" ||
+    fail "address of $name"
+  mkdir -p "$dir/home" /run/sshd
+  ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$dir/host_key"
+  cp "$TB_KEY.pub" "$dir/authorized_keys"
+  cat >"$dir/sshd_config" <<CONF
+ListenAddress $addr:22
+HostKey $dir/host_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AllowTcpForwarding yes
+UseDNS no
+LogLevel DEBUG1
+CONF
+  nsenter --target "$pid" --mount --net -- unshare --mount --propagation private /bin/sh -c \
+    'mount --bind "$1/home" /root && exec /usr/sbin/sshd -D -f "$1/sshd_config" -E "$1/sshd.log"' sh "$dir" &
+  IT_EXTRA_TEARDOWN+=("kill $! 2>/dev/null || true")
+  wait_for -m "$name's sshd" eval "hv_in $name ss -Hltn 'sport = :22' | grep -q ."
+  echo "$addr $(cut -d' ' -f1-2 "$dir/host_key.pub")" >>"$IT_DIR/hv_known_hosts"
+}
+
+hv_in() {
+  local name=$1
+  shift
+  nsenter --target "$(cat "$IT_DIR/$name/libvirtd.launch")" --net --mount -- "$@"
+}
+
+hv_virsh() {
+  local name=$1
+  shift
+  virsh -q -c "qemu+unix:///system?socket=$IT_DIR/$name/run/libvirt-sock" "$@"
+}
+
+# testbed_assert_empty_on NAME BUILD: nothing of BUILD is left on
+# hypervisor NAME: no guest, network, pool, volume file, bridge, VXLAN
+# link or qemu.
+testbed_assert_empty_on() {
+  local name=$1 build=$2
+  assert_eq "$(hv_virsh "$name" list --all --name | grep -c . || true)" 0 "no guest left on $name"
+  assert_eq "$(hv_virsh "$name" net-list --all --name | grep -c . || true)" 0 "no network left on $name"
+  assert_eq "$(hv_virsh "$name" pool-list --all --name | grep -c . || true)" 0 "no pool left on $name"
+  assert_eq "$(ls "$IT_DIR/$name/images" | grep -c . || true)" 0 "no volume file left on $name"
+  assert_eq "$(hv_in "$name" ip -o link show type bridge | grep -c rwb || true)" 0 "no bridge left on $name"
+  assert_eq "$(hv_in "$name" ip -o link show type vxlan | grep -c rwx || true)" 0 "no VXLAN link left on $name"
+  no_process_matching "guest=rw-$build-" || fail "a qemu process is left: $(pgrep -af "guest=rw-$build-")"
 }

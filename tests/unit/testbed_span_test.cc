@@ -35,6 +35,18 @@ TEST(TestbedSpan, EachHostGetsItsOwnGuestsAndThePartOfEveryNetwork) {
   }
   EXPECT_EQ(one.networks[0].part, 0);
   EXPECT_EQ(three.networks[0].part, 2);
+  // Goldens: all built on the first host; another holds the ones its
+  // guests are clones of.
+  Testbed gold = across(2);
+  gold.goldens.push_back(gold.guests[0]);
+  gold.goldens[0].name = "app";
+  gold.goldens.push_back(gold.goldens[0]);
+  gold.goldens[1].name = "unused";
+  gold.guests[0].golden = "app";
+  EXPECT_EQ(on_host(gold, 0).goldens.size(), 2u);
+  ASSERT_EQ(on_host(gold, 1).goldens.size(), 1u);
+  EXPECT_EQ(on_host(gold, 1).goldens[0].name, "app");
+  EXPECT_TRUE(on_host(gold, 2).goldens.empty()) << "no guest on hv3";
   // One host: everything, as it was.
   Testbed single = lab_testbed("span-2", 2, "10.74.0");
   EXPECT_EQ(on_host(single, 0).guests.at(0).instances.size(), 2u);
