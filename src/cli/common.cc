@@ -2,7 +2,9 @@
 
 #include <errno.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 #include "common/build_name.h"
 #include "common/clock.h"
@@ -26,6 +28,11 @@ bool check_build(const std::string& build, int* rc) {
 std::string elapsed(int64_t start_ms, int64_t end_ms) {
   if (start_ms == 0) return "-";
   return format_duration(Millis((end_ms ? end_ms : now_ms()) - start_ms));
+}
+
+int history_keep() {
+  const char* v = std::getenv("RUNWARDEN_HISTORY_KEEP");
+  return v && *v ? std::max(1, std::atoi(v)) : 20;
 }
 
 }  // namespace rw::cli

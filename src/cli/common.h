@@ -9,6 +9,9 @@ namespace rw::cli {
 
 /// Prints "NAME: message" to stderr and returns the error's exit code.
 int fail(const Error& e);
+
+/// Ended runs kept per build name ($RUNWARDEN_HISTORY_KEEP, default 20).
+int history_keep();
 /// Validates a build name option, printing the error.
 bool check_build(const std::string& build, int* rc);
 /// "1h 2m 3s" between two epoch-ms times (0 end: until now).

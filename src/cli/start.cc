@@ -116,11 +116,6 @@ TemplateEnd run_template(const StartOptions& o, const state::RunDir& dir, const 
   return TemplateEnd::Failed;
 }
 
-int history_keep() {
-  const char* v = std::getenv("RUNWARDEN_HISTORY_KEEP");
-  return v && *v ? std::max(1, std::atoi(v)) : 20;
-}
-
 /// The webhook must be usable before anything starts: a bad secrets file
 /// is bad input, reported now rather than at the end of a 6-hour run.
 Status check_webhook() {

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -16,7 +17,11 @@
 #include "common/build_name.h"
 #include "state/store.h"
 #include "engine/ssh_executor.h"
+#include "engine/runner.h"
 #include "engine/testbed_executor.h"
+#include "state/testbed_record.h"
+#include "common/clock.h"
+#include "common/files.h"
 #include "ssh/relay.h"
 #include "plan/parser.h"
 #include "testbed/diff.h"
@@ -38,6 +43,7 @@ struct TestbedOptions {
   bool json = false;
   bool dry_run = false;
   bool exit_code = false;
+  bool keep = false;  ///< up: keep what a failed up made
 };
 
 std::string default_uri() {
@@ -140,10 +146,12 @@ int down(TestbedOptions& o) {
     return fail(err("run " + o.testbed + " is " + run + ": cancel it first (cancel-run --build-name " + o.testbed +
                         ")",
                     kConflict));
-  // A run whose testbed is on plan hosts: reached as the run reached them.
+  // A run's testbed is where its plan put it: plan hosts reached as the
+  // run reached them, or the plan's libvirt URI.
   if (o.uri.empty() && state::RunDir(state::state_root(), o.testbed).exists()) {
     auto pb = diff_plan(o);
     if (pb && !pb->first.testbed->hosts.empty()) return down_on_hosts(o, pb->first);
+    if (pb && !pb->first.testbed->libvirt.empty()) o.uri = engine::testbed_uri(*pb->first.testbed);
   }
   auto host = connect(o);
   if (!host) return fail(host.error());
@@ -276,6 +284,95 @@ int down_on_hosts(TestbedOptions& o, const plan::Plan& plan) {
   return rc;
 }
 
+/// `up PLAN --build NAME`: the plan's testbed made and kept, as a run of
+/// its own with only the testbed's stages, run here in the foreground (no
+/// units, no message). A failed or interrupted up removes what it made
+/// (unless --keep). `down NAME` removes the testbed later.
+int up(TestbedOptions& o) {
+  if (o.build.empty()) return fail(err("testbed up needs --build NAME: the testbed's name (its run's build name)", kUsage));
+  if (auto v = validate_build_name(o.build); !v) return fail(err(v.error().message, kUsage));
+  auto text = read_file(o.testbed);
+  if (!text) return fail(err(o.testbed + ": " + text.error().message, kUsage));
+  auto plan = plan::parse_plan(*text, o.testbed);
+  if (!plan) return fail(err(plan.error().message, kUsage));
+  if (!plan->testbed) return fail(err(o.testbed + ": the plan has no testbed: section", kUsage));
+  const std::string run = run_of(o.build);
+  if (run_is_live(run))
+    return fail(err("run " + o.build + " is " + run + ": its testbed is in use (cancel-run --build-name " + o.build +
+                        " first)",
+                    kConflict));
+  const std::string root = state::state_root();
+  if (auto s = make_dirs(root + "/runs", 0750); !s) return fail(s.error());
+  auto lock = state::BuildLock::acquire(root, o.build);
+  if (!lock) return fail(lock.error());
+  if (auto s = state::archive_run(root, o.build, history_keep()); !s) return fail(s.error());
+  state::RunDir dir(root, o.build);
+  if (auto s = make_dirs(dir.path(), 0750); !s) return fail(s.error());
+  state::RunState st;
+  st.build = o.build;
+  st.status = state::RunStatus::Pending;
+  st.decided_by = "testbed up";
+  st.created_at_ms = now_ms();
+  st.testbed_only = true;
+  st.plan_dir = plan::plan_directory(o.testbed);
+  st.workdir = plan->workdir.empty() ? st.plan_dir : plan->workdir;
+  st.plan_file = "plan.yaml";
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  st.host = host;
+  if (auto s = write_file_atomic(dir.plan_file(), *text, 0640); !s) return fail(s.error());
+  if (auto s = dir.save(st); !s) return fail(s.error());
+  if (!o.json) std::cerr << "testbed " << o.build << ": coming up (Ctrl-C stops it and removes what it made)\n";
+  (void)engine::run_runner(o.build);
+  auto end = dir.load();
+  if (!end) return fail(end.error());
+  if (end->status == state::RunStatus::Completed) {
+    auto rec = read_file(dir.file(state::kTestbedRecordFile));
+    auto r = rec ? state::testbed_record_from_json(*rec) : Result<state::TestbedRecord>(rec.error());
+    if (!r) return fail(r.error());
+    if (o.json) {
+      json guests = json::array();
+      for (const auto& g : r->guests)
+        guests.push_back({{"name", g.name}, {"domain", g.libvirt_name}, {"addresses", g.addresses}});
+      std::cout << json{{"testbed", o.build}, {"uri", r->uri}, {"up", true}, {"guests", guests}}.dump(2) << "\n";
+    } else {
+      std::cout << "testbed " << o.build << " is up on " << r->uri << " (remove it: runwarden testbed down " << o.build
+                << ")\n";
+      for (const auto& g : r->guests) {
+        std::cout << "  " << g.name;
+        for (const auto& a : g.addresses) std::cout << " " << a;
+        std::cout << "\n";
+      }
+    }
+    return kOk;
+  }
+  // Not up: an interrupt left the run unfinished; it is over now.
+  (void)dir.update([&](state::RunState& cur) {
+    if (state::is_terminal(cur.status)) return false;
+    cur.status = state::RunStatus::Cancelled;
+    cur.decided_by = "testbed up";
+    cur.reason = "testbed up was interrupted";
+    cur.ended_at_ms = now_ms();
+    return true;
+  });
+  end = dir.load();
+  const std::string why = end ? end->reason : end.error().message;
+  if (o.json)
+    std::cout << json{{"testbed", o.build}, {"up", false}, {"error", why}, {"kept", o.keep}}.dump(2) << "\n";
+  else std::cerr << "runwarden testbed: " << o.build << " did not come up: " << why << "\n";
+  if (!o.keep) {
+    TestbedOptions rm;
+    rm.testbed = o.build;
+    rm.json = true;  // its report is not this command's
+    std::ostringstream quiet;
+    auto* saved = std::cout.rdbuf(quiet.rdbuf());
+    int rc = down(rm);
+    std::cout.rdbuf(saved);
+    if (rc != kOk) std::cerr << "runwarden testbed: removing what it made failed; see runwarden testbed down " << o.build << "\n";
+  }
+  return kFailed;
+}
+
 int diff(TestbedOptions& o) {
   // diff(1)'s convention: 0 the same, 1 different (with --exit-code), 2 trouble.
   constexpr int kTrouble = 2;
@@ -368,6 +465,17 @@ void add_testbed(CLI::App& app, Action* action) {
   gc_cmd->add_option("--testbed", o->testbed, "Only this testbed (a build name)");
   gc_cmd->add_flag("--dry-run,-n", o->dry_run, "Only print what would be removed");
   gc_cmd->callback([=] { *action = [=] { return gc(*o); }; });
+
+  auto* up_cmd = cmd->add_subcommand(
+      "up", "Make a plan's testbed and keep it (its guests up, SSH answering), without running the plan's stages: "
+            "the stages a run would start with, here in the foreground. Prints the guests; remove them with "
+            "`runwarden testbed down NAME`. Ctrl-C, or a failure, removes what it made (unless --keep)");
+  up_cmd->add_option("plan", o->testbed, "The plan file")->required();
+  up_cmd->add_option("--build", o->build, "The testbed's name (as a run's build name: a later run of that name replaces it)")
+      ->required();
+  up_cmd->add_flag("--keep", o->keep, "Keep what a failed up made (for debugging)");
+  up_cmd->add_flag("--json", o->json, "Print the result as JSON");
+  up_cmd->callback([=] { *action = [=] { return up(*o); }; });
 
   auto* down_cmd = cmd->add_subcommand("down", "Remove every guest, network and pool of one testbed (exit 3 if its "
                                                "run is still going)");

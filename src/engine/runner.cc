@@ -165,6 +165,9 @@ Status Runner::load_plan() {
   } else {
     plan_ = plan::Plan::from_command(st_.runner_command, st_.categorized);
   }
+  // `runwarden testbed up`: the testbed made and kept, nothing else.
+  if (st_.testbed_only && plan_.testbed)
+    std::erase_if(plan_.stages, [](const plan::Stage& s) { return !s.generated || s.name == plan::kTestbedDownStage; });
   // start-run resolved it: --workdir, else the plan's, else its own cwd.
   if (!st_.workdir.empty()) plan_.workdir = st_.workdir;
   // Local paths name files next to the plan file, not in the workdir and

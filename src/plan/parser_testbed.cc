@@ -39,7 +39,7 @@ constexpr int kVxlanMtu = 1450;
 constexpr const char* kGoldenStage = "testbed-golden";
 constexpr const char* kUpStage = "testbed-up";
 constexpr const char* kReadyStage = "testbed-ready";
-constexpr const char* kDownStage = "testbed-down";
+constexpr const char* kDownStage = kTestbedDownStage;
 
 /// "512M", "8G", "1T", "65536K" or a plain number of bytes; binary units,
 /// an optional "iB"/"B" after the letter.

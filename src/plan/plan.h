@@ -138,6 +138,8 @@ struct TestbedGuest {
 };
 
 enum class Teardown { Always, OnSuccess, Never };
+/// The generated stage that removes a testbed.
+inline constexpr const char* kTestbedDownStage = "testbed-down";
 const char* to_string(Teardown t);
 
 struct Testbed {

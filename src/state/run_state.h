@@ -83,6 +83,9 @@ struct RunState {
   int64_t hung_after_ms = 0;  ///< 0: never HUNG
   int64_t subrun_grace_ms = 30'000;
   bool categorized = false;
+  /// Made by `runwarden testbed up`: the runner runs only the plan's
+  /// testbed stages up to testbed-ready (no user stages, no teardown).
+  bool testbed_only = false;
   std::string host;
   std::string workdir;
   std::string plan_file;  ///< plan.yaml in the run directory, or empty (command run)

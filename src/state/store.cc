@@ -166,6 +166,7 @@ std::string to_json(const RunState& s) {
          {"hung_after_ms", s.hung_after_ms},
          {"subrun_grace_ms", s.subrun_grace_ms},
          {"categorized", s.categorized},
+         {"testbed_only", s.testbed_only},
          {"host", s.host},
          {"workdir", s.workdir},
          {"plan_dir", s.plan_dir},
@@ -209,6 +210,7 @@ Result<RunState> run_state_from_json(const std::string& text) {
   s.hung_after_ms = get_or<int64_t>(j, "hung_after_ms", 0);
   s.subrun_grace_ms = get_or<int64_t>(j, "subrun_grace_ms", 30'000);
   s.categorized = get_or<bool>(j, "categorized", false);
+  s.testbed_only = get_or<bool>(j, "testbed_only", false);
   s.host = get_or<std::string>(j, "host", "");
   s.workdir = get_or<std::string>(j, "workdir", "");
   s.plan_dir = get_or<std::string>(j, "plan_dir", "");

@@ -9,8 +9,9 @@
 # full-size frames. The testbed is kept (teardown: never): `testbed diff`
 # finds both hosts in sync, `testbed down` removes it from both. Then a
 # cancel while the guests come up on both hosts, and the run's own
-# teardown. After each, nothing is left on either host (VXLAN links
-# included).
+# teardown. Then `testbed up` of a plan (no run stages, no units, no
+# message) and `down`; and an up that fails, which removes what it made.
+# After each, nothing is left on either host (VXLAN links included).
 source "$(dirname "$0")/../testbed/libvirt-host.sh"
 testbed_enter_netns "$0" "$@"
 source "$(dirname "$0")/lib.sh"
@@ -142,4 +143,31 @@ testbed_assert_empty_on hv1 tbh-2
 testbed_assert_empty_on hv2 tbh-2
 sleep 1
 assert_eq "$(receiver_count)" 1 "no message for the cancelled run"
+
+# testbed up: the testbed of a plan, made in the foreground and kept; its
+# user stages are not run, and no unit or message is involved.
+sed -e 's| rdinit=/bin/sh||' -e 's|run: "true"|run: "touch /tmp/user-stage-ran"|' "$IT_DIR/work/wait.yaml" >"$IT_DIR/work/up.yaml"
+d=$("$RW_BIN" testbed up "$IT_DIR/work/up.yaml" --build tbh-3 --json 2>"$IT_DIR/up.err") ||
+  fail "testbed up: $d $(tail -n 20 "$IT_DIR/up.err")"
+assert_eq "$(py 'd["up"]')" True "it is up"
+assert_eq "$(py 'sorted((g["name"], g["addresses"][0]) for g in d["guests"])')" \
+  "[('web-1', '10.79.0.10'), ('web-2', '10.79.0.11')]" "its guests, with their addresses"
+assert_eq "$(hv_virsh hv1 list --name)" rw-tbh-3-web-1 "web-1 runs on hv1"
+assert_eq "$(hv_virsh hv2 list --name)" rw-tbh-3-web-2 "web-2 runs on hv2"
+assert_eq "$(run_status tbh-3)" COMPLETED "its run record"
+assert_eq "$(ls "$RUNWARDEN_STATE_DIR/runs/tbh-3/tasks")" $'testbed-ready\ntestbed-up' "only the testbed's stages ran"
+assert_eq "$(unit_state runner@tbh-3.service)" inactive "no unit was started"
+out=$("$RW_BIN" testbed down tbh-3) || fail "testbed down: $out"
+testbed_assert_empty_on hv1 tbh-3
+testbed_assert_empty_on hv2 tbh-3
+
+# An up that cannot finish (the guests never lease): exit 1, the reason, and
+# nothing left behind.
+sed -i -e 's|up_timeout: 4m|up_timeout: 10s|' "$IT_DIR/work/wait.yaml"
+"$RW_BIN" testbed up "$IT_DIR/work/wait.yaml" --build tbh-4 >"$IT_DIR/up.out" 2>&1 && fail "an up that times out succeeded"
+assert_contains "$(cat "$IT_DIR/up.out")" "tbh-4 did not come up" "it says so"
+testbed_assert_empty_on hv1 tbh-4
+testbed_assert_empty_on hv2 tbh-4
+sleep 1
+assert_eq "$(receiver_count)" 1 "testbed up posts no message"
 pass
