@@ -80,6 +80,52 @@ Result<testbed::Virt> connect(TestbedOptions& o) {
   return v;
 }
 
+/// Where a build's testbed is: --connect's URI; else, for a run whose plan
+/// has a testbed, where that plan put it (each of its plan hosts, reached
+/// over SSH as the run reached them, or its libvirt URI); else
+/// $RUNWARDEN_LIBVIRT_URI or qemu:///system.
+struct Hosts {
+  std::unique_ptr<plan::Plan> plan;  ///< the run's, when it names plan hosts
+  std::unique_ptr<engine::SessionPool> pool;
+  std::vector<std::string> names;  ///< the plan hosts, in order; {""} otherwise
+  std::vector<engine::TestbedHost> conns;
+  std::optional<testbed::Testbed> tb;  ///< resolved, with the plan
+  std::string where;  ///< all of them, for messages
+  bool spanning() const { return names.size() > 1; }
+};
+
+Result<std::pair<plan::Plan, std::string>> diff_plan(const TestbedOptions& o);
+
+Result<Hosts> open_hosts(TestbedOptions& o) {
+  Hosts h;
+  if (o.uri.empty() && state::RunDir(state::state_root(), o.testbed).exists()) {
+    TestbedOptions by_build = o;
+    by_build.build.clear();
+    if (auto pb = diff_plan(by_build); pb && !pb->first.testbed->hosts.empty()) {
+      h.plan = std::make_unique<plan::Plan>(std::move(pb->first));
+      h.pool = std::make_unique<engine::SessionPool>(*h.plan);
+      RW_ASSIGN(testbed::Testbed tb, engine::resolve_testbed(*h.plan, o.testbed, h.plan->workdir));
+      h.tb = std::move(tb);
+      h.names = h.plan->testbed->hosts;
+      auto session = [&h](const std::string& t) { return h.pool->get(t, nullptr); };
+      for (const auto& name : h.names) {
+        RW_ASSIGN(engine::TestbedHost c, engine::open_testbed_host(*h.plan->testbed, "", session, name));
+        h.where = h.conns.empty() ? c.where : h.where + ", " + name;
+        h.conns.push_back(std::move(c));
+      }
+      o.uri = h.where;
+      return h;
+    } else if (pb && !pb->first.testbed->libvirt.empty()) {
+      o.uri = engine::testbed_uri(*pb->first.testbed);
+    }
+  }
+  RW_ASSIGN(testbed::Virt v, connect(o));
+  h.names = {""};
+  h.where = o.uri;
+  h.conns.push_back(engine::TestbedHost{nullptr, std::move(v), o.uri});
+  return h;
+}
+
 int ls(TestbedOptions& o) {
   auto host = connect(o);
   if (!host) return fail(host.error());
@@ -135,9 +181,6 @@ int gc(TestbedOptions& o) {
   return remove_objects(*host, dead, o);
 }
 
-Result<std::pair<plan::Plan, std::string>> diff_plan(const TestbedOptions& o);
-int down_on_hosts(TestbedOptions& o, const plan::Plan& plan);
-
 int down(TestbedOptions& o) {
   int rc;
   if (!check_build(o.testbed, &rc)) return rc;
@@ -146,18 +189,30 @@ int down(TestbedOptions& o) {
     return fail(err("run " + o.testbed + " is " + run + ": cancel it first (cancel-run --build-name " + o.testbed +
                         ")",
                     kConflict));
-  // A run's testbed is where its plan put it: plan hosts reached as the
-  // run reached them, or the plan's libvirt URI.
-  if (o.uri.empty() && state::RunDir(state::state_root(), o.testbed).exists()) {
-    auto pb = diff_plan(o);
-    if (pb && !pb->first.testbed->hosts.empty()) return down_on_hosts(o, pb->first);
-    if (pb && !pb->first.testbed->libvirt.empty()) o.uri = engine::testbed_uri(*pb->first.testbed);
+  auto hosts = open_hosts(o);
+  if (!hosts) return fail(hosts.error());
+  rc = kOk;
+  for (size_t k = 0; k < hosts->conns.size(); ++k) {
+    auto inv = testbed::inventory(hosts->conns[k].virt, o.testbed);
+    if (!inv) return fail(inv.error());
+    TestbedOptions one = o;
+    one.uri = hosts->conns[k].where;
+    if (int r = remove_objects(hosts->conns[k].virt, *inv, one); r != kOk) rc = r;
+    // Across hosts, the VXLAN links: libvirt does not know them.
+    if (!hosts->spanning() || o.dry_run) continue;
+    const std::string& hv = hosts->names[k];
+    auto session = hosts->pool->get(hv, nullptr);
+    if (!session) return fail(session.error());
+    std::string said;
+    auto r = (*session)->exec(testbed::vxlan_remove_script(*hosts->tb), {}, [&](bool, std::string_view d) { said += d; });
+    if (!r || r->exit_code != 0) {
+      std::cerr << "runwarden testbed: VXLAN links on " << hv << ": " << (r ? said : r.error().message) << "\n";
+      rc = kFailed;
+    } else if (!o.json) {
+      std::cout << said;
+    }
   }
-  auto host = connect(o);
-  if (!host) return fail(host.error());
-  auto inv = testbed::inventory(*host, o.testbed);
-  if (!inv) return fail(inv.error());
-  return remove_objects(*host, *inv, o);
+  return rc;
 }
 
 /// What is on the host for one testbed, with or without its run: guests
@@ -165,29 +220,44 @@ int down(TestbedOptions& o) {
 int status(TestbedOptions& o) {
   int rc;
   if (!check_build(o.testbed, &rc)) return rc;
-  auto host = connect(o);
-  if (!host) return fail(host.error());
-  auto inv = testbed::inventory(*host, o.testbed);
-  if (!inv) return fail(inv.error());
-  auto snaps = testbed::list_snapshots(*host, o.testbed);
-  if (!snaps) return fail(snaps.error());
+  auto hosts = open_hosts(o);
+  if (!hosts) return fail(hosts.error());
+  // Across hosts every guest leases from the first host's networks; its
+  // MACs are its own (mac_for), whichever host it runs on.
+  std::map<std::string, std::string> home_leases;
+  if (hosts->spanning())
+    for (const auto& n : hosts->tb->networks)
+      if (auto l = testbed::network_leases(hosts->conns[0].virt, o.testbed, n.name)) home_leases.insert(l->begin(), l->end());
   const std::string run = run_of(o.testbed);
   json objs = json::array();
-  for (const auto& obj : *inv) {
-    json j{{"kind", testbed::to_string(obj.kind)}, {"name", obj.name.empty() ? testbed::pool_name(obj.testbed) : obj.name}};
-    if (obj.kind == testbed::Object::Kind::Guest) {
-      auto st = testbed::guest_state(*host, o.testbed, obj.name);
-      j["state"] = st ? *st : "unknown";
-      json addrs = json::array();
-      if (auto leases = testbed::leased_addresses(*host, o.testbed, obj.name))
-        for (const auto& [mac, ip] : *leases) addrs.push_back(ip);
-      j["addresses"] = addrs;
-      json names = json::array();
-      for (const auto& s : *snaps)
-        if (s.guest == obj.name) names.push_back(s.name);
-      j["snapshots"] = names;
+  for (size_t k = 0; k < hosts->conns.size(); ++k) {
+    const testbed::Virt& host = hosts->conns[k].virt;
+    auto inv = testbed::inventory(host, o.testbed);
+    if (!inv) return fail(inv.error());
+    auto snaps = testbed::list_snapshots(host, o.testbed);
+    if (!snaps) return fail(snaps.error());
+    for (const auto& obj : *inv) {
+      json j{{"kind", testbed::to_string(obj.kind)}, {"name", obj.name.empty() ? testbed::pool_name(obj.testbed) : obj.name}};
+      if (hosts->spanning()) j["host"] = hosts->names[k];
+      if (obj.kind == testbed::Object::Kind::Guest) {
+        auto st = testbed::guest_state(host, o.testbed, obj.name);
+        j["state"] = st ? *st : "unknown";
+        json addrs = json::array();
+        if (hosts->spanning()) {
+          for (int nic = 0; nic < 16; ++nic)
+            if (auto at = home_leases.find(testbed::mac_for({o.testbed, obj.name}, nic)); at != home_leases.end())
+              addrs.push_back(at->second);
+        } else if (auto leases = testbed::leased_addresses(host, o.testbed, obj.name)) {
+          for (const auto& [mac, ip] : *leases) addrs.push_back(ip);
+        }
+        j["addresses"] = addrs;
+        json names = json::array();
+        for (const auto& sn : *snaps)
+          if (sn.guest == obj.name) names.push_back(sn.name);
+        j["snapshots"] = names;
+      }
+      objs.push_back(std::move(j));
     }
-    objs.push_back(std::move(j));
   }
   if (o.json) {
     std::cout << json{{"testbed", o.testbed}, {"uri", o.uri}, {"run", run}, {"objects", objs}}.dump(2) << "\n";
@@ -197,6 +267,7 @@ int status(TestbedOptions& o) {
   if (objs.empty()) std::cout << "  nothing there\n";
   for (const auto& j : objs) {
     std::cout << "  " << j["kind"].get<std::string>() << " " << j["name"].get<std::string>();
+    if (j.contains("host")) std::cout << " on " << j["host"].get<std::string>();
     if (j.contains("state")) {
       std::cout << ": " << j["state"].get<std::string>();
       for (const auto& a : j["addresses"]) std::cout << " " << a.get<std::string>();
@@ -210,10 +281,14 @@ int status(TestbedOptions& o) {
 int snapshots(TestbedOptions& o) {
   int rc;
   if (!check_build(o.testbed, &rc)) return rc;
-  auto host = connect(o);
-  if (!host) return fail(host.error());
-  auto list = testbed::list_snapshots(*host, o.testbed);
-  if (!list) return fail(list.error());
+  auto hosts = open_hosts(o);
+  if (!hosts) return fail(hosts.error());
+  auto list = Result<std::vector<testbed::SnapshotInfo>>(std::vector<testbed::SnapshotInfo>{});
+  for (const auto& c : hosts->conns) {
+    auto some = testbed::list_snapshots(c.virt, o.testbed);
+    if (!some) return fail(some.error());
+    list->insert(list->end(), some->begin(), some->end());
+  }
   json out = json::array();
   for (const auto& s : *list) {
     if (o.json) {
@@ -252,36 +327,6 @@ Result<std::pair<plan::Plan, std::string>> diff_plan(const TestbedOptions& o) {
   if (!base.empty()) (void)plan::resolve_local_paths(*p, base, false);
   if (!p->testbed) return err(file + ": the plan has no testbed: section", kUsage);
   return std::make_pair(std::move(*p), build);
-}
-
-/// `down` of a run's testbed on its plan's hosts, each reached over SSH
-/// with the plan's settings; across several hosts, their VXLAN links too.
-int down_on_hosts(TestbedOptions& o, const plan::Plan& plan) {
-  auto tb = engine::resolve_testbed(plan, o.testbed, plan.workdir);
-  if (!tb) return fail(tb.error());
-  engine::SessionPool pool(plan);
-  auto session = [&](const std::string& t) { return pool.get(t, nullptr); };
-  int rc = kOk;
-  for (const auto& hv : plan.testbed->hosts) {
-    auto host = engine::open_testbed_host(*plan.testbed, "", session, hv);
-    if (!host) return fail(host.error());
-    auto inv = testbed::inventory(host->virt, o.testbed);
-    if (!inv) return fail(inv.error());
-    o.uri = host->where;
-    if (int r = remove_objects(host->virt, *inv, o); r != kOk) rc = r;
-    if (tb->hosts.size() < 2 || o.dry_run) continue;
-    auto s = session(hv);
-    if (!s) return fail(s.error());
-    std::string said;
-    auto r = (*s)->exec(testbed::vxlan_remove_script(*tb), {}, [&](bool, std::string_view d) { said += d; });
-    if (!r || r->exit_code != 0) {
-      std::cerr << "runwarden testbed: VXLAN links on " << hv << ": " << (r ? said : r.error().message) << "\n";
-      rc = kFailed;
-    } else if (!o.json) {
-      std::cout << said;
-    }
-  }
-  return rc;
 }
 
 /// `up PLAN --build NAME`: the plan's testbed made and kept, as a run of

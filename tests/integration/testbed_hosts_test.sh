@@ -6,7 +6,8 @@
 # and copied to hv2; web-1 runs on hv1, web-2 on hv2; one network spans
 # both: hv1 leases, the bridges are joined by VXLAN. The guests find the
 # golden's mark on their disks, have MTU 1450, and reach each other with
-# full-size frames. The testbed is kept (teardown: never): `testbed diff`
+# full-size frames. A snapshot of the whole testbed (both hosts), a change
+# on web-2 and its revert (on hv2). The testbed is kept (teardown: never): `testbed diff`
 # finds both hosts in sync, `testbed down` removes it from both. Then a
 # cancel while the guests come up on both hosts, and the run's own
 # teardown. Then `testbed up` of a plan (no run stages, no units, no
@@ -62,6 +63,18 @@ stages:
     tasks:
       - {name: to-web-2, on: [web-1], run: "ping -c 3 -W 5 -s 1422 10.79.0.12"}
       - {name: to-web-1, on: [web-2], run: "ping -c 3 -W 5 -s 1422 10.79.0.11"}
+  - name: keep
+    tasks:
+      - {name: clean, snapshot: {create: clean}}
+  - name: change
+    tasks:
+      - {name: touch, on: [web-2], run: "echo changed >/tmp/f"}
+  - name: back
+    tasks:
+      - {name: web-2, on: [web-2], snapshot: {revert: clean}}
+  - name: check
+    tasks:
+      - {name: gone, on: [web-2], run: "test ! -e /tmp/f && echo reverted on \$(hostname)"}
 YAML
 } >"$IT_DIR/work/lab.yaml"
 "$RW_BIN" validate "$IT_DIR/work/lab.yaml" >/dev/null || fail "plan: $("$RW_BIN" validate "$IT_DIR/work/lab.yaml" 2>&1)"
@@ -80,6 +93,7 @@ out=$(cat "$RUNWARDEN_STATE_DIR"/runs/tbh-1/tasks/look/* "$RUNWARDEN_STATE_DIR"/
 for n in 1 2; do assert_contains "$out" "disk=golden-ok mtu=1450 on web-$n" "web-$n: the golden's disk and the MTU"; done
 assert_eq "$(grep -c '3 packets received' <<<"$out" || true)" 2 "web-1 and web-2 reach each other: $out"
 assert_contains "$log" "testbed: golden gold copied to hv2" "the golden was copied to hv2"
+assert_contains "$(cat "$RUNWARDEN_STATE_DIR"/runs/tbh-1/tasks/check/*)" "reverted on web-2" "web-2 was reverted on hv2"
 assert_contains "$log" "joined to the other hosts by VXLAN" "the bridges were joined"
 # Each guest ran on its own host (libvirt's per-guest log stays), and was
 # reached through that host's sshd.
@@ -103,7 +117,16 @@ assert_eq "$(py 'd["orphaned"]')" True "the run has ended: nothing will remove t
 assert_eq "$(py 'sorted(o["name"] for o in d["objects"] if o.get("host") == "hv2" and o["kind"] != "volume")')" \
   "['lab', 'rw-tbh-1', 'web-2']" "hv2 holds its part"
 assert_eq "$(hv_in hv2 ip -o link show type vxlan | grep -c rwx)" 1 "hv2's VXLAN link is there"
-hv_virsh hv2 destroy rw-tbh-1-web-2 >/dev/null && hv_virsh hv2 undefine rw-tbh-1-web-2 >/dev/null
+# status and snapshots find each guest on its host, with its address
+# (leased from hv1) and its snapshot.
+d=$("$RW_BIN" testbed status tbh-1 --json) || fail "testbed status: $d"
+assert_eq "$(py 'sorted((o["name"], o["host"], o["state"], o["addresses"], o["snapshots"]) for o in d["objects"] if o["kind"] == "guest")')" \
+  "[('web-1', 'hv1', 'running', ['10.79.0.11'], ['clean']), ('web-2', 'hv2', 'running', ['10.79.0.12'], ['clean'])]" \
+  "the guests on their hosts"
+d=$("$RW_BIN" testbed snapshots tbh-1 --json) || fail "testbed snapshots: $d"
+assert_eq "$(py 'sorted((s["guest"], s["name"]) for s in d)')" "[('web-1', 'clean'), ('web-2', 'clean')]" \
+  "one snapshot per guest, on both hosts"
+hv_virsh hv2 destroy rw-tbh-1-web-2 >/dev/null && hv_virsh hv2 undefine --snapshots-metadata rw-tbh-1-web-2 >/dev/null
 d=$("$RW_BIN" testbed diff tbh-1 --json)
 assert_eq "$(py '[(o["host"], o["name"]) for o in d["objects"] if o["status"] != "in-sync"]')" \
   "[('hv2', 'web-2')]" "web-2 is missing on hv2"
