@@ -7,7 +7,8 @@
 # test's network namespace; the controller is given no libvirt URI at all.
 # A wrapper in hv1's /usr/local/bin logs each virt-ssh-helper start, and
 # sshd's debug log shows the forwarded connections to the guests. Then a
-# cancel during testbed-up, and a runner SIGKILLed during it, both on hv1.
+# cancel during testbed-up, a runner SIGKILLed during it, and one SIGKILLed
+# while a golden's build VM runs on hv1.
 source "$(dirname "$0")/../testbed/libvirt-host.sh"
 testbed_enter_netns "$0" "$@"
 source "$(dirname "$0")/lib.sh"
@@ -118,4 +119,27 @@ assert_eq "$(receiver_count)" 1 "no message for the cancelled run"
 # makes only what is missing, through a new relay.
 testbed_kill_during_up tbr-3 "$IT_DIR/work/lab.yaml"
 testbed_assert_empty tbr-3
+
+# A golden's build VM on hv1 is auto-destroyed with the runner's libvirt
+# connection, which here is a relayed SSH channel: SIGKILL the runner during
+# the golden's setup and hv1's libvirtd destroys the VM. Then cancel-run:
+# nothing is left.
+testbed_golden_plan "$IT_DIR/work/golden.yaml" 10.79.0.0/24 1 '"sleep 600"' "up_timeout: 3m" <<'YAML'
+stages:
+  - name: test
+    tasks:
+      - {name: never, on: [web], run: "true"}
+YAML
+on_hv1 "$IT_DIR/work/golden.yaml"
+start_run -q --build-name tbr-4 --plan "$IT_DIR/work/golden.yaml" --workdir "$IT_DIR/work"
+events=$RUNWARDEN_STATE_DIR/runs/tbr-4/events.jsonl
+wait_for -t 180 -m "the golden's setup running" eval "grep -q 'testbed: golden gold: setup 1/1' '$events' 2>/dev/null"
+vm=$(pgrep -f "guest=rw-tbr-4-gold" | head -n 1)
+[[ -n $vm ]] || fail "no qemu for the golden's build VM"
+kill -KILL "$(unit_pid runner@tbr-4.service)"
+wait_for -t 30 -m "the killed runner's build VM destroyed on hv1" eval "! kill -0 $vm 2>/dev/null"
+cancel_run --build-name tbr-4 >/dev/null
+wait_status tbr-4 CANCELLED 60
+wait_for -t 60 -m "runner@tbr-4 stopped" unit_gone runner@tbr-4.service
+testbed_assert_empty tbr-4
 pass
