@@ -209,7 +209,9 @@ int start(const StartOptions& o) {
   if (!bus) return fail(bus.error());
   std::vector<std::string> failed_units;
   for (const auto& unit : {runner_unit(o.build), watcher_unit(o.build)}) {
-    auto st = bus->unit_state(unit);
+    // Not loaded means inactive: not loaded for the question either (the
+    // start below loads it once).
+    auto st = bus->unit_state_if_loaded(unit);
     if (!st) return fail(st.error());
     if (st->active == "failed") failed_units.push_back(unit);
     if (st->running() || st->active == "deactivating" || st->sub == "auto-restart" || st->job != 0)

@@ -172,6 +172,27 @@ Result<UnitState> Bus::unit_state(const std::string& unit) {
   return st;
 }
 
+Result<UnitState> Bus::unit_state_if_loaded(const std::string& unit) {
+  sd_bus_error e = SD_BUS_ERROR_NULL;
+  sd_bus_message* reply = nullptr;
+  ScopeExit cleanup([&] {
+    sd_bus_error_free(&e);
+    sd_bus_message_unref(reply);
+  });
+  int r = sd_bus_call_method(bus_.get(), kDest, kManagerPath, kManagerIface, "GetUnit", &e, &reply, "s",
+                             unit.c_str());
+  if (r < 0) {
+    if (sd_bus_error_has_name(&e, "org.freedesktop.systemd1.NoSuchUnit")) {
+      UnitState st;
+      st.active = "inactive";
+      st.sub = "dead";
+      return st;
+    }
+    return bus_error("look up " + unit, r, &e);
+  }
+  return unit_state(unit);
+}
+
 Status Bus::reset_failed(const std::string& unit) {
   sd_bus_error e = SD_BUS_ERROR_NULL;
   int r = sd_bus_call_method(bus_.get(), kDest, kManagerPath, kManagerIface, "ResetFailedUnit", &e, nullptr,

@@ -53,6 +53,13 @@ class Bus {
   /// the unit when it is not loaded).
   Result<UnitState> unit_state(const std::string& unit);
 
+  /// The state of a unit the manager has loaded; an unloaded one (never
+  /// started, or inactive and collected since) is inactive/dead with no job
+  /// and is not loaded for the question: GetUnit first, then GetAll. For
+  /// checks that come before a start, which loads the unit anyway: a load
+  /// for GetAll alone was parsed, collected, then parsed again by the start.
+  Result<UnitState> unit_state_if_loaded(const std::string& unit);
+
   /// Starts a unit in mode "replace", one transaction (EnqueueUnitJob),
   /// and waits until its job and the jobs the transaction queued for the
   /// `pulled` units (brought in by its Wants=, in any order: they need not

@@ -96,6 +96,17 @@ class FakeManager {
       sd_bus_message_unref(reply);
       return 1;
     }
+    if (member == "GetUnit") {
+      const char* unit = nullptr;
+      sd_bus_message_read(m, "s", &unit);
+      self->note("GetUnit(" + std::string(unit) + ")");
+      // Only runner@x is loaded.
+      if (std::string(unit) == "runner@x.service")
+        sd_bus_reply_method_return(m, "o", "/org/freedesktop/systemd1/unit/runner_40x_2eservice");
+      else
+        sd_bus_reply_method_errorf(m, "org.freedesktop.systemd1.NoSuchUnit", "Unit %s not loaded.", unit);
+      return 1;
+    }
     if (member == "Subscribe") {
       self->note("Subscribe");
       sd_bus_reply_method_return(m, "");
@@ -211,6 +222,31 @@ TEST(Bus, UnitStateIsOneGetAllOfEveryInterfaceOnTheEscapedPath) {
   EXPECT_EQ(st->job, 7u);
   EXPECT_EQ(st->state_change_ms, 1234567);
   EXPECT_EQ(fake.seen(), "GetAll() /org/freedesktop/systemd1/unit/runner_40x_2eservice\n");
+}
+
+TEST(Bus, AUnitThatIsNotLoadedIsInactiveAndIsNotLoadedToSaySo) {
+  FakeManager fake;
+  auto bus = Bus::connect();
+  ASSERT_TRUE(bus.ok()) << bus.error().message;
+  auto st = bus->unit_state_if_loaded("watcher@y.service");
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(st->active, "inactive");
+  EXPECT_EQ(st->job, 0u);
+  EXPECT_TRUE(st->gone());
+  EXPECT_FALSE(st->running());
+  EXPECT_EQ(fake.seen(), "GetUnit(watcher@y.service)\n") << "no GetAll: that would load the unit";
+}
+
+TEST(Bus, ALoadedUnitsStateIsReadWhole) {
+  FakeManager fake;
+  auto bus = Bus::connect();
+  ASSERT_TRUE(bus.ok()) << bus.error().message;
+  auto st = bus->unit_state_if_loaded("runner@x.service");
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(st->active, "activating");
+  EXPECT_EQ(st->job, 7u);
+  EXPECT_EQ(fake.seen(),
+            "GetUnit(runner@x.service)\nGetAll() /org/freedesktop/systemd1/unit/runner_40x_2eservice\n");
 }
 
 TEST(Bus, StartWaitsForItsJobAndThePulledUnitsJobWhenThatEndsLater) {
