@@ -49,8 +49,15 @@ bench_setup() {
       sleep 1
     done
     if [[ -x "$src/runwarden-watcher" ]]; then cp "$src/runwarden-watcher" "$BENCH_SNAP/runwarden-watcher"; fi
-    ln -s runwarden "$BENCH_SNAP/start-run"
-    ln -s runwarden "$BENCH_SNAP/cancel-run"
+    # start-run: an executable of its own (cancel-run links to it), or in
+    # older builds a symlink to runwarden.
+    if [[ -f "$src/start-run" && ! -L "$src/start-run" ]]; then
+      cp "$src/start-run" "$BENCH_SNAP/start-run"
+      ln -s start-run "$BENCH_SNAP/cancel-run"
+    else
+      ln -s runwarden "$BENCH_SNAP/start-run"
+      ln -s runwarden "$BENCH_SNAP/cancel-run"
+    fi
     cp -r "$src/units" "$BENCH_SNAP/units"
     RW_BUILD=$BENCH_SNAP
     bench_note "binary snapshot of $src/runwarden ($(stat -c '%y' "$src/runwarden" | cut -d. -f1), sha1 $(sha1sum "$BENCH_SNAP/runwarden" | cut -c1-12))"

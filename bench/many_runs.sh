@@ -72,7 +72,7 @@ bench_note "limits: fs.inotify.max_user_instances=$(cat "$inotify_limit_path") (
   "pid_max=$(cat /proc/sys/kernel/pid_max); receiver listen backlog 5 (socketserver default)"
 
 # The observer: an idle watcher while the others start and end.
-"$RW_BIN" start -q --build-name "$PREFIX-obs" --runner-command "sleep 86400"
+"$RW_BUILD/start-run" -q --build-name "$PREFIX-obs" --runner-command "sleep 86400"
 wait_for unit_active "runner@$PREFIX-obs.service"
 obs=$(unit_pid "watcher@$PREFIX-obs.service")
 cpu_ms() { awk '{print ($14 + $15) * 1000 / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
@@ -101,7 +101,7 @@ cat >"$IT_DIR/start_one.sh" <<'EOF'
 #!/bin/bash
 i=$1; b=$(printf '%s-%04d' "$PREFIX" "$i")
 t0=$(date +%s%N)
-"$RW_BIN" start -q --build-name "$b" --runner-command "${GATE_PRE}sleep $SLEEP; exit $((i % 2))" >"$IT_DIR/start/$b.out" 2>&1
+"$RW_BUILD/start-run" -q --build-name "$b" --runner-command "${GATE_PRE}sleep $SLEEP; exit $((i % 2))" >"$IT_DIR/start/$b.out" 2>&1
 rc=$?
 t1=$(date +%s%N)
 echo "$b $rc $(((t1 - t0) / 1000000))" >>"$IT_DIR/starts.txt"
@@ -125,7 +125,7 @@ if ((GATE && LOADED > 0)); then
   for ((i = 0; i < LOADED; i++)); do
     ta=$(date +%s%N)
     rc=0
-    "$RW_BIN" start -q --build-name "$PREFIX-$((9000 + i))" --runner-command "sleep $SLEEP" >/dev/null 2>&1 || rc=$?
+    "$RW_BUILD/start-run" -q --build-name "$PREFIX-$((9000 + i))" --runner-command "sleep $SLEEP" >/dev/null 2>&1 || rc=$?
     echo "$PREFIX-$((9000 + i)) $rc" >>"$IT_DIR/loaded_starts.txt"
     echo $((($(date +%s%N) - ta) / 1000000))
   done | bench_stats "start-run with $N runs up (sequential)" ms | tee "$IT_DIR/loaded.txt"

@@ -38,7 +38,7 @@ t0=$SECONDS
 for ((b = 0; b < N; b += BATCH)); do
   pids=()
   for ((i = b; i < b + BATCH && i < N; i++)); do
-    "$RW_BIN" start -q --build-name "${names[$i]}" --runner-command "$CMD" \
+    "$RW_BUILD/start-run" -q --build-name "${names[$i]}" --runner-command "$CMD" \
       >"$IT_DIR/start-${names[$i]}.out" 2>&1 &
     pids+=($!)
   done

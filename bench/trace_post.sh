@@ -17,7 +17,7 @@ names=()
 for ((i = 0; i < C; i++)); do names+=("$(printf 'tp-%04d' "$i")"); done
 pids=()
 for n in "${names[@]}"; do
-  "$RW_BIN" start -q --build-name "$n" \
+  "$RW_BUILD/start-run" -q --build-name "$n" \
     --runner-command 'while [ ! -e "$RUNWARDEN_STATE_DIR/go" ]; do sleep 0.05; done' &
   pids+=($!)
 done

@@ -26,7 +26,7 @@ if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/d
 
 bench_setup
 B=wi-0000
-"$RW_BIN" start -q --build-name "$B" --runner-command "sleep $((WINDOW * 2 + 90))"
+"$RW_BUILD/start-run" -q --build-name "$B" --runner-command "sleep $((WINDOW * 2 + 90))"
 wait_for unit_active "runner@$B.service"
 wpid=$(unit_pid "watcher@$B.service")
 [[ "$wpid" != 0 ]] || fail "no watcher pid"

@@ -1,6 +1,6 @@
 // start-run: validate, lock, archive, write the run (PENDING), run the
 // template command, then one start job for runner@, whose Wants= brings
-// watcher@ into the same transaction (After=: the watcher is ready first).
+// watcher@ into the same transaction; the two start in parallel.
 
 #include <signal.h>
 #include <unistd.h>
@@ -204,7 +204,9 @@ int start(const StartOptions& o) {
   if (!bus) return fail(bus.error());
   std::vector<std::string> failed_units;
   for (const auto& unit : {runner_unit(o.build), watcher_unit(o.build)}) {
-    auto st = bus->unit_state(unit);
+    // Not loaded means inactive: not loaded for the question either (the
+    // start below loads it once).
+    auto st = bus->unit_state_if_loaded(unit);
     if (!st) return fail(st.error());
     if (st->active == "failed") failed_units.push_back(unit);
     if (st->running() || st->active == "deactivating" || st->sub == "auto-restart" || st->job != 0)
@@ -280,9 +282,11 @@ int start(const StartOptions& o) {
   // 5. Both units' old failures are cleared before either starts: a watcher
   // must not see the previous run's failed runner@ as this run's end.
   for (const auto& unit : failed_units) (void)bus->reset_failed(unit);
-  // One transaction: runner@ Wants= and is ordered After= watcher@, so the
-  // watcher is ready before the runner can end the run; both jobs are
-  // waited for (Wants= alone would start a runner whose watcher failed).
+  // One transaction: runner@ Wants= watcher@, unordered, so both are forked
+  // at once; the watcher reads the run's files and runner@ when it starts,
+  // so a run that ends before it is ready is still posted. Both jobs are
+  // waited for, in whatever order they end (Wants= alone would start a
+  // runner whose watcher failed).
   started = {runner_unit(o.build), watcher_unit(o.build)};
   auto jobs = bus->start_unit(runner_unit(o.build), {watcher_unit(o.build)}, unit_start_timeout());
   if (!jobs) return end_before_start(state::RunStatus::FailedToStart, jobs.error().message, kSystemd);
@@ -326,7 +330,7 @@ int start(const StartOptions& o) {
 
 void add_start(CLI::App& app, Action* action) {
   auto o = std::make_shared<StartOptions>();
-  auto* cmd = app.add_subcommand("start", "Start a run: watcher@BUILD then runner@BUILD (also: start-run)");
+  auto* cmd = app.add_subcommand("start", "Start a run: runner@BUILD and its watcher@BUILD (also: start-run)");
   cmd->footer(
       "Examples:\n"
       "  start-run --build-name nightly-42 --runner-command './run-suite --all' --meta branch=main\n"

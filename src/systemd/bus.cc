@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -171,6 +172,27 @@ Result<UnitState> Bus::unit_state(const std::string& unit) {
   return st;
 }
 
+Result<UnitState> Bus::unit_state_if_loaded(const std::string& unit) {
+  sd_bus_error e = SD_BUS_ERROR_NULL;
+  sd_bus_message* reply = nullptr;
+  ScopeExit cleanup([&] {
+    sd_bus_error_free(&e);
+    sd_bus_message_unref(reply);
+  });
+  int r = sd_bus_call_method(bus_.get(), kDest, kManagerPath, kManagerIface, "GetUnit", &e, &reply, "s",
+                             unit.c_str());
+  if (r < 0) {
+    if (sd_bus_error_has_name(&e, "org.freedesktop.systemd1.NoSuchUnit")) {
+      UnitState st;
+      st.active = "inactive";
+      st.sub = "dead";
+      return st;
+    }
+    return bus_error("look up " + unit, r, &e);
+  }
+  return unit_state(unit);
+}
+
 Status Bus::reset_failed(const std::string& unit) {
   sd_bus_error e = SD_BUS_ERROR_NULL;
   int r = sd_bus_call_method(bus_.get(), kDest, kManagerPath, kManagerIface, "ResetFailedUnit", &e, nullptr,
@@ -180,6 +202,31 @@ Status Bus::reset_failed(const std::string& unit) {
   (void)r;
   return {};
 }
+
+namespace {
+
+/// The reply of EnqueueUnitJob(unit, "start", mode): (id, job, unit, unit
+/// path, type, affected jobs a(uosos)). Appends `unit`'s own job, then the
+/// jobs the transaction queued for the `pulled` units, to `jobs`.
+Status read_enqueued_jobs(sd_bus_message* reply, const std::string& unit, const std::vector<std::string>& pulled,
+                          std::vector<std::string>* jobs) {
+  uint32_t id = 0;
+  const char *job = nullptr, *unit_id = nullptr, *unit_path = nullptr, *job_type = nullptr;
+  int r = sd_bus_message_read(reply, "uosos", &id, &job, &unit_id, &unit_path, &job_type);
+  if (r < 0) return bus_error("read the job of " + unit, r);
+  jobs->push_back(job);
+  if ((r = sd_bus_message_enter_container(reply, 'a', "(uosos)")) < 0)
+    return bus_error("read the jobs queued with " + unit, r);
+  while ((r = sd_bus_message_read(reply, "(uosos)", &id, &job, &unit_id, &unit_path, &job_type)) > 0) {
+    if (std::find(pulled.begin(), pulled.end(), unit_id) != pulled.end() &&
+        std::find(jobs->begin(), jobs->end(), job) == jobs->end())
+      jobs->push_back(job);
+  }
+  if (r < 0) return bus_error("read the jobs queued with " + unit, r);
+  return {};
+}
+
+}  // namespace
 
 Result<std::vector<std::pair<std::string, std::string>>> Bus::run_job(const char* type, const std::string& unit,
                                                                       const std::vector<std::string>& pulled,
@@ -219,18 +266,43 @@ Result<std::vector<std::pair<std::string, std::string>>> Bus::run_job(const char
     sd_bus_error_free(&e);
     sd_bus_message_unref(reply);
   });
+  // Jobs to wait for: the unit's own, then those of `pulled` in the same
+  // transaction. EnqueueUnitJob names every job the transaction installed,
+  // so nothing depends on which of them the manager finishes first (the
+  // pulled units are not ordered before `unit`).
+  std::vector<std::string> jobs;
   const bool start = std::string_view(type) == "start";
-  r = sd_bus_call_method(bus_.get(), kDest, kManagerPath, kManagerIface, start ? "StartUnit" : "StopUnit", &e,
-                         &reply, "ss", unit.c_str(), "replace");
-  if (r < 0) return bus_error(std::string(type) + " " + unit, r, &e);
-  const char* job = nullptr;
-  if ((r = sd_bus_message_read(reply, "o", &job)) < 0) return bus_error("read the job of " + unit, r);
-  const std::string own_job = job;
+  if (start) {
+    r = sd_bus_call_method(bus_.get(), kDest, kManagerPath, kManagerIface, "EnqueueUnitJob", &e, &reply, "sss",
+                           unit.c_str(), "start", "replace");
+    if (r >= 0) {
+      RW_TRY(read_enqueued_jobs(reply, unit, pulled, &jobs));
+    } else if (sd_bus_error_has_name(&e, SD_BUS_ERROR_UNKNOWN_METHOD)) {
+      // A manager older than systemd 243: the unit's own job only; the
+      // caller checks the pulled units' state itself.
+      sd_bus_error_free(&e);
+    } else {
+      return bus_error(std::string(type) + " " + unit, r, &e);
+    }
+  }
+  if (jobs.empty()) {
+    sd_bus_message_unref(reply);
+    reply = nullptr;
+    r = sd_bus_call_method(bus_.get(), kDest, kManagerPath, kManagerIface, start ? "StartUnit" : "StopUnit", &e,
+                           &reply, "ss", unit.c_str(), "replace");
+    if (r < 0) return bus_error(std::string(type) + " " + unit, r, &e);
+    const char* job = nullptr;
+    if ((r = sd_bus_message_read(reply, "o", &job)) < 0) return bus_error("read the job of " + unit, r);
+    jobs.push_back(job);
+  }
 
-  // The pulled units are ordered before `unit` (After=), so their jobs are
-  // removed before its own: when its JobRemoved is in, theirs are too.
   int64_t deadline = mono_ms() + timeout.count();
-  while (!wait.removed.count(own_job)) {
+  auto all_removed = [&] {
+    for (const auto& j : jobs)
+      if (!wait.removed.count(j)) return false;
+    return true;
+  };
+  while (!all_removed()) {
     r = sd_bus_process(bus_.get(), nullptr);
     if (r < 0) return bus_error("process bus", r);
     if (r > 0) continue;
@@ -239,9 +311,8 @@ Result<std::vector<std::pair<std::string, std::string>>> Bus::run_job(const char
     r = sd_bus_wait(bus_.get(), static_cast<uint64_t>(left) * 1000);
     if (r < 0) return bus_error("wait on bus", r);
   }
-  std::vector<std::pair<std::string, std::string>> out{{unit, wait.removed[own_job].second}};
-  for (const auto& [path, unit_result] : wait.removed)
-    if (path != own_job) out.push_back(unit_result);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& j : jobs) out.push_back(wait.removed[j]);
   return out;
 }
 

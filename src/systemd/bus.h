@@ -53,12 +53,20 @@ class Bus {
   /// the unit when it is not loaded).
   Result<UnitState> unit_state(const std::string& unit);
 
-  /// Starts a unit in mode "replace", one transaction, and waits for its
-  /// job to be removed; returns each job's unit and result ("done",
-  /// "failed", "timeout", ...): the unit's own first, then those of the
-  /// `pulled` units (brought in by its Wants= and ordered before it, so
-  /// their jobs end first) that ended meanwhile. For a Type=notify service
-  /// "done" means it sent READY=1.
+  /// The state of a unit the manager has loaded; an unloaded one (never
+  /// started, or inactive and collected since) is inactive/dead with no job
+  /// and is not loaded for the question: GetUnit first, then GetAll. For
+  /// checks that come before a start, which loads the unit anyway: a load
+  /// for GetAll alone was parsed, collected, then parsed again by the start.
+  Result<UnitState> unit_state_if_loaded(const std::string& unit);
+
+  /// Starts a unit in mode "replace", one transaction (EnqueueUnitJob),
+  /// and waits until its job and the jobs the transaction queued for the
+  /// `pulled` units (brought in by its Wants=, in any order: they need not
+  /// be ordered before it) are removed. Returns each job's unit and result
+  /// ("done", "failed", "timeout", ...): the unit's own first. A pulled
+  /// unit the transaction did not include is missing from the list. For a
+  /// Type=notify service "done" means it sent READY=1.
   Result<std::vector<std::pair<std::string, std::string>>> start_unit(const std::string& unit,
                                                                       const std::vector<std::string>& pulled,
                                                                       Millis timeout);

@@ -12,7 +12,18 @@ start_run -q --build-name lazy-1 --workdir "$IT_DIR/work" --runner-command 'whil
 wait_status lazy-1 RUNNING
 pid=$(unit_pid watcher@lazy-1.service)
 [[ -n $pid && $pid != 0 ]] || fail "no watcher"
-maps=$(cat "/proc/$pid/maps")
+# Idle: blocked in its main loop's poll() (syscall 7; sd-bus waits in ppoll).
+# The watcher starts alongside the runner, so the run's first writes may
+# still be waking it here: the maps are read while it sleeps.
+idle_maps() {
+  local sc
+  sc=$(cut -d' ' -f1 "/proc/$pid/syscall" 2>/dev/null) || return 1
+  [[ $sc == 7 ]] || return 1
+  maps=$(cat "/proc/$pid/maps")
+  [[ $(cut -d' ' -f1 "/proc/$pid/syscall" 2>/dev/null) == 7 ]]
+}
+maps=""
+wait_for -t 10 -m "the watcher idle in poll()" idle_maps
 assert_contains "$maps" "runwarden-watcher" "the watcher's maps are readable"
 if grep -q "libcurl" <<<"$maps"; then fail "the idle watcher has libcurl mapped"; fi
 if grep -q "libgnutls\|libkrb5\|libldap" <<<"$maps"; then fail "the idle watcher maps what libcurl pulls in"; fi

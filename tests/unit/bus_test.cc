@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <gtest/gtest.h>
@@ -25,13 +26,20 @@ namespace {
 constexpr const char* kManagerPath = "/org/freedesktop/systemd1";
 constexpr const char* kManagerIface = "org.freedesktop.systemd1.Manager";
 
-/// Answers GetAll, Subscribe, StartUnit and StopUnit like systemd does, on
-/// one accepted connection. After a StartUnit's reply it sends JobRemoved
-/// for another run's unit, for `pulled_result` of watcher@x, then for the
-/// started unit's own job.
+/// Answers GetAll, Subscribe, EnqueueUnitJob, StartUnit and StopUnit like
+/// systemd does, on one accepted connection. After a start's reply it sends
+/// JobRemoved for another run's unit, then for the started unit's own job
+/// and for `pulled_result` of watcher@x, in the order `pulled_first` says
+/// (the two are not ordered: either may end first).
 class FakeManager {
  public:
   std::string pulled_result = "done";
+  bool pulled_first = false;
+  /// false: a manager older than systemd 243, without EnqueueUnitJob.
+  bool has_enqueue = true;
+  /// false: EnqueueUnitJob's transaction has no job for watcher@x (a
+  /// runner@ unit without the Wants=).
+  bool pulls_watcher = true;
 
   FakeManager() {
     dir_ = std::filesystem::temp_directory_path() / ("rw-bus-test-" + std::to_string(::getpid()));
@@ -88,9 +96,48 @@ class FakeManager {
       sd_bus_message_unref(reply);
       return 1;
     }
+    if (member == "GetUnit") {
+      const char* unit = nullptr;
+      sd_bus_message_read(m, "s", &unit);
+      self->note("GetUnit(" + std::string(unit) + ")");
+      // Only runner@x is loaded.
+      if (std::string(unit) == "runner@x.service")
+        sd_bus_reply_method_return(m, "o", "/org/freedesktop/systemd1/unit/runner_40x_2eservice");
+      else
+        sd_bus_reply_method_errorf(m, "org.freedesktop.systemd1.NoSuchUnit", "Unit %s not loaded.", unit);
+      return 1;
+    }
     if (member == "Subscribe") {
       self->note("Subscribe");
       sd_bus_reply_method_return(m, "");
+      return 1;
+    }
+    if (member == "EnqueueUnitJob") {
+      const char *unit = nullptr, *type = nullptr, *mode = nullptr;
+      sd_bus_message_read(m, "sss", &unit, &type, &mode);
+      self->note(member + "(" + unit + "," + type + "," + mode + ")");
+      if (!self->has_enqueue) {
+        sd_bus_reply_method_errorf(m, SD_BUS_ERROR_UNKNOWN_METHOD, "Unknown method EnqueueUnitJob");
+        return 1;
+      }
+      sd_bus_message* reply = nullptr;
+      sd_bus_message_new_method_return(m, &reply);
+      sd_bus_message_append(reply, "uosos", 9u, "/org/freedesktop/systemd1/job/9", unit,
+                            "/org/freedesktop/systemd1/unit/runner_40x_2eservice", "start");
+      sd_bus_message_open_container(reply, 'a', "(uosos)");
+      // The anchor job is listed among the affected ones too: it must be
+      // waited for once, not twice.
+      sd_bus_message_append(reply, "(uosos)", 9u, "/org/freedesktop/systemd1/job/9", unit,
+                            "/org/freedesktop/systemd1/unit/runner_40x_2eservice", "start");
+      sd_bus_message_append(reply, "(uosos)", 11u, "/org/freedesktop/systemd1/job/11", "network-online.target",
+                            "/org/freedesktop/systemd1/unit/network_2donline_2etarget", "start");
+      if (self->pulls_watcher)
+        sd_bus_message_append(reply, "(uosos)", 10u, "/org/freedesktop/systemd1/job/10", "watcher@x.service",
+                              "/org/freedesktop/systemd1/unit/watcher_40x_2eservice", "start");
+      sd_bus_message_close_container(reply);
+      sd_bus_send(bus, reply, nullptr);
+      sd_bus_message_unref(reply);
+      self->emit_jobs(bus, unit, self->pulls_watcher);
       return 1;
     }
     if (member == "StartUnit" || member == "StopUnit") {
@@ -98,16 +145,29 @@ class FakeManager {
       sd_bus_message_read(m, "ss", &unit, &mode);
       self->note(member + "(" + unit + "," + mode + ")");
       sd_bus_reply_method_return(m, "o", "/org/freedesktop/systemd1/job/9");
-      sd_bus_emit_signal(bus, kManagerPath, kManagerIface, "JobRemoved", "uoss", 8u,
-                         "/org/freedesktop/systemd1/job/8", "watcher@other.service", "failed");
-      if (member == "StartUnit")
-        sd_bus_emit_signal(bus, kManagerPath, kManagerIface, "JobRemoved", "uoss", 10u,
-                           "/org/freedesktop/systemd1/job/10", "watcher@x.service", self->pulled_result.c_str());
-      sd_bus_emit_signal(bus, kManagerPath, kManagerIface, "JobRemoved", "uoss", 9u,
-                         "/org/freedesktop/systemd1/job/9", unit, "done");
+      self->emit_jobs(bus, unit, member == "StartUnit");
       return 1;
     }
     return 0;
+  }
+
+  void emit_jobs(sd_bus* bus, const char* unit, bool with_watcher) {
+    sd_bus_emit_signal(bus, kManagerPath, kManagerIface, "JobRemoved", "uoss", 8u, "/org/freedesktop/systemd1/job/8",
+                       "watcher@other.service", "failed");
+    auto watcher = [&] {
+      if (with_watcher)
+        sd_bus_emit_signal(bus, kManagerPath, kManagerIface, "JobRemoved", "uoss", 10u,
+                           "/org/freedesktop/systemd1/job/10", "watcher@x.service", pulled_result.c_str());
+    };
+    if (pulled_first) watcher();
+    sd_bus_emit_signal(bus, kManagerPath, kManagerIface, "JobRemoved", "uoss", 9u, "/org/freedesktop/systemd1/job/9",
+                       unit, "done");
+    sd_bus_flush(bus);
+    if (!pulled_first && with_watcher) {
+      // The runner's job ends first and the watcher's a while later.
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      watcher();
+    }
   }
 
   void note(const std::string& s) {
@@ -164,7 +224,32 @@ TEST(Bus, UnitStateIsOneGetAllOfEveryInterfaceOnTheEscapedPath) {
   EXPECT_EQ(fake.seen(), "GetAll() /org/freedesktop/systemd1/unit/runner_40x_2eservice\n");
 }
 
-TEST(Bus, StartWaitsForItsJobAndReportsThePulledUnitsJobsOnly) {
+TEST(Bus, AUnitThatIsNotLoadedIsInactiveAndIsNotLoadedToSaySo) {
+  FakeManager fake;
+  auto bus = Bus::connect();
+  ASSERT_TRUE(bus.ok()) << bus.error().message;
+  auto st = bus->unit_state_if_loaded("watcher@y.service");
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(st->active, "inactive");
+  EXPECT_EQ(st->job, 0u);
+  EXPECT_TRUE(st->gone());
+  EXPECT_FALSE(st->running());
+  EXPECT_EQ(fake.seen(), "GetUnit(watcher@y.service)\n") << "no GetAll: that would load the unit";
+}
+
+TEST(Bus, ALoadedUnitsStateIsReadWhole) {
+  FakeManager fake;
+  auto bus = Bus::connect();
+  ASSERT_TRUE(bus.ok()) << bus.error().message;
+  auto st = bus->unit_state_if_loaded("runner@x.service");
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(st->active, "activating");
+  EXPECT_EQ(st->job, 7u);
+  EXPECT_EQ(fake.seen(),
+            "GetUnit(runner@x.service)\nGetAll() /org/freedesktop/systemd1/unit/runner_40x_2eservice\n");
+}
+
+TEST(Bus, StartWaitsForItsJobAndThePulledUnitsJobWhenThatEndsLater) {
   FakeManager fake;
   auto bus = Bus::connect();
   ASSERT_TRUE(bus.ok()) << bus.error().message;
@@ -173,18 +258,57 @@ TEST(Bus, StartWaitsForItsJobAndReportsThePulledUnitsJobsOnly) {
   ASSERT_EQ(jobs->size(), 2u);
   EXPECT_EQ((*jobs)[0], std::make_pair(std::string("runner@x.service"), std::string("done")));
   EXPECT_EQ((*jobs)[1], std::make_pair(std::string("watcher@x.service"), std::string("done")));
-  EXPECT_EQ(fake.seen(), "Subscribe\nStartUnit(runner@x.service,replace)\n");
+  EXPECT_EQ(fake.seen(), "Subscribe\nEnqueueUnitJob(runner@x.service,start,replace)\n");
 }
 
-TEST(Bus, AFailedPulledJobIsReported) {
+TEST(Bus, StartReportsThePulledUnitsJobWhenThatEndsFirst) {
   FakeManager fake;
-  fake.pulled_result = "failed";
+  fake.pulled_first = true;
   auto bus = Bus::connect();
   ASSERT_TRUE(bus.ok()) << bus.error().message;
   auto jobs = bus->start_unit("runner@x.service", {"watcher@x.service"}, Millis(10'000));
   ASSERT_TRUE(jobs.ok()) << jobs.error().message;
   ASSERT_EQ(jobs->size(), 2u);
-  EXPECT_EQ((*jobs)[1].second, "failed");
+  EXPECT_EQ((*jobs)[0], std::make_pair(std::string("runner@x.service"), std::string("done")));
+  EXPECT_EQ((*jobs)[1], std::make_pair(std::string("watcher@x.service"), std::string("done")));
+}
+
+TEST(Bus, AFailedPulledJobIsReportedInEitherOrder) {
+  for (bool first : {false, true}) {
+    FakeManager fake;
+    fake.pulled_result = "failed";
+    fake.pulled_first = first;
+    auto bus = Bus::connect();
+    ASSERT_TRUE(bus.ok()) << bus.error().message;
+    auto jobs = bus->start_unit("runner@x.service", {"watcher@x.service"}, Millis(10'000));
+    ASSERT_TRUE(jobs.ok()) << jobs.error().message;
+    ASSERT_EQ(jobs->size(), 2u);
+    EXPECT_EQ((*jobs)[1], std::make_pair(std::string("watcher@x.service"), std::string("failed")));
+  }
+}
+
+TEST(Bus, AStartThatPulledNothingReportsItsOwnJobOnly) {
+  FakeManager fake;
+  fake.pulls_watcher = false;
+  auto bus = Bus::connect();
+  ASSERT_TRUE(bus.ok()) << bus.error().message;
+  auto jobs = bus->start_unit("runner@x.service", {"watcher@x.service"}, Millis(10'000));
+  ASSERT_TRUE(jobs.ok()) << jobs.error().message;
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ((*jobs)[0], std::make_pair(std::string("runner@x.service"), std::string("done")));
+}
+
+TEST(Bus, WithoutEnqueueUnitJobStartFallsBackToStartUnit) {
+  FakeManager fake;
+  fake.has_enqueue = false;
+  auto bus = Bus::connect();
+  ASSERT_TRUE(bus.ok()) << bus.error().message;
+  auto jobs = bus->start_unit("runner@x.service", {"watcher@x.service"}, Millis(10'000));
+  ASSERT_TRUE(jobs.ok()) << jobs.error().message;
+  ASSERT_GE(jobs->size(), 1u);
+  EXPECT_EQ((*jobs)[0], std::make_pair(std::string("runner@x.service"), std::string("done")));
+  EXPECT_EQ(fake.seen(),
+            "Subscribe\nEnqueueUnitJob(runner@x.service,start,replace)\nStartUnit(runner@x.service,replace)\n");
 }
 
 TEST(Bus, StopReturnsItsOwnJobsResult) {

@@ -141,6 +141,11 @@ extern "C" const char* sd_bus_message_get_path(sd_bus_message* m) {
   return f ? f(m) : nullptr;
 }
 
+// A boolean: without the library no call could have set the error.
+extern "C" int sd_bus_error_has_name(const sd_bus_error* e, const char* name) {
+  auto f = sym<int (*)(const sd_bus_error*, const char*)>("sd_bus_error_has_name");
+  return f ? f(e, name) : 0;
+}
 extern "C" void sd_bus_error_free(sd_bus_error* e) {
   // An error nothing was put in owns nothing: no need to load anything.
   if (!e || (!e->name && !e->message)) return;
