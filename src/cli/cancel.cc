@@ -49,6 +49,17 @@ int cancel(const CancelOptions& o) {
 
   auto bus = systemd::Bus::connect();
   if (!bus) return fail(bus.error());
+  // A runner that died and waits to be restarted is started now instead:
+  // stopping it would drop the restart, and with it the plan's `always`
+  // stages (a testbed's teardown), which a runner started on a cancelled
+  // run still runs before it ends. The stop below then waits for that.
+  if (was_active) {
+    if (auto u = bus->unit_state(runner_unit(o.build)); u && u->sub == "auto-restart") {
+      auto started = bus->start_unit(runner_unit(o.build), {watcher_unit(o.build)}, Millis(60'000));
+      if (!started) std::cerr << "cancel-run: could not start " << runner_unit(o.build) << " to end it: "
+                              << started.error().message << "\n";
+    }
+  }
   // Stopping: SIGTERM to the runner, which aborts its tasks; systemd kills
   // what is left after TimeoutStopSec.
   auto job = bus->stop_unit(runner_unit(o.build), Millis(180'000));

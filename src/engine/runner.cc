@@ -91,6 +91,9 @@ class Runner {
 
  private:
   Status load_plan();
+  /// Whether the plan has `always` stages the run state does not show
+  /// completed, in a run that had begun.
+  bool unfinished_always_stages() const;
   /// The whole state, merged into state.json (which folds the journal in).
   Status persist();
   /// What changed since the last write, appended to the journal; the whole
@@ -156,6 +159,17 @@ class Runner {
   bool cancelling_ = false;
   bool stop_without_marker_ = false;
 };
+
+bool Runner::unfinished_always_stages() const {
+  // Stages never started (no state yet) made nothing to clean up.
+  if (st_.stages.size() != plan_.stages.size()) return false;
+  bool started = false;
+  for (const auto& s : st_.stages) started |= s.status != StepStatus::Scheduled;
+  if (!started) return false;
+  for (size_t i = 0; i < plan_.stages.size(); ++i)
+    if (plan_.stages[i].always && st_.stages[i].status != StepStatus::Completed) return true;
+  return false;
+}
 
 Status Runner::load_plan() {
   if (!st_.plan_file.empty()) {
@@ -474,18 +488,26 @@ int Runner::run() {
     return kRunnerNotResumable;
   }
   st_ = std::move(loaded).value();
-  if (state::is_terminal(st_.status)) {
+  // Cancelled while no runner ran (cancel-run between a crash and the
+  // restart): nothing more of the plan runs, but `always` stages it had
+  // not finished (a testbed's teardown) still do, once.
+  const bool cancelled = path_exists(dir_.cancelled_marker()) || st_.status == RunStatus::Cancelled;
+  if (state::is_terminal(st_.status) && !cancelled) {
     sd::notify_ready(std::string("run already ") + to_string(st_.status));
     sd::log_info(fields_, std::string("run already ended: ") + to_string(st_.status));
     return kRunnerOk;
   }
-  if (path_exists(dir_.cancelled_marker())) {
-    sd::notify_ready("cancelled");
-    return kRunnerOk;
-  }
   if (auto s = load_plan(); !s) {
+    if (cancelled) {
+      sd::notify_ready("cancelled");
+      return kRunnerOk;
+    }
     sd::log_error(fields_, "cannot load the plan: " + s.error().message);
     return kRunnerNotResumable;
+  }
+  if (cancelled && !unfinished_always_stages()) {
+    sd::notify_ready("cancelled");
+    return kRunnerOk;
   }
   executors_ = default_executors(plan_);
 
@@ -510,14 +532,19 @@ int Runner::run() {
   sched_ = std::make_unique<Scheduler>(plan_, st_);
   if (st_.runner_starts > 1) {
     sd::log_warning(fields_, "resuming after a runner restart (start " + std::to_string(st_.runner_starts) + ")");
-    if (!sched_->recover(now)) {
+    if (!sched_->recover(now) && !cancelled) {
       st_.progress = "interrupted; not resumable";
       (void)persist();
       sd::log_error(fields_, "a task was interrupted and has no retries left: the run cannot resume");
       return kRunnerNotResumable;
     }
   }
-  st_.status = RunStatus::Running;
+  if (cancelled) {
+    sd::log_warning(fields_, "cancelled while no runner ran: running the plan's remaining 'always' stages");
+    cancelling_ = true;
+    (void)sched_->cancel_all();
+  }
+  st_.status = RunStatus::Running;  // on disk, a CANCELLED already written stays
   st_.decided_by = "runner";
   st_.progress = sched_->progress();
   if (auto s = persist(); !s) {

@@ -122,8 +122,9 @@ testbed_assert_empty tbr-3
 
 # A golden's build VM on hv1 is auto-destroyed with the runner's libvirt
 # connection, which here is a relayed SSH channel: SIGKILL the runner during
-# the golden's setup and hv1's libvirtd destroys the VM. Then cancel-run:
-# nothing is left.
+# the golden's setup and hv1's libvirtd destroys the VM. cancel-run while
+# systemd waits to restart it: the restart is not dropped, the runner starts
+# on the cancelled run and runs its teardown; nothing is left.
 testbed_golden_plan "$IT_DIR/work/golden.yaml" 10.79.0.0/24 1 '"sleep 600"' "up_timeout: 3m" <<'YAML'
 stages:
   - name: test
@@ -137,9 +138,14 @@ wait_for -t 180 -m "the golden's setup running" eval "grep -q 'testbed: golden g
 vm=$(pgrep -f "guest=rw-tbr-4-gold" | head -n 1)
 [[ -n $vm ]] || fail "no qemu for the golden's build VM"
 kill -KILL "$(unit_pid runner@tbr-4.service)"
-wait_for -t 30 -m "the killed runner's build VM destroyed on hv1" eval "! kill -0 $vm 2>/dev/null"
+wait_for -t 10 -m "runner@tbr-4 waiting to restart" eval '[[ $(ctl show -p SubState --value runner@tbr-4.service) == auto-restart ]]'
 cancel_run --build-name tbr-4 >/dev/null
-wait_status tbr-4 CANCELLED 60
-wait_for -t 60 -m "runner@tbr-4 stopped" unit_gone runner@tbr-4.service
+wait_for -t 30 -m "the killed runner's build VM destroyed on hv1" eval "! kill -0 $vm 2>/dev/null"
+assert_eq "$(run_status tbr-4)" CANCELLED "the run"
+assert_eq "$(unit_state runner@tbr-4.service)" inactive "cancel-run returned once the runner had ended"
+log=$(cat "$RUNWARDEN_STATE_DIR/runs/tbr-4/runner.log")
+assert_contains "$log" "testbed tbr-4: removed" "the restarted runner ran the teardown"
 testbed_assert_empty tbr-4
+sleep 1
+assert_eq "$(receiver_count)" 2 "no message for the cancelled runs (tbr-1 and tbr-3 posted)"
 pass
