@@ -1,6 +1,7 @@
 #include "cli/common.h"
 
 #include <errno.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -9,6 +10,8 @@
 #include "common/build_name.h"
 #include "common/clock.h"
 #include "common/duration.h"
+#include "common/files.h"
+#include "state/store.h"
 
 namespace rw::cli {
 
@@ -28,6 +31,20 @@ bool check_build(const std::string& build, int* rc) {
 std::string elapsed(int64_t start_ms, int64_t end_ms) {
   if (start_ms == 0) return "-";
   return format_duration(Millis((end_ms ? end_ms : now_ms()) - start_ms));
+}
+
+Result<state::RunState> begin_run(const std::string& root, const std::string& build, const std::string& by) {
+  RW_TRY(state::archive_run(root, build, history_keep()));
+  RW_TRY(make_dirs(state::RunDir(root, build).path(), 0750));
+  state::RunState st;
+  st.build = build;
+  st.status = state::RunStatus::Pending;
+  st.decided_by = by;
+  st.created_at_ms = now_ms();
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  st.host = host;
+  return st;
 }
 
 int history_keep() {

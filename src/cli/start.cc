@@ -216,14 +216,10 @@ int start(const StartOptions& o) {
   }
 
   // 3. A new run never inherits markers or sub-runs of an old one.
-  if (auto s = state::archive_run(root, o.build, history_keep()); !s) return fail(s.error());
+  auto begun = begin_run(root, o.build, "start-run");
+  if (!begun) return fail(begun.error());
   state::RunDir dir(root, o.build);
-  if (auto s = make_dirs(dir.path(), 0750); !s) return fail(s.error());
-  state::RunState st;
-  st.build = o.build;
-  st.status = state::RunStatus::Pending;
-  st.decided_by = "start-run";
-  st.created_at_ms = now_ms();
+  state::RunState& st = *begun;
   st.hung_after_ms = hung_after;
   st.subrun_grace_ms = grace;
   bool plan_subruns = false;
@@ -235,9 +231,6 @@ int start(const StartOptions& o) {
   st.template_command = template_command;
   st.meta = meta;
   st.mention_on_failure = plan.mention_on_failure;
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
-  st.host = host;
   if (!plan_text.empty()) {
     st.plan_file = "plan.yaml";
     if (auto s = write_file_atomic(dir.plan_file(), plan_text, 0640); !s) return fail(s.error());

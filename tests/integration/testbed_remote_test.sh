@@ -18,31 +18,15 @@ testbed_it_setup
 # hv1: sshd in libvirtd's mount namespace, with a clean /root and a logging
 # virt-ssh-helper ahead of the real one on its PATH.
 hv=$IT_DIR/hv1
-mkdir -p "$hv/bin" "$hv/home" /run/sshd
 port=2222
-ssh-keygen -q -t ed25519 -N '' -C hv1 -f "$hv/host_key"
-cp "$TB_KEY.pub" "$hv/authorized_keys"
+testbed_sshd_config "$hv" "127.0.0.1:$port" hv1
+mkdir -p "$hv/bin"
 cat >"$hv/bin/virt-ssh-helper" <<SH
 #!/bin/sh
 echo "virt-ssh-helper \$*" >>"$hv/helper.log"
 exec /usr/bin/virt-ssh-helper "\$@"
 SH
 chmod +x "$hv/bin/virt-ssh-helper"
-cat >"$hv/sshd_config" <<EOF
-ListenAddress 127.0.0.1:$port
-HostKey $hv/host_key
-PidFile $hv/sshd.pid
-AuthorizedKeysFile $hv/authorized_keys
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-AllowTcpForwarding yes
-UseDNS no
-LogLevel DEBUG1
-EOF
-/usr/sbin/sshd -t -f "$hv/sshd_config" || fail "sshd rejects $hv/sshd_config"
 nsenter --target "$(cat "$IT_DIR/lvh/run/libvirtd.pid")" --mount -- \
   unshare --mount --propagation private /bin/sh -c \
   'mount --bind "$1/bin" /usr/local/bin && mount --bind "$1/home" /root && exec /usr/sbin/sshd -D -f "$1/sshd_config" -E "$1/sshd.log"' \

@@ -273,6 +273,31 @@ YAML
   "$RW_BIN" validate "$file" >/dev/null || fail "plan: $("$RW_BIN" validate "$file" 2>&1)"
 }
 
+# testbed_sshd_config DIR ADDR:PORT NAME: an sshd for a test hypervisor in
+# DIR (host key, $TB_KEY authorized, debug log of forwarded connections),
+# checked by sshd -t; DIR/home is made for a clean /root.
+testbed_sshd_config() {
+  local dir=$1 listen=$2 name=$3
+  mkdir -p "$dir/home" /run/sshd
+  ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$dir/host_key"
+  cp "$TB_KEY.pub" "$dir/authorized_keys"
+  cat >"$dir/sshd_config" <<CONF
+ListenAddress $listen
+HostKey $dir/host_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AllowTcpForwarding yes
+UseDNS no
+LogLevel DEBUG1
+CONF
+  /usr/sbin/sshd -t -f "$dir/sshd_config" || fail "sshd rejects $dir/sshd_config"
+}
+
 # testbed_hypervisor NAME ADDR: a hypervisor machine of its own for a
 # testbed across hosts: libvirtd in its own network and mount namespaces,
 # its own images directory over $TB_IMAGES, a veth into the test's namespace
@@ -294,23 +319,7 @@ testbed_hypervisor() {
     fail "veth to $name"
   nsenter --target "$pid" --net sh -c "ip link set lo up && ip addr add $addr/24 dev eth0 && ip link set eth0 up" ||
     fail "address of $name"
-  mkdir -p "$dir/home" /run/sshd
-  ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$dir/host_key"
-  cp "$TB_KEY.pub" "$dir/authorized_keys"
-  cat >"$dir/sshd_config" <<CONF
-ListenAddress $addr:22
-HostKey $dir/host_key
-PidFile $dir/sshd.pid
-AuthorizedKeysFile $dir/authorized_keys
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-AllowTcpForwarding yes
-UseDNS no
-LogLevel DEBUG1
-CONF
+  testbed_sshd_config "$dir" "$addr:22" "$name"
   nsenter --target "$pid" --mount --net -- unshare --mount --propagation private /bin/sh -c \
     'mount --bind "$1/home" /root && exec /usr/sbin/sshd -D -f "$1/sshd_config" -E "$1/sshd.log"' sh "$dir" &
   IT_EXTRA_TEARDOWN+=("kill $! 2>/dev/null || true")
