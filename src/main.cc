@@ -41,15 +41,9 @@ int main(int argc, char** argv) {
   if (self == "start-run" || self == "cancel-run") {
     // The subcommand takes the program's name, so its usage line reads
     // "start-run [OPTIONS]" as the man page and the examples do.
-    app.get_subcommand(self == "start-run" ? "start" : "cancel")->name(self);
+    app.get_subcommand(self == "start-run" ? "start" : "cancel")->name(self)->set_version_flag("--version", RUNWARDEN_VERSION);
     args.emplace_back(self);
     app.name("");
   }
-  try {
-    app.parse(args);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : rw::cli::kUsage;
-  }
-  return action ? action() : rw::cli::kUsage;
+  return rw::cli::parse_and_run(app, std::move(args), action);
 }

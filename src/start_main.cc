@@ -31,15 +31,9 @@ int main(int argc, char** argv) {
   rw::cli::Action action;
   if (self == "start-run") rw::cli::add_start(app, &action);
   else rw::cli::add_cancel(app, &action);
-  app.get_subcommand(self == "start-run" ? "start" : "cancel")->name(self);
+  app.get_subcommand(self == "start-run" ? "start" : "cancel")->name(self)->set_version_flag("--version", RUNWARDEN_VERSION);
   std::vector<std::string> args;
   for (int i = argc - 1; i >= 1; --i) args.emplace_back(argv[i]);
   args.emplace_back(self);
-  try {
-    app.parse(args);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : rw::cli::kUsage;
-  }
-  return action ? action() : rw::cli::kUsage;
+  return rw::cli::parse_and_run(app, std::move(args), action);
 }

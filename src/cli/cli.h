@@ -21,6 +21,11 @@ enum Exit : int {
 
 using Action = std::function<int()>;
 
+/// Parses `args` (in reverse, as CLI11 takes a vector) and runs the action
+/// a subcommand's callback set: --help and --version exit 0, a bad command
+/// line kUsage.
+int parse_and_run(CLI::App& app, std::vector<std::string> args, const Action& action);
+
 void add_start(CLI::App& app, Action* action);
 void add_cancel(CLI::App& app, Action* action);
 void add_status(CLI::App& app, Action* action);

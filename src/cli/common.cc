@@ -1,5 +1,7 @@
 #include "cli/common.h"
 
+#include "cli/cli.h"
+
 #include <errno.h>
 #include <unistd.h>
 
@@ -45,6 +47,16 @@ Result<state::RunState> begin_run(const std::string& root, const std::string& bu
   ::gethostname(host, sizeof host - 1);
   st.host = host;
   return st;
+}
+
+int parse_and_run(CLI::App& app, std::vector<std::string> args, const Action& action) {
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kUsage;
+  }
+  return action ? action() : kUsage;
 }
 
 int history_keep() {

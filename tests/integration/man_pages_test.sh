@@ -61,4 +61,11 @@ assert_contains "$(complete_words runwarden status "")" "e2e nightly-1 nightly-2
 assert_eq "$(complete_words runwarden testbed d)" "diff down " "testbed subcommands"
 assert_eq "$(complete_words start-run --pl)" "--plan " "start-run options"
 [[ -L $comp/start-run && -L $comp/cancel-run ]] || fail "no completion under start-run and cancel-run"
+# Every installed command answers --version (start-run and cancel-run too,
+# without the options a start or cancel needs).
+bindir=$(dirname "$(find "$dest" -name runwarden -type f -path '*/bin/*' | head -n 1)")
+want=$("$bindir/runwarden" --version | awk '{print $NF}')
+for cmd in start-run cancel-run; do
+  assert_eq "$("$bindir/$cmd" --version 2>&1 | awk '{print $NF}')" "$want" "$cmd --version"
+done
 pass
