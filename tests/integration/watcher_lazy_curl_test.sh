@@ -8,6 +8,11 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 it_setup
 
+# Linked against libc alone: any libsystemd call not routed through the
+# lazy shim (src/systemd/lazy) would make it a NEEDED library, mapped for good.
+needed=$(readelf -d "$RW_BUILD/runwarden-watcher" | awk '/NEEDED/{print $NF}' | tr -d '[]' | sort | tr '\n' ' ')
+assert_eq "$needed" "ld-linux-x86-64.so.2 libc.so.6 " "runwarden-watcher's NEEDED libraries"
+
 start_run -q --build-name lazy-1 --workdir "$IT_DIR/work" --runner-command 'while [ ! -e go ]; do sleep 0.1; done'
 wait_status lazy-1 RUNNING
 pid=$(unit_pid watcher@lazy-1.service)
