@@ -52,6 +52,8 @@ std::string notification_summary(const state::RunDir& dir, const std::string& su
 
 struct GuestLine {
   std::string name, address, state;
+  std::string host;   ///< the plan host it runs on (several hypervisors), else ""
+  std::string where;  ///< its libvirt connection: "URI", or "URI on HOST"
 };
 
 /// The run's testbed guests (from its plan) with their reserved addresses and
@@ -66,11 +68,18 @@ std::vector<GuestLine> testbed_guests(const state::RunDir& dir, const state::Run
   // which status does not have: its guests' states are unknown here
   // (`runwarden testbed status BUILD --connect qemu+ssh://...` asks it).
   const std::string& hv = plan->testbed->host;
-  if (!hv.empty()) *uri += " on " + hv;
+  if (!plan->testbed->hosts.empty()) {
+    *uri += " on ";
+    for (size_t k = 0; k < plan->testbed->hosts.size(); ++k) *uri += (k ? ", " : "") + plan->testbed->hosts[k];
+  }
   auto host = hv.empty() ? testbed::Virt::open(*uri) : Result<testbed::Virt>(err("reached over SSH"));
   for (const auto& g : plan->testbed->guests)
     for (const auto& name : g.instances) {
-      GuestLine l{name, "", "unknown"};
+      GuestLine l{name, "", "unknown", "", *uri};
+      if (auto p = g.placement.find(name); p != g.placement.end() && plan->testbed->hosts.size() > 1) {
+        l.host = p->second;
+        l.where = engine::testbed_uri(*plan->testbed) + " on " + l.host;
+      }
       if (auto a = g.addresses.find(name); a != g.addresses.end() && !a->second.empty()) l.address = a->second.front();
       if (host) {
         auto s = testbed::guest_state(*host, st.build, name);
@@ -109,7 +118,10 @@ int status(const std::string& build, bool as_json) {
       std::string uri;
       json guests = json::array();
       for (const auto& g : testbed_guests(dir, *st, &uri))
-        guests.push_back({{"name", g.name}, {"address", g.address}, {"state", g.state}, {"host", uri}});
+        guests.push_back({{"name", g.name},
+                          {"address", g.address},
+                          {"state", g.state},
+                          {"host", g.where}});
       j["testbed_guests"] = guests;
     }
     std::cout << j.dump(2) << "\n";
@@ -153,7 +165,7 @@ int status(const std::string& build, bool as_json) {
   auto guests = testbed_guests(dir, *st, &uri);
   if (!guests.empty()) std::printf("testbed:   on %s\n", uri.c_str());
   for (const auto& g : guests)
-    std::printf("    %-30s %-16s %s\n", g.name.c_str(), g.address.c_str(), g.state.c_str());
+    std::printf("    %-30s %-16s %-8s %s\n", g.name.c_str(), g.address.c_str(), g.state.c_str(), g.host.c_str());
   std::printf("logs:      runwarden logs %s   or: journalctl RUNWARDEN_BUILD=%s (summaries)\n", build.c_str(),
               build.c_str());
   if (path_exists(dir.runner_log() + ".1"))

@@ -123,6 +123,9 @@ d=$("$RW_BIN" testbed status tbh-1 --json) || fail "testbed status: $d"
 assert_eq "$(py 'sorted((o["name"], o["host"], o["state"], o["addresses"], o["snapshots"]) for o in d["objects"] if o["kind"] == "guest")')" \
   "[('web-1', 'hv1', 'running', ['10.79.0.11'], ['clean']), ('web-2', 'hv2', 'running', ['10.79.0.12'], ['clean'])]" \
   "the guests on their hosts"
+d=$("$RW_BIN" status tbh-1 --json) || fail "status: $d"
+assert_eq "$(py 'sorted((g["name"], g["host"]) for g in d["testbed_guests"])')" \
+  "[('web-1', 'qemu:///system on hv1'), ('web-2', 'qemu:///system on hv2')]" "runwarden status: each guest's host"
 d=$("$RW_BIN" testbed snapshots tbh-1 --json) || fail "testbed snapshots: $d"
 assert_eq "$(py 'sorted((s["guest"], s["name"]) for s in d)')" "[('web-1', 'clean'), ('web-2', 'clean')]" \
   "one snapshot per guest, on both hosts"
