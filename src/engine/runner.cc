@@ -16,12 +16,12 @@
 #include <set>
 #include <mutex>
 #include <optional>
-#include <thread>
 
 #include "common/build_name.h"
 #include "common/clock.h"
 #include "common/fd.h"
 #include "common/files.h"
+#include "common/worker_pool.h"
 #include "engine/local_executor.h"
 #include "engine/scheduler.h"
 #include "engine/ssh_executor.h"
@@ -74,7 +74,6 @@ std::atomic<PollFn> g_poll{[](::pollfd* f, nfds_t n, int t) { return ::poll(f, n
 struct Running {
   TaskRef ref;
   std::atomic<bool> cancel{false};
-  std::thread thread;
 };
 
 struct Finished {
@@ -85,7 +84,7 @@ struct Finished {
 class Runner {
  public:
   explicit Runner(std::string build) : dir_(state::state_root(), build), fields_{build, "", "", ""} {}
-  /// Never leaves a task thread joinable, whatever path ended the run.
+  /// Never leaves a task running on a worker, whatever path ended the run.
   ~Runner() { stop_all_tasks(); }
   int run();
 
@@ -123,7 +122,7 @@ class Runner {
     long long n = v && *v ? std::atoll(v) : 0;
     return n > 0 ? static_cast<size_t>(n) : size_t(64) << 20;
   }
-  /// Cancels every running task and waits for its thread.
+  /// Cancels every running task and waits for it to end.
   void stop_all_tasks();
 
   state::RunDir dir_;
@@ -137,6 +136,10 @@ class Runner {
   Fd wake_;  // eventfd: a task finished
   std::mutex fin_mu_;
   std::vector<Finished> finished_;
+  /// Its jobs use the members above: it goes first (stop_all_tasks).
+  std::unique_ptr<WorkerPool> workers_;
+  /// A task's entry stays put until its job has reported it finished (the
+  /// job reads its cancel flag until then).
   std::list<Running> running_;
   size_t events_offset_ = 0;
   state::EventLineSplitter events_lines_;
@@ -289,7 +292,8 @@ void Runner::launch(TaskRef ref) {
   lf.target = ts.target;
   sd::log_info(lf, "task " + ts.id() + " started (attempt " + std::to_string(attempt) + ")");
 
-  r.thread = std::thread([this, &r, ref, task, target, log_path, prefix, attempt] {
+  if (!workers_) workers_ = std::make_unique<WorkerPool>();
+  workers_->submit([this, &r, ref, task, target, log_path, prefix, attempt] {
     Fd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640));
     std::string banner = "--- attempt " + std::to_string(attempt) + " at " + format_time(now_ms()) + "\n";
     if (log.valid()) (void)!::write(log.get(), banner.data(), banner.size());
@@ -340,7 +344,6 @@ void Runner::drain_finished() {
   for (auto& f : done) {
     for (auto it = running_.begin(); it != running_.end(); ++it) {
       if (it->ref.stage == f.ref.stage && it->ref.task == f.ref.task) {
-        it->thread.join();
         running_.erase(it);
         break;
       }
@@ -646,8 +649,7 @@ void Runner::stop_all_tasks() {
   if (running_.empty()) return;
   for (auto& r : running_) r.cancel = true;
   if (executors_) executors_->stop();
-  for (auto& r : running_)
-    if (r.thread.joinable()) r.thread.join();
+  workers_.reset();  // waits for every job
   running_.clear();
 }
 
