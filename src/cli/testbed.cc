@@ -356,7 +356,10 @@ int up(TestbedOptions& o) {
   state::RunState& st = *begun;
   st.testbed_only = true;
   st.plan_dir = plan::plan_directory(o.testbed);
-  st.workdir = plan->workdir.empty() ? st.plan_dir : plan->workdir;
+  // As start-run: the plan's workdir (relative: to here), else here.
+  char cwd[4096] = ".";
+  if (!::getcwd(cwd, sizeof cwd)) return fail(err(errno_message("getcwd", errno)));
+  st.workdir = plan->workdir.empty() ? cwd : plan->workdir[0] == '/' ? plan->workdir : std::string(cwd) + "/" + plan->workdir;
   st.plan_file = "plan.yaml";
   if (auto s = write_file_atomic(dir.plan_file(), *text, 0640); !s) return fail(s.error());
   if (auto s = dir.save(st); !s) return fail(s.error());
