@@ -63,15 +63,11 @@ std::vector<GuestLine> testbed_guests(const state::RunDir& dir, const state::Run
   if (st.plan_file.empty()) return out;
   auto plan = plan::load_plan(dir.plan_file());
   if (!plan || !plan->testbed) return out;
-  *uri = engine::testbed_uri(*plan->testbed);
+  *uri = engine::testbed_where(*plan->testbed);
   // A hypervisor on a plan host is reached over the run's SSH connection,
   // which status does not have: its guests' states are unknown here
-  // (`runwarden testbed status BUILD --connect qemu+ssh://...` asks it).
+  // (`runwarden testbed status BUILD` asks it).
   const std::string& hv = plan->testbed->host;
-  if (!plan->testbed->hosts.empty()) {
-    *uri += " on ";
-    for (size_t k = 0; k < plan->testbed->hosts.size(); ++k) *uri += (k ? ", " : "") + plan->testbed->hosts[k];
-  }
   auto host = hv.empty() ? testbed::Virt::open(*uri) : Result<testbed::Virt>(err("reached over SSH"));
   for (const auto& g : plan->testbed->guests)
     for (const auto& name : g.instances) {

@@ -110,9 +110,9 @@ Result<Hosts> open_hosts(TestbedOptions& o) {
       auto session = [&h](const std::string& t) { return h.pool->get(t, nullptr); };
       for (const auto& name : h.names) {
         RW_ASSIGN(engine::TestbedHost c, engine::open_testbed_host(*h.plan->testbed, "", session, name));
-        h.where = h.conns.empty() ? c.where : h.where + ", " + name;
         h.conns.push_back(std::move(c));
       }
+      h.where = engine::testbed_where(*h.plan->testbed);
       o.uri = h.where;
       return h;
     } else if (pb && !pb->first.testbed->libvirt.empty()) {
@@ -434,7 +434,7 @@ int diff(TestbedOptions& o) {
   for (size_t k = 0; k < (spanning ? hosts.size() : 1); ++k) {
     auto host = engine::open_testbed_host(*plan.testbed, o.uri, session, spanning ? hosts[k] : "");
     if (!host) return fail(err(host.error().message, kTrouble));
-    where = k == 0 ? host->where : where + ", " + hosts[k];
+    if (k == 0) where = spanning ? engine::testbed_where(*plan.testbed) : host->where;
     auto r = testbed::diff(host->virt, spanning ? testbed::on_host(*tb, k) : *tb);
     if (!r) return fail(err(r.error().message, kTrouble));
     for (auto& d : *r) drifts.emplace_back(spanning ? hosts[k] : "", std::move(d));

@@ -57,6 +57,12 @@ std::string testbed_uri(const plan::Testbed& tb) {
   return env && *env ? env : "qemu:///system";
 }
 
+std::string testbed_where(const plan::Testbed& tb) {
+  std::string w = testbed_uri(tb);
+  for (size_t k = 0; k < tb.hosts.size(); ++k) w += (k ? ", " : " on ") + tb.hosts[k];
+  return w;
+}
+
 Result<TestbedHost> open_testbed_host(const plan::Testbed& tb, const std::string& uri,
                                       const std::function<Result<ssh::Session*>(const std::string&)>& session,
                                       const std::string& host) {
@@ -285,8 +291,7 @@ TaskOutcome TestbedExecutor::spanning(const TaskContext& ctx, const testbed::Tes
                                       std::vector<TestbedHost>& hosts,
                                       const std::function<void(const std::string&)>& out) {
   const std::string& op = ctx.task->testbed_op;
-  std::string where = testbed_uri(*ctx.plan->testbed) + " on ";
-  for (size_t k = 0; k < tb.hosts.size(); ++k) where += (k ? ", " : "") + tb.hosts[k].name;
+  const std::string where = testbed_where(*ctx.plan->testbed);
   if (op == "down") {
     // The other hosts' parts first; each host's VXLAN links once its
     // guests and bridges are gone.

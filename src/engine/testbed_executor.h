@@ -22,6 +22,10 @@ namespace rw::engine {
 /// that host: its `libvirt:` key, else qemu:///system.
 std::string testbed_uri(const plan::Testbed& tb);
 
+/// Where a plan's testbed lives, for messages and records: its URI, or
+/// "URI on hv1" / "URI on hv1, hv2" for plan hosts.
+std::string testbed_where(const plan::Testbed& tb);
+
 /// A testbed's libvirt connection. With a `host:` it goes through `relay`
 /// (virt-ssh-helper on that host over the run's SSH), declared first so the
 /// connection closes before it. `where` names it: the URI, or "URI on HOST".
