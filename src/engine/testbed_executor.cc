@@ -315,9 +315,11 @@ TaskOutcome TestbedExecutor::spanning(const TaskContext& ctx, const testbed::Tes
   // Every host's networks and pool, then the VXLAN links that join the
   // bridges, then golden copies: before any guest boots and asks for DHCP.
   testbed::UpReport rep;
+  std::vector<testbed::PoolPtr> pools;
   for (size_t k = 0; k < n; ++k) {
-    if (auto s = testbed::prepare_host(hosts[k].virt, parts[k], rep, out); !s)
-      return failure(ctx, tb.hosts[k].name + ": " + s.error().message);
+    auto pool = testbed::prepare_host(hosts[k].virt, parts[k], rep, out);
+    if (!pool) return failure(ctx, tb.hosts[k].name + ": " + pool.error().message);
+    pools.push_back(std::move(*pool));
     auto o = on_host(ctx, tb.hosts[k].name, "vxlan", testbed::vxlan_ensure_script(parts[k], k));
     if (!o.ok) return failure(ctx, tb.hosts[k].name + ": VXLAN links: " + o.reason);
     out("testbed: networks on " + tb.hosts[k].name + " joined to the other hosts by VXLAN");
@@ -336,7 +338,7 @@ TaskOutcome TestbedExecutor::spanning(const TaskContext& ctx, const testbed::Tes
   std::vector<std::thread> threads;
   for (size_t k = 0; k < n; ++k)
     threads.emplace_back([&, k] {
-      auto r = testbed::make_guests(hosts[k].virt, parts[k], ctx.cancel, out, made[k]);
+      auto r = testbed::make_guests(hosts[k].virt, pools[k].get(), parts[k], ctx.cancel, made[k]);
       if (r) specs[k] = std::move(*r);
       else errors[k] = tb.hosts[k].name + ": " + r.error().message;
     });

@@ -210,21 +210,18 @@ std::string run_marker(const std::string& run) { return "run-" + run; }
 std::string golden_volume(const std::string& name) { return kGoldenPrefix + name + ".qcow2"; }
 std::string sealed_marker(const std::string& name) { return kGoldenPrefix + name + ".sealed"; }
 
-Status prepare_host(const Virt& host, const Testbed& tb, UpReport& rep, const Progress& progress) {
+Result<PoolPtr> prepare_host(const Virt& host, const Testbed& tb, UpReport& rep, const Progress& progress,
+                             const UploadFn& write) {
   auto note = [&](const std::string& s) {
     if (progress) progress(s);
   };
-  RW_ASSIGN(PoolPtr pool, prepare(host, tb, rep, note, upload));
-  return {};
+  return prepare(host, tb, rep, note, write);
 }
 
-Result<std::vector<GuestSpec>> make_guests(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel,
-                                           const Progress& progress, UpReport& rep, const UploadFn& write_seed) {
+Result<std::vector<GuestSpec>> make_guests(const Virt& host, virStoragePoolPtr pool, const Testbed& tb,
+                                           const std::atomic<bool>* cancel, UpReport& rep,
+                                           const UploadFn& write_seed) {
   auto cancelled = [&] { return cancel && cancel->load(); };
-  auto note = [&](const std::string& s) {
-    if (progress) progress(s);
-  };
-  RW_ASSIGN(PoolPtr pool, prepare(host, tb, rep, note, write_seed));
   if (cancelled()) return err("testbed up cancelled");
 
   struct Job {
@@ -235,8 +232,8 @@ Result<std::vector<GuestSpec>> make_guests(const Virt& host, const Testbed& tb, 
   for (const auto& g : tb.guests) {
     std::string backing, format;
     if (!g.golden.empty()) {
-      RW_ASSIGN(VolPtr sealed, find_volume(pool.get(), sealed_marker(g.golden)));
-      RW_ASSIGN(VolPtr golden, find_volume(pool.get(), golden_volume(g.golden)));
+      RW_ASSIGN(VolPtr sealed, find_volume(pool, sealed_marker(g.golden)));
+      RW_ASSIGN(VolPtr golden, find_volume(pool, golden_volume(g.golden)));
       if (!sealed || !golden)
         return err("guest " + g.name + ": golden " + g.golden + " is not made yet (the testbed-golden stage makes it)");
       RW_ASSIGN(backing, volume_path(golden.get()));
@@ -257,7 +254,7 @@ Result<std::vector<GuestSpec>> make_guests(const Virt& host, const Testbed& tb, 
   RW_TRY(parallel_for(jobs.size(), size_t(std::max(1, tb.parallel)), [&](size_t i) -> Status {
     if (cancelled()) return err("testbed up cancelled");
     const Job& j = jobs[i];
-    RW_ASSIGN(specs[i], machine(host, pool.get(), tb, *j.group, j.name, j.name + ".qcow2", j.backing, j.format,
+    RW_ASSIGN(specs[i], machine(host, pool, tb, *j.group, j.name, j.name + ".qcow2", j.backing, j.format,
                                 write_seed, made[i]));
     return {};
   }));
@@ -287,7 +284,8 @@ std::function<void(size_t, const GuestUp&)> count_up(const Progress& progress, s
 Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel, const Progress& progress,
                     const UploadFn& write_seed) {
   UpReport rep;
-  RW_ASSIGN(std::vector<GuestSpec> specs, make_guests(host, tb, cancel, progress, rep, write_seed));
+  RW_ASSIGN(PoolPtr pool, prepare_host(host, tb, rep, progress, write_seed));
+  RW_ASSIGN(std::vector<GuestSpec> specs, make_guests(host, pool.get(), tb, cancel, rep, write_seed));
   RW_ASSIGN(rep.guests, wait_for_addresses(guest_leases(host, tb), tb, specs, cancel, count_up(progress, specs.size())));
   return rep;
 }
@@ -311,8 +309,6 @@ Result<std::vector<GuestUp>> wait_for_leases(const Virt& home, const Testbed& tb
   };
   return wait_for_addresses(leases, tb, specs, cancel, count_up(progress, specs.size()));
 }
-
-
 
 Result<GoldenBoot> boot_golden(const Virt& host, const Testbed& tb, const std::string& name,
                                const std::atomic<bool>* cancel, const Progress& progress,

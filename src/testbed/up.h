@@ -38,10 +38,11 @@ Result<UpReport> up(const Virt& host, const Testbed& tb, const std::atomic<bool>
 
 /// The parts of up() for a testbed across hosts (span.h), each host's part
 /// in turn: its networks, pool and run mark;
-Status prepare_host(const Virt& host, const Testbed& tb, UpReport& rep, const Progress& progress);
-/// then its clones, seeds and guests, started (not waited for);
-Result<std::vector<GuestSpec>> make_guests(const Virt& host, const Testbed& tb, const std::atomic<bool>* cancel,
-                                           const Progress& progress, UpReport& rep,
+Result<PoolPtr> prepare_host(const Virt& host, const Testbed& tb, UpReport& rep, const Progress& progress,
+                             const UploadFn& write = upload);
+/// then its clones, seeds and guests in that pool, started (not waited for);
+Result<std::vector<GuestSpec>> make_guests(const Virt& host, virStoragePoolPtr pool, const Testbed& tb,
+                                           const std::atomic<bool>* cancel, UpReport& rep,
                                            const UploadFn& write_seed = upload);
 /// then, for the guests of every host, until each NIC has its lease from
 /// the networks' DHCP on `home` (the first host).
