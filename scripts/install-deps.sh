@@ -14,6 +14,8 @@ PACKAGES=(
   # (kernel fetched by tests/testbed/guest-kit.sh), readers of the seed image
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils
   dnsmasq-base iptables busybox-static dropbear-bin cpio mtools dosfstools
+  # Open vSwitch networks (tests/integration/testbed_ovs_test.sh)
+  openvswitch-switch
   # fuzzing
   clang libclang-rt-14-dev
   # the .deb (scripts/package.sh, tests/integration/package_test.sh)

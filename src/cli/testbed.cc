@@ -4,7 +4,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <iostream>
 #include <memory>
@@ -22,6 +25,7 @@
 #include "state/testbed_record.h"
 #include "common/clock.h"
 #include "common/files.h"
+#include "common/text.h"
 #include "ssh/relay.h"
 #include "plan/parser.h"
 #include "testbed/diff.h"
@@ -126,6 +130,29 @@ Result<Hosts> open_hosts(TestbedOptions& o) {
   return h;
 }
 
+/// Runs shell `script` on hypervisor `k`: over the run's SSH for a plan
+/// host, here for a local URI (qemu:///system), not at all for a URI of
+/// another machine (libvirt's protocol is all there is). Its output, or an
+/// error with it when it fails.
+Result<std::string> on_hypervisor(Hosts& h, size_t k, const std::string& uri, const std::string& script) {
+  std::string said;
+  if (!h.names[k].empty()) {
+    RW_ASSIGN(ssh::Session* session, h.pool->get(h.names[k], nullptr));
+    RW_ASSIGN(auto r, session->exec(script, {}, [&](bool, std::string_view d) { said += d; }));
+    if (r.exit_code != 0) return err(said.empty() ? std::string("it failed") : std::string(trim(said)));
+    return said;
+  }
+  auto at = uri.find("://");
+  if (at != std::string::npos && at + 3 < uri.size() && uri[at + 3] != '/') return said;
+  FILE* p = popen(("{\n" + script + "\n} 2>&1").c_str(), "r");
+  if (!p) return err(std::string("cannot run /bin/sh: ") + std::strerror(errno));
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) said.append(buf, n);
+  const int st = pclose(p);
+  if (st != 0) return err(said.empty() ? "the script failed" : std::string(trim(said)));
+  return said;
+}
+
 int ls(TestbedOptions& o) {
   auto host = connect(o);
   if (!host) return fail(host.error());
@@ -198,18 +225,18 @@ int down(TestbedOptions& o) {
     TestbedOptions one = o;
     one.uri = hosts->conns[k].where;
     if (int r = remove_objects(hosts->conns[k].virt, *inv, one); r != kOk) rc = r;
-    // Across hosts, the VXLAN links: libvirt does not know them.
-    if (!hosts->spanning() || o.dry_run) continue;
-    const std::string& hv = hosts->names[k];
-    auto session = hosts->pool->get(hv, nullptr);
-    if (!session) return fail(session.error());
-    std::string said;
-    auto r = (*session)->exec(testbed::vxlan_remove_script(*hosts->tb), {}, [&](bool, std::string_view d) { said += d; });
-    if (!r || r->exit_code != 0) {
-      std::cerr << "runwarden testbed: VXLAN links on " << hv << ": " << (r ? said : r.error().message) << "\n";
+    if (o.dry_run) continue;
+    // What libvirt does not know: Open vSwitch bridges (by their tag) and,
+    // across hosts, the VXLAN links.
+    std::string script = testbed::ovs_remove_script(o.testbed);
+    if (hosts->spanning()) script = testbed::vxlan_remove_script(*hosts->tb) + script;
+    const std::string where = hosts->names[k].empty() ? o.uri : hosts->names[k];
+    auto said = on_hypervisor(*hosts, k, o.uri, script);
+    if (!said) {
+      std::cerr << "runwarden testbed: on " << where << ": " << said.error().message << "\n";
       rc = kFailed;
     } else if (!o.json) {
-      std::cout << said;
+      std::cout << *said;
     }
   }
   return rc;

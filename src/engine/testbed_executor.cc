@@ -109,6 +109,7 @@ Result<testbed::Testbed> resolve_testbed(const plan::Plan& plan, const std::stri
     s.mode = n.nat ? testbed::NetworkSpec::Mode::Nat : testbed::NetworkSpec::Mode::Isolated;
     RW_ASSIGN(s.subnet, parse_subnet(n.subnet));
     s.mtu = n.mtu;
+    s.ovs = n.ovs;
     out.networks.push_back(std::move(s));
   }
   auto group = [&](const plan::TestbedGuest& g) -> Result<testbed::GuestGroup> {
@@ -256,6 +257,12 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
   const testbed::Virt* host = &conn->virt;
   if (task.kind == plan::TaskKind::Snapshot)
     return snapshot(ctx, [host](const std::string&) -> const testbed::Virt& { return *host; }, *tb, out);
+  // Open vSwitch bridges are the host's own: made before libvirt plugs a
+  // guest into them, by a script on the hypervisor (its plan host, or here).
+  const std::string hv = ctx.plan->testbed->host.empty() ? std::string(plan::Plan::kController)
+                                                          : ctx.plan->testbed->host;
+  if (task.testbed_op == "golden" || task.testbed_op == "up")
+    if (auto o = ovs_bridges(ctx, *tb, 0, hv, out); !o.ok) return failure(ctx, o.reason);
   // Goldens are built on the first host, with its part of the networks.
   if (task.testbed_op == "golden") return golden(ctx, *host, testbed::on_host(*tb, 0), out);
   if (task.testbed_op == "up") {
@@ -267,6 +274,7 @@ TaskOutcome TestbedExecutor::run(const TaskContext& ctx) {
   if (task.testbed_op == "down") {
     auto r = testbed::down(*host, tb->id);
     if (!r) return outcome(false, r.error().message);
+    if (auto o = ovs_remove(ctx, *tb, hv); !o.ok) return failure(ctx, o.reason);
     out("testbed " + tb->id + ": removed " + std::to_string(*r) + " object(s) from " + tb->uri);
     record_removed(ctx, out);
     return outcome(true, "");
@@ -287,6 +295,24 @@ TaskOutcome TestbedExecutor::on_host(const TaskContext& ctx, const std::string& 
   return step(ctx, t, target->second);
 }
 
+TaskOutcome TestbedExecutor::ovs_bridges(const TaskContext& ctx, const testbed::Testbed& tb, size_t k,
+                                         const std::string& host, const std::function<void(const std::string&)>& out) {
+  const std::string script = testbed::ovs_ensure_script(tb, k);
+  if (script.empty()) return outcome(true, "");
+  auto o = on_host(ctx, host, "ovs", script);
+  if (!o.ok) return outcome(false, "Open vSwitch bridges: " + o.reason);
+  out("testbed: Open vSwitch bridges on " + host + " ready");
+  return o;
+}
+
+TaskOutcome TestbedExecutor::ovs_remove(const TaskContext& ctx, const testbed::Testbed& tb, const std::string& host) {
+  if (std::none_of(tb.networks.begin(), tb.networks.end(), [](const testbed::NetworkSpec& n) { return n.ovs; }))
+    return outcome(true, "");
+  auto o = on_host(ctx, host, "ovs-down", testbed::ovs_remove_script(tb.id));
+  if (!o.ok) return outcome(false, "Open vSwitch bridges: " + o.reason);
+  return o;
+}
+
 TaskOutcome TestbedExecutor::spanning(const TaskContext& ctx, const testbed::Testbed& tb,
                                       std::vector<TestbedHost>& hosts,
                                       const std::function<void(const std::string&)>& out) {
@@ -303,6 +329,7 @@ TaskOutcome TestbedExecutor::spanning(const TaskContext& ctx, const testbed::Tes
       removed += *r;
       auto o = on_host(ctx, name, "vxlan-down", testbed::vxlan_remove_script(tb));
       if (!o.ok) return failure(ctx, name + ": VXLAN links: " + o.reason);
+      if (o = ovs_remove(ctx, tb, name); !o.ok) return failure(ctx, name + ": " + o.reason);
     }
     out("testbed " + tb.id + ": removed " + std::to_string(removed) + " object(s) from " + where);
     record_removed(ctx, out);
@@ -317,6 +344,7 @@ TaskOutcome TestbedExecutor::spanning(const TaskContext& ctx, const testbed::Tes
   testbed::UpReport rep;
   std::vector<testbed::PoolPtr> pools;
   for (size_t k = 0; k < n; ++k) {
+    if (auto o = ovs_bridges(ctx, tb, k, tb.hosts[k].name, out); !o.ok) return failure(ctx, tb.hosts[k].name + ": " + o.reason);
     auto pool = testbed::prepare_host(hosts[k].virt, parts[k], rep, out);
     if (!pool) return failure(ctx, tb.hosts[k].name + ": " + pool.error().message);
     pools.push_back(std::move(*pool));

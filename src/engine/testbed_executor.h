@@ -72,6 +72,11 @@ class TestbedExecutor : public Executor {
   /// up and down of a testbed across several hosts (testbed/span.h).
   TaskOutcome spanning(const TaskContext& ctx, const testbed::Testbed& tb, std::vector<TestbedHost>& hosts,
                        const std::function<void(const std::string&)>& out);
+  /// The testbed's Open vSwitch bridges on hypervisor `host` (plan host
+  /// name, or the controller), as part `k`; ok when there are none.
+  TaskOutcome ovs_bridges(const TaskContext& ctx, const testbed::Testbed& tb, size_t k, const std::string& host,
+                          const std::function<void(const std::string&)>& out);
+  TaskOutcome ovs_remove(const TaskContext& ctx, const testbed::Testbed& tb, const std::string& host);
   /// Runs shell `script` as a step on plan host `host`.
   TaskOutcome on_host(const TaskContext& ctx, const std::string& host, const std::string& name,
                       const std::string& script);

@@ -16,7 +16,8 @@ constexpr std::string_view kTestbedKeys[] = {"libvirt",  "host",      "hosts",  
                                              "parallel", "host_keys", "images", "networks",   "goldens",  "guests"};
 constexpr std::string_view kHostKeyModes[] = {"seed", "learn"};
 constexpr std::string_view kImageKeys[] = {"path", "format"};
-constexpr std::string_view kNetworkKeys[] = {"subnet", "nat", "mtu"};
+constexpr std::string_view kNetworkKeys[] = {"subnet", "nat", "mtu", "switch"};
+constexpr std::string_view kSwitches[] = {"linux", "ovs"};
 constexpr std::string_view kTestbedGuestKeys[] = {"count",   "image",    "golden",   "disk",     "cpus",
                                                   "memory",  "accel",    "kernel",   "initrd",   "cmdline",
                                                   "networks", "ssh_key", "user",     "identity", "user_data",
@@ -65,6 +66,13 @@ std::optional<uint64_t> parse_size(const std::string& s) {
 }
 
 bool absolute(const std::string& p) { return !p.empty() && p[0] == '/'; }
+
+/// A libvirt URI naming another machine (qemu+ssh://hv/system), where
+/// runwarden cannot run anything but libvirt's protocol.
+bool remote_uri(const std::string& uri) {
+  auto at = uri.find("://");
+  return at != std::string::npos && at + 3 < uri.size() && uri[at + 3] != '/';
+}
 
 }  // namespace
 
@@ -197,6 +205,17 @@ void Parser::parse_testbed(const Entry& top) {
         problem(n.key_node.Mark(), nctx + ": missing key 'subnet', e.g. subnet: 10.77.0.0/24");
       }
       if (const Entry* p = find(*g, "nat")) net.nat = boolean(*p, nctx).value_or(false);
+      if (const Entry* p = find(*g, "switch")) {
+        if (auto v = choice(*p, nctx, kSwitches)) net.ovs = *v == "ovs";
+        if (net.ovs && net.nat)
+          problem(value_mark(*p), nctx + ": switch: ovs has no NAT (guests get static addresses and no gateway "
+                                         "out); use switch: linux for nat: true");
+        // The bridge is made by a script on the hypervisor: a plan host
+        // (over its SSH) or the controller.
+        if (net.ovs && tb.hosts.empty() && remote_uri(tb.libvirt))
+          problem(value_mark(*p), nctx + ": switch: ovs needs the hypervisor to be a plan host (testbed: host: hv1) "
+                                         "or this machine; " + quoted(tb.libvirt) + " is reached by URI alone");
+      }
       if (const Entry* p = find(*g, "mtu")) {
         if (auto v = integer(*p, nctx, 576, 9000)) net.mtu = int(*v);
       } else if (tb.hosts.size() > 1) {

@@ -110,6 +110,10 @@ struct TestbedNetwork {
   bool nat = false;     ///< else isolated: reachable from the host only
   std::string subnet;   ///< "10.77.0.0/24"
   int mtu = 0;          ///< 0: default
+  /// switch: ovs: an Open vSwitch bridge on each host (made by runwarden
+  /// over the host's SSH, or on the controller), guests' addresses static
+  /// from their seeds (no DHCP, no NAT). Else a Linux bridge libvirt makes.
+  bool ovs = false;
   Mark mark;
 };
 

@@ -98,6 +98,9 @@ std::string domain_definition(const std::string& testbed, const GuestSpec& spec,
     x += "    <interface type='network'>\n      <source network='" + xml_escape(n.network) + "'/>\n";
     x += "      <mac address='" + xml_escape(n.mac) + "'/>\n      <model type='virtio'/>\n";
     if (n.mtu > 0) x += "      <mtu size='" + std::to_string(n.mtu) + "'/>\n";
+    if (n.full_checksums)
+      x += "      <driver>\n        <host csum='off' gso='off' tso4='off' tso6='off' ecn='off' ufo='off'/>\n"
+           "      </driver>\n";
     x += "    </interface>\n";
   }
   // The console is kept in libvirt's log directory on the host, for a

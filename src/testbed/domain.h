@@ -24,6 +24,13 @@ struct NicSpec {
   std::string network;  ///< libvirt network name
   std::string mac;
   int mtu = 0;
+  /// "10.77.0.11/24": set by the guest from its seed (no DHCP on the
+  /// network); known without a lease. Empty: leased.
+  std::string address;
+  /// The guest computes its own checksums and segments (no virtio
+  /// offloads): Open vSwitch's userspace datapath forwards a guest's
+  /// partially checksummed packets as they are, and TCP then fails.
+  bool full_checksums = false;
 };
 
 struct GuestSpec {

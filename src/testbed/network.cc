@@ -54,6 +54,15 @@ std::string network_definition(const std::string& testbed, const NetworkSpec& sp
   std::string x = "<network>\n  <name>" + xml_escape(libvirt_name(owner)) + "</name>\n";
   x += "  <metadata>\n    " + owner_element(owner) + "\n  </metadata>\n";
   const bool home = spec.part == 0;
+  if (spec.ovs) {
+    // The bridge, its address and the VXLAN port are the host's (made
+    // before); libvirt only plugs guests in.
+    x += "  <forward mode='bridge'/>\n";
+    x += "  <bridge name='" + interface_name('b', owner) + "'/>\n";
+    x += "  <virtualport type='openvswitch'/>\n";
+    // libvirt takes no <mtu> here: each guest NIC carries it (NicSpec).
+    return x + "</network>\n";
+  }
   if (home && spec.mode == NetworkSpec::Mode::Nat) x += "  <forward mode='nat'/>\n";
   x += "  <bridge name='" + interface_name('b', owner) + "' stp='off' delay='0'/>\n";
   if (spec.mtu > 0) x += "  <mtu size='" + std::to_string(spec.mtu) + "'/>\n";

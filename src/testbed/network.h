@@ -31,6 +31,10 @@ struct NetworkSpec {
   bool dhcp = true;  ///< hand out the range gateway+9 .. end of the subnet
   std::vector<DhcpHost> hosts;
   int mtu = 0;  ///< 0: the bridge's default
+  /// An Open vSwitch bridge (made on the host by ovs_ensure_script, not by
+  /// libvirt): the network is libvirt's view of it (forward mode bridge,
+  /// virtualport openvswitch); no DHCP, no NAT, guests' addresses static.
+  bool ovs = false;
   /// A network across `span` hosts, as defined on host `part` (0-based):
   /// part 0 has the gateway (.1), DHCP and NAT; part k > 0 is a bridge
   /// with the host's own address at the top of the subnet (last - k + 1),

@@ -200,4 +200,16 @@ std::map<std::string, std::string> nocloud_files(const std::string& instance_id,
   return {{"meta-data", meta}, {"user-data", user}};
 }
 
+std::string network_config(const std::vector<NicSpec>& nics) {
+  if (std::none_of(nics.begin(), nics.end(), [](const NicSpec& n) { return !n.address.empty(); })) return "";
+  std::string s = "version: 2\nethernets:\n";
+  for (size_t i = 0; i < nics.size(); ++i) {
+    s += "  nic" + std::to_string(i) + ":\n    match:\n      macaddress: \"" + nics[i].mac + "\"\n";
+    if (nics[i].address.empty()) s += "    dhcp4: true\n";
+    else s += "    dhcp4: false\n    addresses:\n      - \"" + nics[i].address + "\"\n";
+    if (nics[i].mtu > 0) s += "    mtu: " + std::to_string(nics[i].mtu) + "\n";
+  }
+  return s;
+}
+
 }  // namespace rw::testbed

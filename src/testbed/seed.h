@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "testbed/domain.h"
 #include "testbed/hostkey.h"
 
 namespace rw::testbed {
@@ -26,5 +27,10 @@ std::map<std::string, std::string> nocloud_files(const std::string& instance_id,
                                                  const std::vector<std::string>& ssh_keys,
                                                  const std::string& extra_user_data = "",
                                                  const HostKey* host_key = nullptr);
+
+/// cloud-init network-config (version 2) for a guest's NICs in order: each
+/// matched by MAC, with its static `address` ("10.77.0.11/24") or DHCP.
+/// Empty when every NIC leases (cloud-init's default then applies).
+std::string network_config(const std::vector<NicSpec>& nics);
 
 }  // namespace rw::testbed

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/shell.h"
 #include "testbed/names.h"
 #include "testbed/up.h"
 #include "testbed/volume.h"
@@ -47,12 +48,13 @@ uint32_t vxlan_id(const std::string& testbed, const std::string& network) {
 
 std::string vxlan_ensure_script(const Testbed& tb, size_t k) {
   if (tb.hosts.size() < 2) return "";
-  // vx LINK BRIDGE ID MTU REMOTE...: a link of another id under our name is
-  // not ours (a hash collision), and is left alone.
+  // vx LINK BRIDGE ID MTU KIND REMOTE...: a link of another id under our
+  // name is not ours (a hash collision), and is left alone. KIND: linux (a
+  // port of the bridge) or ovs (a port of the Open vSwitch bridge).
   std::string s =
       "set -e\n"
       "vx() {\n"
-      "  l=$1 b=$2 id=$3 mtu=$4; shift 4\n"
+      "  l=$1 b=$2 id=$3 mtu=$4 kind=$5; shift 5\n"
       "  if ip link show dev \"$l\" >/dev/null 2>&1; then\n"
       "    ip -d link show dev \"$l\" | grep -q \"vxlan id $id \" ||"
       " { echo \"$l exists and is not VXLAN $id\" >&2; exit 1; }\n"
@@ -64,12 +66,17 @@ std::string vxlan_ensure_script(const Testbed& tb, size_t k) {
       "    bridge fdb show dev \"$l\" | grep -q \" dst $r \" ||"
       " bridge fdb append 00:00:00:00:00:00 dev \"$l\" dst \"$r\"\n"
       "  done\n"
-      "  ip link set dev \"$l\" master \"$b\" up\n"
+      "  if [ \"$kind\" = ovs ]; then\n"
+      "    ip link set dev \"$l\" up\n"
+      "    ovs-vsctl --timeout=30 --may-exist add-port \"$b\" \"$l\"\n"
+      "  else\n"
+      "    ip link set dev \"$l\" master \"$b\" up\n"
+      "  fi\n"
       "}\n";
   for (const auto& n : tb.networks) {
     const Owner o{tb.id, n.name};
     s += "vx " + interface_name('x', o) + " " + interface_name('b', o) + " " + std::to_string(vxlan_id(tb.id, n.name)) +
-         " " + std::to_string(n.mtu > 0 ? n.mtu : 1450);
+         " " + std::to_string(n.mtu > 0 ? n.mtu : 1450) + (n.ovs ? " ovs" : " linux");
     for (size_t j = 0; j < tb.hosts.size(); ++j)
       if (j != k) s += " " + tb.hosts[j].address;
     s += "\n";
@@ -83,6 +90,55 @@ std::string vxlan_remove_script(const Testbed& tb) {
   return "for l in" + links +
          "; do\n"
          "  if ip link show dev \"$l\" >/dev/null 2>&1; then ip link del dev \"$l\"; echo \"removed VXLAN link $l\"; fi\n"
+         "done\n";
+}
+
+std::string ovs_ensure_script(const Testbed& tb, size_t k) {
+  std::string calls;
+  for (const auto& n : tb.networks) {
+    if (!n.ovs) continue;
+    NetworkSpec part = n;
+    part.span = int(std::max<size_t>(tb.hosts.size(), 1));
+    part.part = int(k);
+    calls += "ovsbr " + interface_name('b', Owner{tb.id, n.name}) + " " + shell_quote(tb.id) + " " +
+             part.bridge_address() + "/" + std::to_string(n.subnet.prefix) + " " + std::to_string(n.mtu) + "\n";
+  }
+  if (calls.empty()) return "";
+  // ovsbr BRIDGE TESTBED ADDRESS/PREFIX MTU: the bridge tagged with its
+  // testbed (external-ids), a bridge of that name tagged otherwise is not
+  // ours; the userspace datapath where the kernel has no openvswitch module.
+  return "set -e\n"
+         "command -v ovs-vsctl >/dev/null ||"
+         " { echo \"ovs-vsctl not found: switch: ovs needs openvswitch-switch on this host\" >&2; exit 1; }\n"
+         "[ -S \"${OVS_RUNDIR:-/var/run/openvswitch}/db.sock\" ] ||"
+         " { echo \"Open vSwitch is not running on this host (no ${OVS_RUNDIR:-/var/run/openvswitch}/db.sock)\" >&2; exit 1; }\n"
+         "ovsbr() {\n"
+         "  b=$1 tb=$2 addr=$3 mtu=$4\n"
+         "  if ovs-vsctl --timeout=30 br-exists \"$b\"; then\n"
+         "    have=$(ovs-vsctl --timeout=30 --if-exists get bridge \"$b\" external-ids:" + std::string(kOvsTag) + " | tr -d '\"')\n"
+         "    [ \"$have\" = \"$tb\" ] ||"
+         " { echo \"Open vSwitch bridge $b exists and belongs to ${have:-nobody (not made by runwarden)}\" >&2; exit 1; }\n"
+         "  else\n"
+         "    dp=system; [ -d /sys/module/openvswitch ] || dp=netdev\n"
+         "    ovs-vsctl --timeout=30 add-br \"$b\" -- set bridge \"$b\" datapath_type=$dp"
+         " external-ids:" + std::string(kOvsTag) + "=\"\\\"$tb\\\"\"\n"
+         "  fi\n"
+         "  [ \"$mtu\" = 0 ] || ovs-vsctl --timeout=30 set interface \"$b\" mtu_request=\"$mtu\"\n"
+         "  ip addr replace \"$addr\" dev \"$b\"\n"
+         "  ip link set dev \"$b\" up\n"
+         "}\n" +
+         calls;
+}
+
+std::string ovs_remove_script(const std::string& testbed) {
+  // Found by their tag, so a crashed run's bridges go too, plan or not.
+  return "command -v ovs-vsctl >/dev/null || exit 0\n"
+         "[ -S \"${OVS_RUNDIR:-/var/run/openvswitch}/db.sock\" ] || exit 0\n"
+         "set -e\n"
+         "for b in $(ovs-vsctl --timeout=30 --bare --columns=name find bridge "
+         "external-ids:" + std::string(kOvsTag) + "=" + shell_quote("\"" + testbed + "\"") + "); do\n"
+         "  ovs-vsctl --timeout=30 del-br \"$b\"\n"
+         "  echo \"removed Open vSwitch bridge $b\"\n"
          "done\n";
 }
 

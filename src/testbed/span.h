@@ -6,7 +6,8 @@
 // A network spans every host: on the first it is the usual libvirt network
 // (gateway .1, DHCP with every guest's reservation, NAT if asked); on each
 // other host it is a bridge with that host's address at the top of the
-// subnet, no DHCP, no forwarding. Each host's bridge gets a VXLAN port
+// subnet, no DHCP, no forwarding. Each host's bridge (Linux, or Open
+// vSwitch for `switch: ovs`) gets a VXLAN port
 // (id and name hashed from testbed and network, UDP 4789) that floods to
 // every other host, so guests on all hosts share one L2 segment and lease
 // from the first host. Goldens are built on the first host and streamed to
@@ -46,6 +47,23 @@ std::string vxlan_ensure_script(const Testbed& tb, size_t k);
 /// A /bin/sh script that deletes the VXLAN links of `tb`'s networks that
 /// exist, printing "removed VXLAN link NAME" for each. Missing is success.
 std::string vxlan_remove_script(const Testbed& tb);
+
+/// The external-ids key on an Open vSwitch bridge naming its testbed.
+inline constexpr const char* kOvsTag = "runwarden-testbed";
+
+/// A /bin/sh script for host `k` (run as root, over its SSH or on the
+/// controller) that makes each `switch: ovs` network's Open vSwitch bridge
+/// exist, tagged with the testbed, with host k's address on the network
+/// (part k, see NetworkSpec::bridge_address) and its MTU; the kernel
+/// datapath where the openvswitch module is loaded, else the userspace one.
+/// A bridge of that name tagged otherwise is refused. Running it again
+/// changes nothing. Empty when no network is on Open vSwitch.
+std::string ovs_ensure_script(const Testbed& tb, size_t k);
+
+/// A /bin/sh script that deletes the Open vSwitch bridges tagged with
+/// `testbed` (with their ports), printing "removed Open vSwitch bridge
+/// NAME" for each. None, or no Open vSwitch on the host, is success.
+std::string ovs_remove_script(const std::string& testbed);
 
 /// Makes golden `name` (built and sealed on `from`) exist on `to`: its
 /// overlay streamed across through the libvirt API, then marked sealed.

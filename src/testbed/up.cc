@@ -82,7 +82,11 @@ using Leases = std::function<Result<std::map<std::string, std::string>>(const Gu
 
 /// Each guest's leases as its own host's DHCP has them.
 Leases guest_leases(const Virt& host, const Testbed& tb) {
-  return [&host, &tb](const GuestSpec& p) { return leased_addresses(host, tb.id, p.name); };
+  return [&host, &tb](const GuestSpec& p) -> Result<std::map<std::string, std::string>> {
+    if (std::all_of(p.nics.begin(), p.nics.end(), [](const NicSpec& n) { return !n.address.empty(); }))
+      return std::map<std::string, std::string>{};  // static addresses only: nothing to lease
+    return leased_addresses(host, tb.id, p.name);
+  };
 }
 
 /// Networks, the pool and this run's mark on it: what guests and goldens
@@ -113,12 +117,28 @@ Result<GuestSpec> machine(const Virt& host, virStoragePoolPtr pool, const Testbe
                           const std::string& backing_format, const UploadFn& write, UpReport& rep) {
   RW_ASSIGN(EnsuredVolume disk, ensure_overlay(host, pool, vol_name, backing, backing_format, g.disk_bytes, write));
   if (disk.created) rep.created.push_back("volume " + vol_name);
+  GuestSpec s;
+  for (size_t i = 0; i < g.networks.size(); ++i) {
+    const NetworkSpec* net = nullptr;
+    for (const auto& n : tb.networks)
+      if (n.name == g.networks[i]) net = &n;
+    if (!net) return err("guest " + g.name + ": no network named " + g.networks[i]);
+    NicSpec nic{libvirt_name({tb.id, net->name}), mac_for({tb.id, name}, int(i)), net->mtu, ""};
+    // No DHCP on an Open vSwitch network: the seed gives the address.
+    if (net->ovs) {
+      const std::string ip = reserved(g, name, i);
+      if (ip.empty()) return err("guest " + name + ": no address on Open vSwitch network " + net->name);
+      nic.address = ip + "/" + std::to_string(net->subnet.prefix);
+      nic.full_checksums = true;  // the bridge may be on the userspace datapath
+    }
+    s.nics.push_back(std::move(nic));
+  }
   auto hk = g.host_keys.find(name);
   auto files = nocloud_files(tb.id + "/" + name, name, g.ssh_keys, g.user_data,
                              hk == g.host_keys.end() ? nullptr : &hk->second);
+  if (std::string nc = network_config(s.nics); !nc.empty()) files["network-config"] = nc;
   RW_ASSIGN(std::string seed_img, fat_seed_image(files));
   RW_ASSIGN(EnsuredVolume seed, ensure_uploaded(host, pool, name + ".seed", seed_img, write));
-  GuestSpec s;
   s.name = name;
   s.vcpus = g.vcpus;
   s.memory_mib = g.memory_mib;
@@ -127,13 +147,6 @@ Result<GuestSpec> machine(const Virt& host, virStoragePoolPtr pool, const Testbe
   s.cmdline = g.cmdline;
   s.disks.push_back({disk.path, "qcow2"});
   s.seed = seed.path;
-  for (size_t i = 0; i < g.networks.size(); ++i) {
-    const NetworkSpec* net = nullptr;
-    for (const auto& n : tb.networks)
-      if (n.name == g.networks[i]) net = &n;
-    if (!net) return err("guest " + g.name + ": no network named " + g.networks[i]);
-    s.nics.push_back({libvirt_name({tb.id, net->name}), mac_for({tb.id, name}, int(i)), net->mtu});
-  }
   return s;
 }
 
@@ -155,7 +168,8 @@ Result<std::vector<GuestUp>> wait_for_addresses(const Leases& leases_of, const T
       RW_ASSIGN(auto leases, leases_of(p));
       std::vector<std::string> addrs;
       for (const auto& nic : p.nics)
-        if (auto it = leases.find(nic.mac); it != leases.end()) addrs.push_back(it->second);
+        if (!nic.address.empty()) addrs.push_back(nic.address.substr(0, nic.address.find('/')));
+        else if (auto it = leases.find(nic.mac); it != leases.end()) addrs.push_back(it->second);
       if (addrs.size() != p.nics.size()) continue;
       out[i] = {p.name, libvirt_name({tb.id, p.name}), addrs};
       done[i] = true;
@@ -301,6 +315,7 @@ Result<std::vector<GuestUp>> wait_for_leases(const Virt& home, const Testbed& tb
     if (now - read_at < std::chrono::milliseconds(200)) return all;
     all.clear();
     for (const auto& n : tb.networks) {
+      if (n.ovs) continue;  // static addresses: no leases
       RW_ASSIGN(auto l, network_leases(home, tb.id, n.name));
       all.insert(l.begin(), l.end());
     }

@@ -7,7 +7,8 @@
 # CACHE_DIR (default /var/cache/runwarden-guest-kit) must be readable by qemu.
 #
 # The guest's /init, the consumer of what runwarden writes:
-# - loads the modules, brings up every ethN by DHCP (udhcpc);
+# - loads the modules, brings up every ethN: the static address the seed's
+#   network-config gives its MAC, else DHCP (udhcpc);
 # - finds the NoCloud seed: a read-only virtio disk with a vfat file system
 #   holding meta-data and user-data (the FAT12 image labelled CIDATA that
 #   runwarden's testbed writes);
@@ -114,10 +115,21 @@ if [ -f /mnt/seed/meta-data ]; then
 else
   echo "rw-guest: no seed disk"
 fi
+# Each NIC: its static address from the seed's network-config (matched by
+# MAC), else DHCP.
 for i in /sys/class/net/eth*; do
   n=${i##*/}
   ip link set "$n" up
-  udhcpc -i "$n" -s /etc/udhcpc/default.script -t 20 -T 1 -A 1 -b -q 2>/dev/null &
+  a=""
+  [ -f /mnt/seed/network-config ] &&
+    a=$(awk -v mac="$(cat "$i/address")" '/macaddress:/{gsub(/"/,""); m=($2==mac); next}
+        m && /^      - /{gsub(/[" ]/,""); sub(/^-/,""); print; exit}' /mnt/seed/network-config)
+  if [ -n "$a" ]; then
+    ip addr add "$a" dev "$n"
+    echo "rw-guest: $n has $a from the seed"
+  else
+    udhcpc -i "$n" -s /etc/udhcpc/default.script -t 20 -T 1 -A 1 -b -q 2>/dev/null &
+  fi
 done
 wait
 # The host key runwarden made for this guest (ssh_keys: ed25519_private),

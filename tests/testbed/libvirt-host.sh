@@ -10,6 +10,11 @@
 #                            (a directory), it also gets a network
 #                            namespace of its own and its own DIR/images
 #                            mounted over IMAGES: a second machine.
+#                            With LIBVIRT_HOST_OVS=1, Open vSwitch too
+#                            (ovsdb-server, ovs-vswitchd) with a private
+#                            /run/openvswitch: libvirtd plugs guests into
+#                            its bridges; the userspace datapath where the
+#                            kernel has no openvswitch module.
 #   libvirt_host_stop DIR    destroys every guest and network it runs,
 #                            stops qemu, dnsmasq, libvirtd and virtlogd by pid
 #   libvirt_host_virsh ARGS  virsh against it (for checks in tests only)
@@ -48,6 +53,8 @@ CONF
   : >"$dir/nokvm"
   chmod 000 "$dir/nokvm"
   mkdir -p /run/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /etc/libvirt
+  local ovs=${LIBVIRT_HOST_OVS:-}
+  [[ -n $ovs ]] && mkdir -p "$dir/ovs" /run/openvswitch
   # Not on the test manager's system bus (DBUS_SYSTEM_BUS_ADDRESS, for the
   # CLI): there libvirtd would register each guest with a systemd-machined
   # the sandbox does not run, and every guest start would fail.
@@ -61,9 +68,17 @@ CONF
     mount --bind "$d/cache" /var/cache/libvirt
     mount --bind "$d/etc" /etc/libvirt
     [ -e /dev/kvm ] && mount --bind "$d/nokvm" /dev/kvm
+    if [ -n "$3" ]; then
+      mount --bind "$d/ovs" /run/openvswitch
+      ovsdb-tool create /run/openvswitch/conf.db /usr/share/openvswitch/vswitch.ovsschema
+      ovsdb-server /run/openvswitch/conf.db --remote=punix:/run/openvswitch/db.sock \
+        --pidfile=/run/openvswitch/ovsdb-server.pid --detach --log-file="$d/ovsdb-server.log"
+      ovs-vsctl --no-wait init
+      ovs-vswitchd --pidfile=/run/openvswitch/ovs-vswitchd.pid --detach --log-file="$d/ovs-vswitchd.log"
+    fi
     virtlogd -d -p "$d/run/virtlogd.pid" -f /etc/libvirt/virtlogd.conf
     exec libvirtd -p "$d/run/libvirtd.pid" -f /etc/libvirt/libvirtd.conf
-  ' _ "$dir" "$images" >"$dir/libvirtd.out" 2>&1 &
+  ' _ "$dir" "$images" "$ovs" >"$dir/libvirtd.out" 2>&1 &
   echo $! >"$dir/libvirtd.launch"
   LIBVIRT_HOST_URI="qemu+unix:///system?socket=$dir/run/libvirt-sock"
   local i
@@ -109,6 +124,9 @@ libvirt_host_stop() {
   [[ -s $dir/run/libvirtd.pid ]] && libvirt__end_pid "$(cat "$dir/run/libvirtd.pid")"
   [[ -s $dir/libvirtd.launch ]] && libvirt__end_pid "$(cat "$dir/libvirtd.launch")"
   [[ -s $dir/run/virtlogd.pid ]] && libvirt__end_pid "$(cat "$dir/run/virtlogd.pid")"
+  for f in "$dir"/ovs/ovs-vswitchd.pid "$dir"/ovs/ovsdb-server.pid; do
+    [[ -s $f ]] && libvirt__end_pid "$(cat "$f")"
+  done
   return 0
 }
 

@@ -149,6 +149,37 @@ TEST(PlanTestbed, OnSeveralHostsTheTopAddressesAreTheHostsBridges) {
       << errors_of(text);
 }
 
+TEST(PlanTestbed, OpenVSwitchNetworksAreCheckedWhereTheyAreWritten) {
+  std::string text = kLab;
+  text.replace(text.find("lab: {subnet: 10.77.0.0/24}"), 27, "lab: {subnet: 10.77.0.0/24, switch: ovs}");
+  auto p = parse_plan(text, "lab.yaml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_TRUE(p->testbed->networks.at(0).ovs);
+  EXPECT_FALSE(p->testbed->networks.at(1).ovs) << "a Linux bridge unless it says";
+  // No NAT on Open vSwitch; an unknown switch names the choices.
+  std::string nat = text;
+  nat.replace(nat.find("switch: ovs"), 11, "switch: ovs, nat: true");
+  EXPECT_NE(errors_of(nat).find("lab.yaml:7:41: testbed: network 'lab': switch: ovs has no NAT"), std::string::npos)
+      << errors_of(nat);
+  std::string odd = text;
+  odd.replace(odd.find("switch: ovs"), 11, "switch: vde");
+  EXPECT_NE(errors_of(odd).find("lab.yaml:7:41:"), std::string::npos) << errors_of(odd);
+  EXPECT_NE(errors_of(odd).find("linux, ovs"), std::string::npos) << errors_of(odd);
+  // The bridge is made by a script on the hypervisor: not on one reached
+  // by URI alone; a plan host or a local URI is fine.
+  std::string remote = text;
+  remote.replace(remote.find("testbed:\n"), 9, "testbed:\n  libvirt: qemu+ssh://hv9/system\n");
+  EXPECT_NE(errors_of(remote).find(": switch: ovs needs the hypervisor to be a plan host"), std::string::npos)
+      << errors_of(remote);
+  std::string local = text;
+  local.replace(local.find("testbed:\n"), 9, "testbed:\n  libvirt: qemu:///system\n");
+  EXPECT_EQ(errors_of(local), "");
+  std::string on_host = text;
+  on_host.replace(on_host.find("testbed:\n"), 9,
+                  "hosts:\n  hv1: {address: 10.0.0.5}\ntestbed:\n  host: hv1\n  libvirt: qemu+ssh://hv9/system\n");
+  EXPECT_EQ(errors_of(on_host), "");
+}
+
 TEST(PlanTestbed, TheSectionCompilesIntoStagesAroundTheUsersOwn) {
   auto p = parse_plan(kLab, "lab.yaml");
   ASSERT_TRUE(p.ok()) << p.error().message;

@@ -54,6 +54,14 @@ TEST(TestbedDomain, TheDefinitionBootsTheKernelAttachesTheSeedReadOnlyAndTagsThe
       << x;
   EXPECT_NE(x.find("<mtu size='1450'/>"), std::string::npos);
   EXPECT_EQ(owner_of(x)->object, "web-1");
+  EXPECT_EQ(x.find("<driver>"), std::string::npos) << "offloads as qemu offers them";
+  // A NIC on Open vSwitch: the guest sends whole checksums.
+  GuestSpec g = web("web-1");
+  g.nics[0].full_checksums = true;
+  x = domain_definition("b1", g, "qemu");
+  EXPECT_NE(x.find("<driver>\n        <host csum='off' gso='off' tso4='off' tso6='off' ecn='off' ufo='off'/>"),
+            std::string::npos)
+      << x;
 }
 
 TEST(TestbedDomain, EnsureDefinesAndStartsOnceAndRemoveLeavesNothing) {

@@ -61,5 +61,16 @@ TEST(TestbedSeed, BadNamesAndOversizedSeedsAreRefused) {
   EXPECT_FALSE(fat_seed_image({{"big", std::string(5u << 20, 'x')}}).ok());
 }
 
+TEST(TestbedSeed, NetworkConfigGivesStaticAddressesByMacAndLeavesTheRestToDhcp) {
+  EXPECT_EQ(network_config({{"n1", "52:54:00:00:00:01", 0, ""}}), "") << "all leased: cloud-init's default";
+  const std::string nc =
+      network_config({{"n1", "52:54:00:00:00:01", 0, ""}, {"n2", "52:54:00:00:00:02", 1450, "10.81.0.10/24"}});
+  EXPECT_EQ(nc,
+            "version: 2\nethernets:\n"
+            "  nic0:\n    match:\n      macaddress: \"52:54:00:00:00:01\"\n    dhcp4: true\n"
+            "  nic1:\n    match:\n      macaddress: \"52:54:00:00:00:02\"\n    dhcp4: false\n"
+            "    addresses:\n      - \"10.81.0.10/24\"\n    mtu: 1450\n");
+}
+
 }  // namespace
 }  // namespace rw::testbed
