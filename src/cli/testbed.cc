@@ -119,8 +119,9 @@ Result<Hosts> open_hosts(TestbedOptions& o) {
       h.where = engine::testbed_where(*h.plan->testbed);
       o.uri = h.where;
       return h;
-    } else if (pb && !pb->first.testbed->libvirt.empty()) {
-      o.uri = engine::testbed_uri(*pb->first.testbed);
+    } else if (pb) {
+      if (!pb->first.testbed->libvirt.empty()) o.uri = engine::testbed_uri(*pb->first.testbed);
+      if (auto tb = engine::resolve_testbed(pb->first, o.testbed, pb->first.workdir)) h.tb = std::move(*tb);
     }
   }
   RW_ASSIGN(testbed::Virt v, connect(o));
@@ -242,6 +243,20 @@ int down(TestbedOptions& o) {
   return rc;
 }
 
+/// Guest `name`'s addresses on `tb`'s Open vSwitch networks: static, from
+/// its seed.
+json static_addresses(const testbed::Testbed& tb, const std::string& name) {
+  json out = json::array();
+  for (const auto& g : tb.guests) {
+    auto at = g.addresses.find(name);
+    if (at == g.addresses.end()) continue;
+    for (size_t i = 0; i < g.networks.size() && i < at->second.size(); ++i)
+      for (const auto& n : tb.networks)
+        if (n.name == g.networks[i] && n.ovs) out.push_back(at->second[i]);
+  }
+  return out;
+}
+
 /// What is on the host for one testbed, with or without its run: guests
 /// with their state, addresses and snapshots, networks, the pool.
 int status(TestbedOptions& o) {
@@ -277,6 +292,9 @@ int status(TestbedOptions& o) {
         } else if (auto leases = testbed::leased_addresses(host, o.testbed, obj.name)) {
           for (const auto& [mac, ip] : *leases) addrs.push_back(ip);
         }
+        // No DHCP (Open vSwitch networks): the static addresses the run's
+        // plan gave its seed.
+        if (addrs.empty() && hosts->tb) addrs = static_addresses(*hosts->tb, obj.name);
         j["addresses"] = addrs;
         json names = json::array();
         for (const auto& sn : *snaps)

@@ -92,6 +92,11 @@ assert_contains "$(cat "$IT_DIR/hv2/sshd.log")" "target 10.81.0.11 port 22" "web
 d=$("$RW_BIN" testbed diff tbo-1 --json) || fail "testbed diff: $d"
 py() { "$IT_PYTHON" -c "import json,sys; d=json.loads(sys.argv[2]); print($1)" "$1" "$d"; }
 assert_eq "$(py 'd["differences"]')" 0 "in sync: $(py '[o for o in d["objects"] if o["status"] != "in-sync"]')"
+# No leases: status shows each guest's static address (from the plan that
+# wrote its seed).
+d=$("$RW_BIN" testbed status tbo-1 --json) || fail "testbed status: $d"
+assert_eq "$(py 'sorted((o["name"], o["host"], o["addresses"]) for o in d["objects"] if o["kind"] == "guest")')" \
+  "[('web-1', 'hv1', ['10.81.0.10']), ('web-2', 'hv2', ['10.81.0.11'])]" "each guest's address"
 out=$("$RW_BIN" testbed down tbo-1) || fail "testbed down: $out"
 assert_contains "$out" "removed Open vSwitch bridge rwb" "down removed the bridges"
 for hv in hv1 hv2; do
