@@ -11,6 +11,7 @@
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -48,6 +49,7 @@ struct TestbedOptions {
   bool dry_run = false;
   bool exit_code = false;
   bool keep = false;  ///< up: keep what a failed up made
+  bool all_runs = false;  ///< gc: every hypervisor the runs here used
 };
 
 std::string default_uri() {
@@ -198,15 +200,73 @@ int remove_objects(const testbed::Virt& host, const std::vector<testbed::Object>
   return failed ? kFailed : kOk;
 }
 
-int gc(TestbedOptions& o) {
-  auto host = connect(o);
-  if (!host) return fail(host.error());
-  auto inv = testbed::inventory(*host, o.testbed);
+/// gc on hypervisor `k` of `h`: libvirt's objects, then the Open vSwitch
+/// bridges and VXLAN links whose testbed's run is not live (where a script
+/// can run there: a plan host, or this machine).
+int gc_on(Hosts& h, size_t k, TestbedOptions& o) {
+  const testbed::Virt& host = h.conns[k].virt;
+  auto inv = testbed::inventory(host, o.testbed);
   if (!inv) return fail(inv.error());
   std::vector<testbed::Object> dead;
   for (const auto& obj : *inv)
     if (!run_is_live(run_of(obj.testbed))) dead.push_back(obj);
-  return remove_objects(*host, dead, o);
+  TestbedOptions one = o;
+  one.uri = h.conns[k].where;
+  int rc = remove_objects(host, dead, one);
+  auto said = on_hypervisor(h, k, h.conns[k].where, testbed::host_leftovers_script());
+  if (!said) {
+    std::cerr << "runwarden testbed: bridges and links on " << one.uri << ": " << said.error().message << "\n";
+    return kFailed;
+  }
+  std::vector<testbed::HostObject> gone;
+  for (auto& obj : testbed::parse_host_leftovers(*said))
+    if ((o.testbed.empty() || obj.testbed == o.testbed) && !run_is_live(run_of(obj.testbed))) gone.push_back(obj);
+  if (gone.empty()) return rc;
+  if (o.dry_run) {
+    if (!o.json)
+      for (const auto& obj : gone)
+        std::cout << "would remove " << (obj.kind == "ovs" ? "Open vSwitch bridge " : "VXLAN link ") << obj.name
+                  << " of " << obj.testbed << "\n";
+    return rc;
+  }
+  auto removed = on_hypervisor(h, k, h.conns[k].where, testbed::host_remove_script(gone));
+  if (!removed) {
+    std::cerr << "runwarden testbed: on " << one.uri << ": " << removed.error().message << "\n";
+    return kFailed;
+  }
+  if (!o.json) std::cout << *removed;
+  return rc;
+}
+
+int gc(TestbedOptions& o) {
+  if (!o.all_runs) {
+    auto host = connect(o);
+    if (!host) return fail(host.error());
+    Hosts h;
+    h.names = {""};
+    h.conns.push_back(engine::TestbedHost{nullptr, std::move(*host), o.uri});
+    return gc_on(h, 0, o);
+  }
+  // Every hypervisor a run on this controller used: its plan's hosts over
+  // SSH (with that plan's addresses and keys), or its libvirt URI; each once.
+  std::set<std::string> seen;
+  int rc = kOk;
+  for (const auto& build : state::list_builds(state::state_root())) {
+    TestbedOptions by_run = o;
+    by_run.testbed = build;
+    by_run.uri.clear();
+    auto h = open_hosts(by_run);
+    if (!h || !h->tb) continue;  // no testbed, or its hosts cannot be reached now
+    for (size_t k = 0; k < h->conns.size(); ++k) {
+      const std::string key = h->names[k].empty() ? h->conns[k].where
+                                                  : h->plan->targets.at(h->names[k]).address + ":" +
+                                                        std::to_string(h->plan->targets.at(h->names[k]).port);
+      if (!seen.insert(key).second) continue;
+      if (int r = gc_on(*h, k, o); r != kOk) rc = r;
+    }
+  }
+  if (seen.empty() && !o.json) std::cout << "no run on this controller has a testbed\n";
+  return rc;
 }
 
 int down(TestbedOptions& o) {
@@ -550,6 +610,9 @@ void add_testbed(CLI::App& app, Action* action) {
   common(gc_cmd);
   gc_cmd->add_option("--testbed", o->testbed, "Only this testbed (a build name)");
   gc_cmd->add_flag("--dry-run,-n", o->dry_run, "Only print what would be removed");
+  gc_cmd->add_flag("--runs", o->all_runs,
+                   "Every hypervisor the runs on this controller used (their plans' hosts over SSH, or their "
+                   "libvirt URIs), Open vSwitch bridges and VXLAN links included");
   gc_cmd->callback([=] { *action = [=] { return gc(*o); }; });
 
   auto* up_cmd = cmd->add_subcommand(

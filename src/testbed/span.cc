@@ -1,6 +1,8 @@
 #include "testbed/span.h"
 
 #include <algorithm>
+#include <cctype>
+#include <sstream>
 
 #include "common/shell.h"
 #include "testbed/names.h"
@@ -53,6 +55,7 @@ std::string vxlan_ensure_script(const Testbed& tb, size_t k) {
   // port of the bridge) or ovs (a port of the Open vSwitch bridge).
   std::string s =
       "set -e\n"
+      "tbid=" + shell_quote(tb.id) + "\n"
       "vx() {\n"
       "  l=$1 b=$2 id=$3 mtu=$4 kind=$5; shift 5\n"
       "  if ip link show dev \"$l\" >/dev/null 2>&1; then\n"
@@ -61,7 +64,7 @@ std::string vxlan_ensure_script(const Testbed& tb, size_t k) {
       "  else\n"
       "    ip link add \"$l\" mtu \"$mtu\" type vxlan id \"$id\" dstport " + std::to_string(kVxlanPort) + "\n"
       "  fi\n"
-      "  ip link set dev \"$l\" mtu \"$mtu\"\n"
+      "  ip link set dev \"$l\" mtu \"$mtu\" alias \"" + std::string(kOvsTag) + "=$tbid\"\n"
       "  for r in \"$@\"; do\n"
       "    bridge fdb show dev \"$l\" | grep -q \" dst $r \" ||"
       " bridge fdb append 00:00:00:00:00:00 dev \"$l\" dst \"$r\"\n"
@@ -140,6 +143,54 @@ std::string ovs_remove_script(const std::string& testbed) {
          "  ovs-vsctl --timeout=30 del-br \"$b\"\n"
          "  echo \"removed Open vSwitch bridge $b\"\n"
          "done\n";
+}
+
+std::string host_leftovers_script() {
+  const std::string tag = kOvsTag;
+  // A link's alias ends its one-line form: "... \\    alias TAG=BUILD".
+  return "ip -o link show 2>/dev/null | sed -n "
+         R"('s/^[0-9]*: \([^:@]*\)[:@].* alias )" + tag + R"(=\([^ \\]*\).*/link \1 \2/p')" "\n"
+         "command -v ovs-vsctl >/dev/null || exit 0\n"
+         "[ -S \"${OVS_RUNDIR:-/var/run/openvswitch}/db.sock\" ] || exit 0\n"
+         "for b in $(ovs-vsctl --timeout=30 list-br); do\n"
+         "  t=$(ovs-vsctl --timeout=30 --if-exists get bridge \"$b\" external-ids:" + tag + " | tr -d '\"')\n"
+         "  [ -z \"$t\" ] || echo \"ovs $b $t\"\n"
+         "done\n";
+}
+
+namespace {
+
+/// rwb/rwx + 12 hex digits: interface_name()'s, the only names the
+/// scripts below are given.
+bool ours(std::string_view name) {
+  return name.size() == 15 && name.substr(0, 2) == "rw" && (name[2] == 'b' || name[2] == 'x') &&
+         std::all_of(name.begin() + 3, name.end(), [](char c) { return std::isxdigit(uint8_t(c)) && !std::isupper(uint8_t(c)); });
+}
+
+}  // namespace
+
+std::vector<HostObject> parse_host_leftovers(std::string_view out) {
+  std::vector<HostObject> objs;
+  std::istringstream in{std::string(out)};
+  for (std::string line; std::getline(in, line);) {
+    auto a = line.find(' '), b = line.find(' ', a == std::string::npos ? a : a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    HostObject o{line.substr(0, a), line.substr(a + 1, b - a - 1), line.substr(b + 1)};
+    if ((o.kind == "link" || o.kind == "ovs") && ours(o.name) && !o.testbed.empty()) objs.push_back(std::move(o));
+  }
+  return objs;
+}
+
+std::string host_remove_script(const std::vector<HostObject>& objs) {
+  std::string s;
+  for (const auto& o : objs) {
+    if (!ours(o.name)) continue;
+    if (o.kind == "link")
+      s += "ip link del dev " + o.name + " && echo \"removed VXLAN link " + o.name + "\"\n";
+    else if (o.kind == "ovs")
+      s += "ovs-vsctl --timeout=30 del-br " + o.name + " && echo \"removed Open vSwitch bridge " + o.name + "\"\n";
+  }
+  return s;
 }
 
 Result<bool> copy_golden(const Virt& from, const Virt& to, const std::string& testbed, const std::string& name) {

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -64,6 +65,23 @@ std::string ovs_ensure_script(const Testbed& tb, size_t k);
 /// `testbed` (with their ports), printing "removed Open vSwitch bridge
 /// NAME" for each. None, or no Open vSwitch on the host, is success.
 std::string ovs_remove_script(const std::string& testbed);
+
+/// What runwarden makes on a host outside libvirt: an Open vSwitch bridge
+/// ("ovs") or a VXLAN link ("link"), and the testbed (build) its tag names.
+struct HostObject {
+  std::string kind, name, testbed;
+};
+
+/// A /bin/sh script printing a host's HostObjects, one "KIND NAME BUILD"
+/// line each, found by their tags (a link's alias, a bridge's external-ids).
+std::string host_leftovers_script();
+
+/// The HostObjects in that script's output; lines that are not ours
+/// (names other than interface_name()'s) are skipped.
+std::vector<HostObject> parse_host_leftovers(std::string_view out);
+
+/// A /bin/sh script deleting `objs`, printing "removed ..." for each.
+std::string host_remove_script(const std::vector<HostObject>& objs);
 
 /// Makes golden `name` (built and sealed on `from`) exist on `to`: its
 /// overlay streamed across through the libvirt API, then marked sealed.

@@ -8,7 +8,8 @@
 # No DHCP: each guest takes its address from the network-config of the seed
 # runwarden wrote. web-1 on hv1 and web-2 on hv2 reach each other with
 # full-size frames. Kept (teardown: never): `testbed diff` is in sync,
-# `testbed down` removes the bridges with the rest. Then a run with the
+# `testbed gc --runs` finds it (its run has ended) and removes the bridges and
+# VXLAN links with the rest. Then a run with the
 # default teardown on one host (`host: hv1`): nothing is left after it.
 source "$(dirname "$0")/../testbed/libvirt-host.sh"
 testbed_enter_netns "$0" "$@"
@@ -97,13 +98,21 @@ assert_eq "$(py 'd["differences"]')" 0 "in sync: $(py '[o for o in d["objects"] 
 d=$("$RW_BIN" testbed status tbo-1 --json) || fail "testbed status: $d"
 assert_eq "$(py 'sorted((o["name"], o["host"], o["addresses"]) for o in d["objects"] if o["kind"] == "guest")')" \
   "[('web-1', 'hv1', ['10.81.0.10']), ('web-2', 'hv2', ['10.81.0.11'])]" "each guest's address"
-out=$("$RW_BIN" testbed down tbo-1) || fail "testbed down: $out"
-assert_contains "$out" "removed Open vSwitch bridge rwb" "down removed the bridges"
+# Its run has ended: `testbed gc --runs` finds it on both hosts through the
+# run's plan, bridges and VXLAN links (by their tags) included.
+out=$("$RW_BIN" testbed gc --runs --dry-run) || fail "testbed gc --dry-run: $out"
+assert_eq "$(grep -c 'would remove Open vSwitch bridge rwb.* of tbo-1' <<<"$out")" 2 "a bridge on each host: $out"
+assert_eq "$(grep -c 'would remove VXLAN link rwx.* of tbo-1' <<<"$out")" 2 "a link on each host: $out"
+assert_eq "$(hv_in hv1 ovs-vsctl list-br | grep -c .)" 1 "--dry-run removes nothing"
+out=$("$RW_BIN" testbed gc --runs) || fail "testbed gc: $out"
+assert_eq "$(grep -c 'removed Open vSwitch bridge rwb' <<<"$out")" 2 "gc removed both bridges: $out"
+assert_eq "$(grep -c 'removed VXLAN link rwx' <<<"$out")" 2 "gc removed both links: $out"
 for hv in hv1 hv2; do
   testbed_assert_empty_on $hv tbo-1
   ovs_empty $hv
 done
-out=$("$RW_BIN" testbed down tbo-1) || fail "a second down: $out"
+out=$("$RW_BIN" testbed down tbo-1) || fail "down after gc: $out"
+assert_not_contains "$out" "removed" "down after gc finds nothing"
 
 # One hypervisor (host: hv1), the default teardown: the run's own down
 # removes the bridge.

@@ -127,6 +127,29 @@ TEST(TestbedSpan, AnOpenVSwitchNetworkIsTheHostsBridgeWithTheHostsAddress) {
   EXPECT_NE(vxlan_ensure_script(tb, 1).find(" 1450 linux 192.0.2.1\n"), std::string::npos);
 }
 
+TEST(TestbedSpan, HostLeftoversAreFoundByTagAndOnlyOurNamesAreRemoved) {
+  const std::string b = interface_name('b', {"gc-1", "lab"}), x = interface_name('x', {"gc-1", "lab"});
+  const auto objs = parse_host_leftovers("link " + x + " gc-1\n"
+                                         "ovs " + b + " gc-1\n"
+                                         "link eth0 gc-1\n"                 // not a name of ours
+                                         "ovs rwb0123456789AB gc-1\n"      // upper case: not ours
+                                         "ovs " + b + "\n"                  // no testbed
+                                         "disk " + b + " gc-1\n");
+  ASSERT_EQ(objs.size(), 2u);
+  EXPECT_EQ(objs[0].kind, "link");
+  EXPECT_EQ(objs[0].name, x);
+  EXPECT_EQ(objs[1].testbed, "gc-1");
+  EXPECT_EQ(host_remove_script(objs), "ip link del dev " + x + " && echo \"removed VXLAN link " + x + "\"\n" +
+                                          "ovs-vsctl --timeout=30 del-br " + b + " && echo \"removed Open vSwitch bridge " +
+                                          b + "\"\n");
+  EXPECT_EQ(host_remove_script({{"link", "eth0; reboot", "gc-1"}}), "") << "never a name that is not ours";
+  // The links carry the tag the leftovers script reads.
+  EXPECT_NE(vxlan_ensure_script(across(2), 0).find("alias \"runwarden-testbed=$tbid\""), std::string::npos);
+  // The script, run here: it prints nothing of ours on this machine, and
+  // reads a link's alias from `ip -o link` (as the integration tests check).
+  EXPECT_NE(host_leftovers_script().find("alias runwarden-testbed="), std::string::npos);
+}
+
 /// Runs `script` with /bin/sh against a stand-in ovs-vsctl (bridges are
 /// files in DIR/br holding their tag) and ip; its exit status, and its
 /// output in `out`.
