@@ -23,22 +23,7 @@ testbed_hypervisor hv2 10.200.0.12
 
 m=$(printf '      %s\n' "memory: 160M" "disk: 64M" "accel: tcg" "kernel: $TB_KIT/vmlinuz" \
   "initrd: $TB_KIT/initrd.img" "networks: [lab]" "ssh_key: $TB_KEY.pub" "identity: $TB_KEY")
-plan_head() {
-  cat <<YAML
-version: 1
-hosts:
-  hv1: {address: 10.200.0.11, identity: $TB_KEY, known_hosts: $IT_DIR/hv_known_hosts}
-  hv2: {address: 10.200.0.12, identity: $TB_KEY, known_hosts: $IT_DIR/hv_known_hosts}
-testbed:
-  hosts: [hv1, hv2]
-  images_dir: $TB_IMAGES
-  up_timeout: 4m
-$1  images:
-    base: {path: $TB_BASE, format: qcow2}
-  networks:
-    lab: {subnet: 10.79.0.0/24}
-YAML
-}
+plan_head() { testbed_hv_head "hosts: [hv1, hv2]" "$1" "{subnet: 10.79.0.0/24}"; }
 {
   plan_head "  teardown: never"$'\n'
   cat <<YAML

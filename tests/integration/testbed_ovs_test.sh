@@ -29,20 +29,8 @@ m=$(printf '      %s\n' "memory: 160M" "disk: 64M" "accel: tcg" "kernel: $TB_KIT
 # plan FILE HYPERVISORS COUNT EXTRA < STAGES
 plan() {
   {
+    testbed_hv_head "$2" "$4" "{subnet: 10.81.0.0/24, switch: ovs}"
     cat <<YAML
-version: 1
-hosts:
-  hv1: {address: 10.200.0.11, identity: $TB_KEY, known_hosts: $IT_DIR/hv_known_hosts}
-  hv2: {address: 10.200.0.12, identity: $TB_KEY, known_hosts: $IT_DIR/hv_known_hosts}
-testbed:
-  $2
-  images_dir: $TB_IMAGES
-  up_timeout: 4m
-$4
-  images:
-    base: {path: $TB_BASE, format: qcow2}
-  networks:
-    lab: {subnet: 10.81.0.0/24, switch: ovs}
   guests:
     web:
       count: $3
@@ -54,7 +42,7 @@ YAML
   "$RW_BIN" validate "$1" >/dev/null || fail "plan: $("$RW_BIN" validate "$1" 2>&1)"
 }
 
-plan "$IT_DIR/work/lab.yaml" "hosts: [hv1, hv2]" 2 "  teardown: never" <<'YAML'
+plan "$IT_DIR/work/lab.yaml" "hosts: [hv1, hv2]" 2 "  teardown: never"$'\n' <<'YAML'
 stages:
   - name: look
     tasks:

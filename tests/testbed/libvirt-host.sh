@@ -345,6 +345,28 @@ testbed_hypervisor() {
   echo "$addr $(cut -d' ' -f1-2 "$dir/host_key.pub")" >>"$IT_DIR/hv_known_hosts"
 }
 
+# testbed_hv_head HYPERVISORS EXTRA NETWORK: the start of a plan on the
+# hypervisors testbed_hypervisor made at 10.200.0.11 (hv1) and .12 (hv2):
+# both as plan hosts, a testbed: section on HYPERVISORS ("hosts: [hv1, hv2]"
+# or "host: hv1") with EXTRA lines (each "  key: value\n"), the base image,
+# and network "lab" as NETWORK ("{subnet: ...}").
+testbed_hv_head() {
+  cat <<YAML
+version: 1
+hosts:
+  hv1: {address: 10.200.0.11, identity: $TB_KEY, known_hosts: $IT_DIR/hv_known_hosts}
+  hv2: {address: 10.200.0.12, identity: $TB_KEY, known_hosts: $IT_DIR/hv_known_hosts}
+testbed:
+  $1
+  images_dir: $TB_IMAGES
+  up_timeout: 4m
+$2  images:
+    base: {path: $TB_BASE, format: qcow2}
+  networks:
+    lab: $3
+YAML
+}
+
 hv_in() {
   local name=$1
   shift
