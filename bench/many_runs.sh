@@ -117,7 +117,10 @@ started=$(awk '$2 == 0' "$IT_DIR/starts.txt" | wc -l)
 bench_note "start phase: $N start-runs in $(((t1 - t0) / 1000000)) ms; $started succeeded"
 units_now=$(ctl list-units --all --no-legend --plain 'runner@*' 'watcher@*' | wc -l)
 active_now=$(ctl list-units --state=active --no-legend --plain 'runner@*' 'watcher@*' | wc -l)
-bench_note "units loaded right after the start phase: $units_now (active: $active_now, of $((2 * N + 2)) wanted incl. mr-obs); inotify instances in use by uid 0: $(inotify_in_use); manager tasks: $(ls /proc/"$sdpid"/task | wc -l), manager fds: $(ls /proc/"$sdpid"/fd | wc -l)"
+# journald stores each stdout stream's socket in the manager (its fd store):
+# a unit logging through a stream adds one, which the manager polls.
+fdstore_now=$(ctl show -p NFileDescriptorStore --value systemd-journald.service 2>/dev/null || echo "?")
+bench_note "units loaded right after the start phase: $units_now (active: $active_now, of $((2 * N + 2)) wanted incl. mr-obs); inotify instances in use by uid 0: $(inotify_in_use); manager tasks: $(ls /proc/"$sdpid"/task | wc -l), manager fds: $(ls /proc/"$sdpid"/fd | wc -l) (journald's fd store: ${fdstore_now:-?})"
 # A start-run on a manager that holds all N runs (2N units) up, one at a
 # time (LOADED=10 of them; 0: none): the cost of one more run, not of the storm.
 LOADED=${LOADED:-10}
@@ -243,7 +246,10 @@ PY
 
 echo "== units and load"
 echo "observer watcher ($PREFIX-obs, its run idle throughout): $obs_wakes wakeups and $ocpu ms CPU over $(((t2 - t0) / 1000000000)) s while $N runs started and ended (alive: $obs_alive)"
-echo "service manager CPU: $mcpu ms ($(awk -v a="$mcpu" -v n="$N" 'BEGIN {printf "%.1f", a / n}') ms per run); system bus (dbus-daemon${busd:+ pid $busd}): $bcpu ms ($( [[ $bcpu == "?" ]] && echo "?" || awk -v a="$bcpu" -v n="$N" 'BEGIN {printf "%.1f", a / n}') ms per run), start of the first start-run to the end of the last post"
+# Per run: every run started in the window, the LOADED ones included.
+runs=$((started + $(awk '$2 == 0' "$IT_DIR/loaded_starts.txt" | wc -l)))
+((runs > 0)) || runs=1
+echo "service manager CPU: $mcpu ms ($(awk -v a="$mcpu" -v n="$runs" 'BEGIN {printf "%.1f", a / n}') ms per run, $runs runs); system bus (dbus-daemon${busd:+ pid $busd}): $bcpu ms ($( [[ $bcpu == "?" ]] && echo "?" || awk -v a="$bcpu" -v n="$runs" 'BEGIN {printf "%.1f", a / n}') ms per run), start of the first start-run to the end of the last post"
 echo "receiver TCP ListenOverflows during the storm: $((overflow1 - overflow0)) (backlog 5; an overflow costs the client a 1 s SYN retransmit, not a message)"
 failed_units=$(ctl list-units --state=failed --no-legend --plain 'runner@*' 'watcher@*' | awk '{print $1}')
 echo "failed units: $(echo "$failed_units" | grep -c . || true) $(echo "$failed_units" | sed -n 1,5p | tr '\n' ' ')"

@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <iterator>
+#include <string_view>
 
 #include <cstdio>
 #include <cstdlib>
@@ -14,9 +15,15 @@ namespace rw::systemd {
 namespace {
 
 bool journal_wanted() {
-  // Under systemd, JOURNAL_STREAM tells us stderr already goes to journald;
-  // that is when structured records are worth sending.
-  static const bool wanted = std::getenv("JOURNAL_STREAM") != nullptr;
+  // JOURNAL_STREAM: stderr already goes to journald (a service with the
+  // default output). RUNWARDEN_LOG=journal: set by runner@ and watcher@,
+  // whose stdout and stderr are /dev/null rather than a journal stream (a
+  // stream per unit costs the service manager per run, see the units).
+  static const bool wanted = [] {
+    if (std::getenv("JOURNAL_STREAM")) return true;
+    const char* to = std::getenv("RUNWARDEN_LOG");
+    return to && std::string_view(to) == "journal";
+  }();
   return wanted;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Structured logging: to the journal with RUNWARDEN_BUILD=, STAGE=, TASK=
-// fields when journald is there, else to stderr.
+// fields when journald is there (JOURNAL_STREAM or RUNWARDEN_LOG=journal), else
+// to stderr.
 
 #include <syslog.h>
 

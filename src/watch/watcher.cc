@@ -100,6 +100,10 @@ class Watcher {
   int64_t armed_at_ = -1;
   int64_t terminal_seen_ms_ = 0;
   std::set<std::string> attempted_;  ///< message keys ("" = the run) delivered or tried
+  /// The STATUS= last sent: the watcher wakes for every write to the run's
+  /// files, and each notification costs the service manager a message, a
+  /// lookup of the sender's unit and a property change to signal.
+  std::string status_sent_;
 };
 
 bool Watcher::delivery_failed(const std::string& key) const {
@@ -326,8 +330,12 @@ int Watcher::run() {
       break;
     }
     arm_timer(d.wake_at_ms);
-    sd::notify_status(std::string(to_string(o.state.status)) +
-                      (o.state.progress.empty() ? "" : ": " + o.state.progress));
+    std::string status = std::string(to_string(o.state.status)) +
+                         (o.state.progress.empty() ? "" : ": " + o.state.progress);
+    if (status != status_sent_) {
+      sd::notify_status(status);
+      status_sent_ = std::move(status);
+    }
 
     // Idle means blocked here: the run directory, the HUNG/grace timer, a
     // pending re-read of the unit, and the runner's main process exiting.
