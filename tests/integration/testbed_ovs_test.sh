@@ -11,6 +11,7 @@
 # `testbed gc --runs` finds it (its run has ended) and removes the bridges and
 # VXLAN links with the rest. Then a run with the
 # default teardown on one host (`host: hv1`): nothing is left after it.
+# Then a hypervisor on the controller itself (a local URI).
 source "$(dirname "$0")/../testbed/libvirt-host.sh"
 testbed_enter_netns "$0" "$@"
 source "$(dirname "$0")/lib.sh"
@@ -118,5 +119,35 @@ assert_contains "$(cat "$RUNWARDEN_STATE_DIR"/runs/tbo-2/tasks/look/*)" "10.81.0
 assert_contains "$log" "removed Open vSwitch bridge rwb" "the teardown removed the bridge"
 testbed_assert_empty_on hv1 tbo-2
 ovs_empty hv1
+
+# The hypervisor on the controller (a local URI; libvirtd and Open vSwitch
+# in this test's namespace): the runner makes the bridge itself, and
+# `testbed down` removes it here. Their ovs-vsctl find its database by
+# OVS_RUNDIR (libvirtd's, by its private /run/openvswitch).
+LIBVIRT_HOST_OVS=1 libvirt_host_start "$IT_DIR/lvh" || fail "libvirt host did not start"
+IT_EXTRA_TEARDOWN+=("libvirt_host_stop '$IT_DIR/lvh'")
+export OVS_RUNDIR=$IT_DIR/lvh/ovs
+mkdir -p "$IT_DIR/extra/runner@.service.d"
+printf '[Service]\nEnvironment=OVS_RUNDIR=%s\n' "$OVS_RUNDIR" >"$IT_DIR/extra/runner@.service.d/60-ovs.conf"
+add_units "$IT_DIR/extra/runner@.service.d" >/dev/null
+testbed_plan "$IT_DIR/work/local.yaml" "10.82.0.0/24, switch: ovs" 1 "teardown: never" <<'YAML'
+stages:
+  - name: look
+    tasks:
+      - {name: addr, on: [web], run: "ip -4 -o addr show eth0"}
+YAML
+start_run -q --build-name tbo-3 --plan "$IT_DIR/work/local.yaml" --workdir "$IT_DIR/work"
+wait_for -t 600 -m "run tbo-3 to end" ended tbo-3
+log=$(cat "$RUNWARDEN_STATE_DIR/runs/tbo-3/runner.log")
+assert_eq "$(run_status tbo-3)" COMPLETED "the run: $(tail -n 20 <<<"$log")"
+assert_contains "$(cat "$RUNWARDEN_STATE_DIR"/runs/tbo-3/tasks/look/*)" "10.82.0.10/24" "web has its address"
+assert_contains "$log" "Open vSwitch bridges on controller ready" "the runner made the bridge here"
+br=$(ovs-vsctl list-br)
+assert_eq "$(ovs-vsctl get bridge "$br" external-ids:runwarden-testbed | tr -d '"')" tbo-3 "the bridge is tagged"
+assert_contains "$(ip -4 -o addr show dev "$br")" "10.82.0.1/24" "this host's address is on it"
+out=$("$RW_BIN" testbed down tbo-3) || fail "testbed down: $out"
+assert_contains "$out" "removed Open vSwitch bridge $br" "down removed it"
+testbed_assert_empty tbo-3
+assert_eq "$(ovs-vsctl list-br | grep -c . || true)" 0 "no Open vSwitch bridge left here"
 
 pass
