@@ -303,16 +303,21 @@ int down(TestbedOptions& o) {
   return rc;
 }
 
-/// Guest `name`'s addresses on `tb`'s Open vSwitch networks: static, from
-/// its seed.
-json static_addresses(const testbed::Testbed& tb, const std::string& name) {
+/// Guest `name`'s addresses NIC by NIC, with the run's plan: static (from
+/// its seed) on Open vSwitch networks, else its lease in `leases` (MAC ->
+/// IPv4).
+json guest_addresses(const testbed::Testbed& tb, const std::string& name,
+                     const std::map<std::string, std::string>& leases) {
   json out = json::array();
   for (const auto& g : tb.guests) {
     auto at = g.addresses.find(name);
     if (at == g.addresses.end()) continue;
-    for (size_t i = 0; i < g.networks.size() && i < at->second.size(); ++i)
-      for (const auto& n : tb.networks)
-        if (n.name == g.networks[i] && n.ovs) out.push_back(at->second[i]);
+    for (size_t i = 0; i < g.networks.size(); ++i) {
+      bool ovs = false;
+      for (const auto& n : tb.networks) ovs = ovs || (n.name == g.networks[i] && n.ovs);
+      if (ovs && i < at->second.size()) out.push_back(at->second[i]);
+      else if (auto l = leases.find(testbed::nic_mac(tb.id, g, name, i)); l != leases.end()) out.push_back(l->second);
+    }
   }
   return out;
 }
@@ -325,11 +330,12 @@ int status(TestbedOptions& o) {
   auto hosts = open_hosts(o);
   if (!hosts) return fail(hosts.error());
   // Across hosts every guest leases from the first host's networks; its
-  // MACs are its own (mac_for), whichever host it runs on.
+  // MACs are its own (nic_mac), whichever host it runs on.
   std::map<std::string, std::string> home_leases;
   if (hosts->spanning())
     for (const auto& n : hosts->tb->networks)
-      if (auto l = testbed::network_leases(hosts->conns[0].virt, o.testbed, n.name)) home_leases.insert(l->begin(), l->end());
+      if (!n.ovs)
+        if (auto l = testbed::network_leases(hosts->conns[0].virt, o.testbed, n.name)) home_leases.insert(l->begin(), l->end());
   const std::string run = run_of(o.testbed);
   json objs = json::array();
   for (size_t k = 0; k < hosts->conns.size(); ++k) {
@@ -344,17 +350,15 @@ int status(TestbedOptions& o) {
       if (obj.kind == testbed::Object::Kind::Guest) {
         auto st = testbed::guest_state(host, o.testbed, obj.name);
         j["state"] = st ? *st : "unknown";
+        std::map<std::string, std::string> leases = home_leases;
+        if (!hosts->spanning())
+          if (auto l = testbed::leased_addresses(host, o.testbed, obj.name)) leases = std::move(*l);
         json addrs = json::array();
-        if (hosts->spanning()) {
-          for (int nic = 0; nic < 16; ++nic)
-            if (auto at = home_leases.find(testbed::mac_for({o.testbed, obj.name}, nic)); at != home_leases.end())
-              addrs.push_back(at->second);
-        } else if (auto leases = testbed::leased_addresses(host, o.testbed, obj.name)) {
-          for (const auto& [mac, ip] : *leases) addrs.push_back(ip);
+        if (hosts->tb) {
+          addrs = guest_addresses(*hosts->tb, obj.name, leases);
+        } else {
+          for (const auto& [mac, ip] : leases) addrs.push_back(ip);  // no plan: what the host leased
         }
-        // No DHCP (Open vSwitch networks): the static addresses the run's
-        // plan gave its seed.
-        if (addrs.empty() && hosts->tb) addrs = static_addresses(*hosts->tb, obj.name);
         j["addresses"] = addrs;
         json names = json::array();
         for (const auto& sn : *snaps)

@@ -126,6 +126,7 @@ Result<testbed::Testbed> resolve_testbed(const plan::Plan& plan, const std::stri
     o.initrd = g.initrd;
     o.cmdline = g.cmdline;
     o.networks = g.networks;
+    o.macs = g.nic_macs;
     o.placement = g.placement;
     o.addresses = g.addresses;
     o.user_data = g.user_data;

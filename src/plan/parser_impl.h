@@ -120,6 +120,7 @@ class Parser {
     std::set<std::string>& networks;  ///< declared, even with a bad subnet
     std::map<std::string, Subnet>& subnets;
     std::map<std::string, uint32_t>& next_host;  ///< the next address to reserve, per network
+    std::map<std::string, std::set<uint32_t>> taken;  ///< host numbers reserved so far, per network
     std::set<std::string> goldens;
     size_t placed = 0;  ///< guest instances placed so far (round-robin over the hosts)
   };

@@ -3,6 +3,7 @@
 // reserved in their networks, and the section compiles into generated stages
 // around the user's: testbed-up, testbed-ready, ..., testbed-down.
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <set>
 
@@ -18,6 +19,7 @@ constexpr std::string_view kHostKeyModes[] = {"seed", "learn"};
 constexpr std::string_view kImageKeys[] = {"path", "format"};
 constexpr std::string_view kNetworkKeys[] = {"subnet", "nat", "mtu", "switch"};
 constexpr std::string_view kSwitches[] = {"linux", "ovs"};
+constexpr std::string_view kNicKeys[] = {"network", "ip", "mac"};
 constexpr std::string_view kTestbedGuestKeys[] = {"count",   "image",    "golden",   "disk",     "cpus",
                                                   "memory",  "accel",    "kernel",   "initrd",   "cmdline",
                                                   "networks", "ssh_key", "user",     "identity", "user_data",
@@ -66,6 +68,21 @@ std::optional<uint64_t> parse_size(const std::string& s) {
 }
 
 bool absolute(const std::string& p) { return !p.empty() && p[0] == '/'; }
+
+/// A NIC as a guest's `networks:` gives it: its address ("" reserved in
+/// turn, "dhcp", or the first instance's) and MAC ("" made from the name).
+struct NicWant {
+  std::string ip, mac;
+  YAML::Mark ip_mark;
+};
+
+/// xx:xx:xx:xx:xx:xx in lower-case hex, unicast (the first octet even).
+bool valid_mac(const std::string& m) {
+  if (m.size() != 17) return false;
+  for (size_t i = 0; i < m.size(); ++i)
+    if (i % 3 == 2 ? m[i] != ':' : !std::isxdigit(static_cast<unsigned char>(m[i]))) return false;
+  return (std::stoi(m.substr(0, 2), nullptr, 16) & 1) == 0;
+}
 
 /// A libvirt URI naming another machine (qemu+ssh://hv/system), where
 /// runwarden cannot run anything but libvirt's protocol.
@@ -334,18 +351,65 @@ void Parser::parse_testbed_machine(TestbedScope& sc, const Entry& ge, const std:
   if (const Entry* p = find(*s, "identity")) t.identity = str(*p, gctx).value_or("");
 
   const Entry* nets = find(*s, "networks");
+  std::vector<NicWant> wants;  ///< per NIC, as the plan gives it
   if (!nets || !nets->value.IsSequence() || nets->value.size() == 0) {
     problem(nets ? value_mark(*nets) : ge.key_node.Mark(),
             gctx + ": 'networks' must be a non-empty list of network names (one NIC each), e.g. [lab]");
   } else {
-    for (const auto& n : nets->value) {
+    for (const auto& item : nets->value) {
+      // A network's name, or {network: NAME, ip: ADDRESS | dhcp, mac: MAC}.
+      YAML::Node n = item;
+      NicWant want;
+      if (item.IsMap()) {
+        auto nf = entries(item, gctx + ": networks", kNicKeys);
+        if (!nf) continue;
+        const Entry* ne = find(*nf, "network");
+        if (!ne) {
+          problem(item.Mark(), gctx + ": a NIC given as a map needs 'network', e.g. {network: lab, ip: 10.77.0.50}");
+          continue;
+        }
+        n = ne->value;
+        if (const Entry* e = find(*nf, "ip")) {
+          auto v = str(*e, gctx);
+          if (v && *v != "dhcp" && !parse_ipv4(*v))
+            problem(value_mark(*e), gctx + ": 'ip' must be an IPv4 address (the first instance's; the next ones "
+                                           "follow it) or dhcp, got " + quoted(*v));
+          else if (v) want.ip = *v;
+          want.ip_mark = value_mark(*e);
+        }
+        if (const Entry* e = find(*nf, "mac")) {
+          if (auto v = str(*e, gctx)) {
+            std::string mac = *v;
+            std::transform(mac.begin(), mac.end(), mac.begin(), [](unsigned char c) { return std::tolower(c); });
+            if (!valid_mac(mac))
+              problem(value_mark(*e), gctx + ": 'mac' must be a unicast MAC address such as 52:54:00:12:34:56, got " +
+                                          quoted(*v));
+            else if (g.count > 1)
+              problem(value_mark(*e), gctx + ": 'mac' gives one address to " + std::to_string(g.count) +
+                                          " instances; leave it out (each gets its own) or use count: 1");
+            else
+              want.mac = mac;
+          }
+        }
+      }
       if (!n.IsScalar() || !sc.networks.count(n.Scalar())) {
         std::vector<std::string> known(sc.networks.begin(), sc.networks.end());
         problem(n.Mark(), gctx + ": network " + what_node(n) + " is not declared under testbed: networks" +
                               (known.empty() ? std::string() : "; declared: " + join_names(known)));
         continue;
       }
+      if (want.ip == "dhcp") {
+        if (g.networks.empty())
+          problem(want.ip_mark, gctx + ": the first NIC is how runwarden reaches the guest: it needs a reserved "
+                                       "address; leave 'ip' out or give one");
+        for (const auto& net : sc.tb.networks)
+          if (net.name == n.Scalar() && net.ovs)
+            problem(want.ip_mark, gctx + ": network '" + net.name + "' is switch: ovs, which has no DHCP; leave "
+                                         "'ip' out or give an address");
+      }
       g.networks.push_back(n.Scalar());
+      g.nic_macs.push_back(want.mac);
+      wants.push_back(want);
     }
   }
 
@@ -364,17 +428,46 @@ void Parser::parse_testbed_machine(TestbedScope& sc, const Entry& ge, const std:
       continue;
     }
     std::vector<std::string> addrs;
-    for (const auto& n : g.networks) {
+    for (size_t ni = 0; ni < g.networks.size(); ++ni) {
+      const std::string& n = g.networks[ni];
+      const NicWant& want = wants[ni];
       if (!sc.subnets.count(n)) continue;  // its subnet is already reported
       const Subnet& sn = sc.subnets[n];
-      uint32_t nth = sc.next_host[n]++;
       // The top addresses are the other hosts' bridges (a network across hosts).
       const uint32_t bridges = sc.tb.hosts.size() > 1 ? uint32_t(sc.tb.hosts.size() - 1) : 0;
-      if (nth + bridges > sn.last_host()) {
-        problem(ge.key_node.Mark(), gctx + ": network '" + n + "' (" + sn.to_string() +
-                                        ") has no address left for " + inst);
-        break;
+      std::set<uint32_t>& taken = sc.taken[n];
+      if (want.ip == "dhcp") {
+        addrs.push_back("");  // a lease from the network's range
+        continue;
       }
+      uint32_t nth;
+      if (!want.ip.empty()) {
+        // Given: the first instance's; the next ones follow it.
+        const uint32_t host = *parse_ipv4(want.ip) - sn.network + uint32_t(i - 1);
+        if ((*parse_ipv4(want.ip) & prefix_mask(sn.prefix)) != sn.network || host < 2 ||
+            host + bridges > sn.last_host()) {
+          problem(want.ip_mark, gctx + ": " + inst + "'s address " + sn.address(host) + " on network '" + n +
+                                    "' is not a guest address of " + sn.to_string() + " (.1 is the host's" +
+                                    (bridges ? ", the top ones the other hosts'" : "") + ")");
+          break;
+        }
+        if (taken.count(host)) {
+          problem(want.ip_mark, gctx + ": " + inst + "'s address " + sn.address(host) + " on network '" + n +
+                                    "' is already reserved for another guest");
+          break;
+        }
+        nth = host;
+      } else {
+        nth = sc.next_host[n];
+        while (taken.count(nth)) ++nth;
+        sc.next_host[n] = nth + 1;
+        if (nth + bridges > sn.last_host()) {
+          problem(ge.key_node.Mark(), gctx + ": network '" + n + "' (" + sn.to_string() +
+                                          ") has no address left for " + inst);
+          break;
+        }
+      }
+      taken.insert(nth);
       addrs.push_back(sn.address(nth));
     }
     std::string host = pinned;

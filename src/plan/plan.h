@@ -128,9 +128,11 @@ struct TestbedGuest {
   std::string accel = "auto";  ///< auto | kvm | tcg
   std::string kernel, initrd, cmdline;  ///< direct kernel boot
   std::vector<std::string> networks;    ///< one NIC each, in order
+  std::vector<std::string> nic_macs;    ///< per NIC: the plan's MAC (count 1), or "" (made from the name)
   std::string ssh_key;    ///< public key file put in every instance's seed
   std::string user_data;  ///< extra #cloud-config lines
-  /// Per instance, per NIC: the reserved address, in NIC order.
+  /// Per instance, per NIC: the reserved address, in NIC order ("": DHCP
+  /// from the network's range).
   std::map<std::string, std::vector<std::string>> addresses;
   std::vector<std::string> instances;
   /// Per instance: the testbed host (a name in Testbed::hosts) it runs on;

@@ -143,7 +143,7 @@ Result<std::vector<Drift>> diff(const Virt& host, const Testbed& tb) {
           s.memory_mib = g.memory_mib;
           s.kernel = g.kernel;
           for (size_t i = 0; i < g.networks.size(); ++i)
-            s.nics.push_back({libvirt_name({tb.id, g.networks[i]}), mac_for({tb.id, name}, int(i)), 0});
+            s.nics.push_back({libvirt_name({tb.id, g.networks[i]}), nic_mac(tb.id, g, name, i), 0});
           d.fields = guest_fields(domain_definition(tb.id, s, "qemu"), xml);
           if (!d.fields.empty()) d.status = "changed";
         }

@@ -34,6 +34,7 @@ struct GuestGroup {
   Accel accel = Accel::Auto;
   std::string kernel, initrd, cmdline;  ///< direct kernel boot (paths on the host)
   std::vector<std::string> networks;    ///< one NIC each, in order
+  std::vector<std::string> macs;        ///< per NIC: the plan's MAC, or "" (nic_mac makes one)
   /// Per instance: the name of the Hypervisor it runs on (several hosts).
   std::map<std::string, std::string> placement;
   /// Per instance, per NIC: the address reserved for it (empty: any lease).
@@ -42,6 +43,12 @@ struct GuestGroup {
   std::map<std::string, HostKey> host_keys;  ///< per instance: its own SSH host key, put in its seed
   std::string user_data;              ///< extra #cloud-config lines
 };
+
+/// The MAC of NIC `nic` of instance `name` of group `g` in testbed
+/// `testbed`: the plan's, else one made from the names (mac_for).
+inline std::string nic_mac(const std::string& testbed, const GuestGroup& g, const std::string& name, size_t nic) {
+  return nic < g.macs.size() && !g.macs[nic].empty() ? g.macs[nic] : mac_for({testbed, name}, int(nic));
+}
 
 /// One of several hypervisors of a testbed: a plan host, and the address
 /// the others send its networks' VXLAN traffic to.

@@ -36,7 +36,7 @@ std::vector<NetworkSpec> networks_with_reservations(const Testbed& tb) {
         for (size_t i = 0; i < g.networks.size(); ++i) {
           std::string ip = reserved(g, name, i);
           if (ip.empty()) continue;
-          const std::string mac = mac_for({tb.id, name}, int(i));
+          const std::string mac = nic_mac(tb.id, g, name, i);
           for (auto& n : nets)
             if (n.name == g.networks[i] &&
                 std::none_of(n.hosts.begin(), n.hosts.end(), [&](const DhcpHost& h) { return h.mac == mac; }))
@@ -123,7 +123,7 @@ Result<GuestSpec> machine(const Virt& host, virStoragePoolPtr pool, const Testbe
     for (const auto& n : tb.networks)
       if (n.name == g.networks[i]) net = &n;
     if (!net) return err("guest " + g.name + ": no network named " + g.networks[i]);
-    NicSpec nic{libvirt_name({tb.id, net->name}), mac_for({tb.id, name}, int(i)), net->mtu, ""};
+    NicSpec nic{libvirt_name({tb.id, net->name}), nic_mac(tb.id, g, name, i), net->mtu, ""};
     // No DHCP on an Open vSwitch network: the seed gives the address.
     if (net->ovs) {
       const std::string ip = reserved(g, name, i);

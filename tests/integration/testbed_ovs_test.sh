@@ -104,18 +104,33 @@ out=$("$RW_BIN" testbed down tbo-1) || fail "down after gc: $out"
 assert_not_contains "$out" "removed" "down after gc finds nothing"
 
 # One hypervisor (host: hv1), the default teardown: the run's own down
-# removes the bridge.
-plan "$IT_DIR/work/one.yaml" "host: hv1" 1 "" <<'YAML'
+# removes the bridge. The guest's NICs as the plan gives them: on the Open
+# vSwitch network at the address given, on a Linux bridge network by DHCP
+# (from its range) with the MAC given.
+{
+  testbed_hv_head "host: hv1" "" "{subnet: 10.81.0.0/24, switch: ovs}"$'\n'"    back: {subnet: 10.83.0.0/24}"
+  nics='networks: [{network: lab, ip: 10.81.0.50}, {network: back, ip: dhcp, mac: "52:54:00:0a:0b:0c"}]'
+  cat <<YAML
+  guests:
+    web:
+      image: base
+${m/networks: \[lab\]/$nics}
 stages:
   - name: look
     tasks:
-      - {name: addr, on: [web], run: "ip -4 -o addr show eth0"}
+      - {name: addr, on: [web], run: "ip -4 -o addr show; cat /sys/class/net/eth1/address"}
 YAML
+} >"$IT_DIR/work/one.yaml"
+"$RW_BIN" validate "$IT_DIR/work/one.yaml" >/dev/null || fail "plan: $("$RW_BIN" validate "$IT_DIR/work/one.yaml" 2>&1)"
 start_run -q --build-name tbo-2 --plan "$IT_DIR/work/one.yaml" --workdir "$IT_DIR/work"
 wait_for -t 600 -m "run tbo-2 to end" ended tbo-2
 log=$(cat "$RUNWARDEN_STATE_DIR/runs/tbo-2/runner.log")
 assert_eq "$(run_status tbo-2)" COMPLETED "the run: $(tail -n 20 <<<"$log")"
-assert_contains "$(cat "$RUNWARDEN_STATE_DIR"/runs/tbo-2/tasks/look/*)" "10.81.0.10/24" "web has its address"
+out=$(cat "$RUNWARDEN_STATE_DIR"/runs/tbo-2/tasks/look/*)
+assert_contains "$out" "eth0    inet 10.81.0.50/24" "eth0 has the address given"
+assert_contains "$out" "eth1    inet 10.83.0." "eth1 leased"
+assert_not_contains "$out" "eth1    inet 10.83.0.1/" "not the host's"
+assert_contains "$out" "52:54:00:0a:0b:0c" "eth1 has the MAC given"
 assert_contains "$log" "removed Open vSwitch bridge rwb" "the teardown removed the bridge"
 testbed_assert_empty_on hv1 tbo-2
 ovs_empty hv1

@@ -180,6 +180,48 @@ TEST(PlanTestbed, OpenVSwitchNetworksAreCheckedWhereTheyAreWritten) {
   EXPECT_EQ(errors_of(on_host), "");
 }
 
+TEST(PlanTestbed, ANicMayGiveItsAddressOrDhcpAndAGuestItsMac) {
+  auto with = [](const std::string& db_nets, const std::string& web_nets) {
+    std::string text = kLab;
+    text.replace(text.find("db: {image: tiny, networks: [back]}"), 35, "db: {image: tiny, networks: " + db_nets + "}");
+    text.replace(text.find("networks: [lab, back]"), 21, "networks: " + web_nets);
+    return text;
+  };
+  auto p = parse_plan(with("[{network: back, mac: '52:54:00:AA:bb:01'}]",
+                           "[{network: lab, ip: 10.77.0.50}, {network: back, ip: dhcp}]"),
+                      "lab.yaml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  const auto& web = p->testbed->guests.at(1);
+  // The given address is the first instance's; the next ones follow it.
+  EXPECT_EQ(web.addresses.at("web-1"), (std::vector<std::string>{"10.77.0.50", ""}));
+  EXPECT_EQ(web.addresses.at("web-3"), (std::vector<std::string>{"10.77.0.52", ""}));
+  EXPECT_EQ(p->targets.at("web-2").address, "10.77.0.51");
+  EXPECT_EQ(p->testbed->guests.at(0).nic_macs, (std::vector<std::string>{"52:54:00:aa:bb:01"}));
+  EXPECT_EQ(web.nic_macs, (std::vector<std::string>{"", ""}));
+  // Reserved in turn around what is given: db takes .10 of back, web-1 .11.
+  p = parse_plan(with("[{network: back, ip: 10.78.0.10}]", "[lab, back]"), "lab.yaml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->testbed->guests.at(1).addresses.at("web-1").at(1), "10.78.0.11");
+  // Mistakes, where they are written.
+  const std::string taken = errors_of(with("[back]", "[lab, {network: back, ip: 10.78.0.9}]"));
+  EXPECT_NE(taken.find("lab.yaml:16:43: testbed: guest 'web': web-2's address 10.78.0.10 on network 'back' is "
+                       "already reserved for another guest"),
+            std::string::npos)
+      << taken;
+  const std::string outside = errors_of(with("[back]", "[{network: lab, ip: 10.78.0.50}, back]"));
+  EXPECT_NE(outside.find("is not a guest address of 10.77.0.0/24"), std::string::npos) << outside;
+  const std::string first = errors_of(with("[back]", "[{network: lab, ip: dhcp}, back]"));
+  EXPECT_NE(first.find(": the first NIC is how runwarden reaches the guest"), std::string::npos) << first;
+  const std::string shared = errors_of(with("[back]", "[lab, {network: back, mac: '52:54:00:00:00:01'}]"));
+  EXPECT_NE(shared.find("'mac' gives one address to 3 instances"), std::string::npos) << shared;
+  const std::string multicast = errors_of(with("[{network: back, mac: '01:00:5e:00:00:01'}]", "[lab]"));
+  EXPECT_NE(multicast.find("'mac' must be a unicast MAC address"), std::string::npos) << multicast;
+  const std::string nameless = errors_of(with("[{ip: 10.78.0.9}]", "[lab]"));
+  EXPECT_NE(nameless.find("a NIC given as a map needs 'network'"), std::string::npos) << nameless;
+  const std::string odd = errors_of(with("[{network: back, vlan: 3}]", "[lab]"));
+  EXPECT_NE(odd.find("vlan"), std::string::npos) << odd;
+}
+
 TEST(PlanTestbed, TheSectionCompilesIntoStagesAroundTheUsersOwn) {
   auto p = parse_plan(kLab, "lab.yaml");
   ASSERT_TRUE(p.ok()) << p.error().message;
