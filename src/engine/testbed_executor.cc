@@ -119,6 +119,7 @@ Result<testbed::Testbed> resolve_testbed(const plan::Plan& plan, const std::stri
     o.image = g.image;
     o.golden = g.golden;
     o.disk_bytes = g.disk_bytes;
+    o.data_disks = g.data_disk_bytes;
     o.vcpus = g.cpus;
     o.memory_mib = g.memory_mib;
     o.accel = accel_of(g.accel);

@@ -23,7 +23,7 @@ constexpr std::string_view kNicKeys[] = {"network", "ip", "mac"};
 constexpr std::string_view kTestbedGuestKeys[] = {"count",   "image",    "golden",   "disk",     "cpus",
                                                   "memory",  "accel",    "kernel",   "initrd",   "cmdline",
                                                   "networks", "ssh_key", "user",     "identity", "user_data",
-                                                  "host"};
+                                                  "host",    "disks"};
 /// A golden is one build VM: no count, no golden of its own, and its steps.
 constexpr std::string_view kGoldenKeys[] = {"image",   "disk",     "cpus",    "memory",   "accel",
                                             "kernel",  "initrd",   "cmdline", "networks", "ssh_key",
@@ -325,6 +325,19 @@ void Parser::parse_testbed_machine(TestbedScope& sc, const Entry& ge, const std:
   }
   if (const Entry* p = find(*s, "memory")) {
     if (auto v = size_of(*p, 64u << 20, "512M")) g.memory_mib = int(*v >> 20);
+  }
+  // Blank data disks after the image's: vdb, vdc, ... (qcow2, so they are
+  // in the guest's snapshots).
+  if (const Entry* p = find(*s, "disks")) {
+    if (!p->value.IsSequence() || p->value.size() == 0 || p->value.size() > 8) {
+      problem(value_mark(*p), gctx + ": 'disks' must be a list of 1 to 8 sizes of blank data disks, e.g. [10G, 10G]; "
+                                     "got " + what_node(p->value));
+    } else {
+      for (const auto& d : p->value) {
+        Entry one{p->key, p->key_node, d};
+        if (auto v = size_of(one, 1u << 20, "10G")) g.data_disk_bytes.push_back(*v);
+      }
+    }
   }
   if (const Entry* p = find(*s, "cpus")) {
     if (auto v = integer(*p, gctx, 1, 64)) g.cpus = int(*v);

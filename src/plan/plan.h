@@ -123,6 +123,7 @@ struct TestbedGuest {
   std::string image;   ///< a base image, or
   std::string golden;  ///< a golden image: the guests are its linked clones
   uint64_t disk_bytes = 0;  ///< 0: the image's size
+  std::vector<uint64_t> data_disk_bytes;  ///< blank data disks, after the image's
   int cpus = 1;
   int memory_mib = 512;
   std::string accel = "auto";  ///< auto | kvm | tcg

@@ -164,7 +164,10 @@ Result<std::vector<Drift>> diff(const Virt& host, const Testbed& tb) {
     for (const auto& name : g.instances) wanted_vols.insert(name + ".seed");
   }
   for (const auto& g : tb.guests)
-    for (const auto& name : g.instances) wanted_vols.insert({name + ".qcow2", name + ".seed"});
+    for (const auto& name : g.instances) {
+      wanted_vols.insert({name + ".qcow2", name + ".seed"});
+      for (size_t d = 0; d < g.data_disks.size(); ++d) wanted_vols.insert(data_volume(name, d));
+    }
   std::set<std::string> have_vols;
   if (pool) {
     if (virStoragePoolIsActive(pool.get()) == 1) (void)virStoragePoolRefresh(pool.get(), 0);

@@ -17,8 +17,9 @@ Result<std::string> qcow2_overlay(uint64_t size, const std::string& backing, con
   // One L2 table maps cluster_size / 8 clusters.
   const uint64_t l2_span = kCluster * (kCluster / 8);
   const uint64_t l1_size = (size + l2_span - 1) / l2_span;
-  if (backing.empty() || backing.size() > 1023)
+  if (backing.size() > 1023)
     return err("backing file name of " + std::to_string(backing.size()) + " bytes: qemu takes 1 to 1023");
+  if (backing.empty() != backing_format.empty()) return err("a backing file needs its format, and a format its file");
   if (l1_size * 8 > kCluster) return err("a disk of " + std::to_string(size) + " bytes is over 4 TiB");
   std::string img(4 * kCluster, '\0');
   put_be(img, 0, 0x514649fb, 4);  // "QFI\xfb"
@@ -34,15 +35,21 @@ Result<std::string> qcow2_overlay(uint64_t size, const std::string& backing, con
   put_be(img, 100, kHeaderLength, 4);
   // Extensions: the backing format, then the end mark; then the backing
   // file's name (not NUL-terminated), all in cluster 0.
+  // file's name (not NUL-terminated), all in cluster 0. A blank image (no
+  // backing): the end mark alone.
   size_t at = kHeaderLength;
-  put_be(img, at, kBackingFormatExt, 4);
-  put_be(img, at + 4, backing_format.size(), 4);
-  img.replace(at + 8, backing_format.size(), backing_format);
-  at += 8 + ((backing_format.size() + 7) / 8) * 8;
+  if (!backing.empty()) {
+    put_be(img, at, kBackingFormatExt, 4);
+    put_be(img, at + 4, backing_format.size(), 4);
+    img.replace(at + 8, backing_format.size(), backing_format);
+    at += 8 + ((backing_format.size() + 7) / 8) * 8;
+  }
   at += 8;  // type 0, length 0: the end of the extensions
-  put_be(img, 8, at, 8);  // backing_file_offset
-  put_be(img, 16, backing.size(), 4);
-  img.replace(at, backing.size(), backing);
+  if (!backing.empty()) {
+    put_be(img, 8, at, 8);  // backing_file_offset
+    put_be(img, 16, backing.size(), 4);
+    img.replace(at, backing.size(), backing);
+  }
   // The refcount table points at the one refcount block, which counts the
   // four clusters in use once each; the L1 table is empty (all clusters
   // come from the backing file).

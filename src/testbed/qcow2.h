@@ -19,7 +19,8 @@ inline constexpr uint64_t kQcow2ClusterSize = 64 * 1024;
 /// cluster is read from `backing` (a path on the host) in `backing_format`
 /// (qcow2 or raw, written in the image so qemu never probes it): a header
 /// with the backing file's name and format, a refcount table and block, and
-/// an empty L1 table, 4 clusters in all. Errors: a backing name longer than
+/// an empty L1 table, 4 clusters in all. With `backing` and its format
+/// empty: a blank image (a guest's data disk). Errors: a backing name longer than
 /// qemu reads (1023 bytes), a size whose L1 table needs more than a cluster
 /// (over 4 TiB).
 Result<std::string> qcow2_overlay(uint64_t size, const std::string& backing, const std::string& backing_format);

@@ -29,6 +29,7 @@ struct GuestGroup {
   std::string image;        ///< a BaseImage name, or
   std::string golden;       ///< a golden's name: the instances are its linked clones
   uint64_t disk_bytes = 0;  ///< 0: the image's size
+  std::vector<uint64_t> data_disks;  ///< blank qcow2 data disks (bytes), vdb onwards
   int vcpus = 1;
   int memory_mib = 512;
   Accel accel = Accel::Auto;
@@ -48,6 +49,11 @@ struct GuestGroup {
 /// `testbed`: the plan's, else one made from the names (mac_for).
 inline std::string nic_mac(const std::string& testbed, const GuestGroup& g, const std::string& name, size_t nic) {
   return nic < g.macs.size() && !g.macs[nic].empty() ? g.macs[nic] : mac_for({testbed, name}, int(nic));
+}
+
+/// The volume of data disk `d` (0-based) of guest `name`.
+inline std::string data_volume(const std::string& name, size_t d) {
+  return name + "-data" + std::to_string(d + 1) + ".qcow2";
 }
 
 /// One of several hypervisors of a testbed: a plan host, and the address

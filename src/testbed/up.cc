@@ -146,6 +146,12 @@ Result<GuestSpec> machine(const Virt& host, virStoragePoolPtr pool, const Testbe
   s.initrd = g.initrd;
   s.cmdline = g.cmdline;
   s.disks.push_back({disk.path, "qcow2"});
+  for (size_t d = 0; d < g.data_disks.size(); ++d) {
+    const std::string data = data_volume(name, d);
+    RW_ASSIGN(EnsuredVolume v, ensure_overlay(host, pool, data, "", "", g.data_disks[d], write));
+    if (v.created) rep.created.push_back("volume " + data);
+    s.disks.push_back({v.path, "qcow2"});
+  }
   s.seed = seed.path;
   return s;
 }

@@ -63,9 +63,12 @@ Result<PoolPtr> ensure_pool(const Virt& host, const std::string& testbed, const 
 
 std::string overlay_definition(const std::string& name, uint64_t capacity, const std::string& backing,
                                const std::string& backing_format) {
-  return "<volume><name>" + xml_escape(name) + "</name><capacity unit='bytes'>" + std::to_string(capacity) +
-         "</capacity><target><format type='qcow2'/></target><backingStore><path>" + xml_escape(backing) +
-         "</path><format type='" + xml_escape(backing_format) + "'/></backingStore></volume>";
+  std::string x = "<volume><name>" + xml_escape(name) + "</name><capacity unit='bytes'>" + std::to_string(capacity) +
+                  "</capacity><target><format type='qcow2'/></target>";
+  if (!backing.empty())
+    x += "<backingStore><path>" + xml_escape(backing) + "</path><format type='" + xml_escape(backing_format) +
+         "'/></backingStore>";
+  return x + "</volume>";
 }
 
 Result<std::string> volume_path(virStorageVolPtr vol) {
@@ -91,12 +94,13 @@ bool write_own_overlays(const Virt& host) {
 /// An overlay volume that exists: complete when libvirt reads it as qcow2
 /// with a backing store (it probes the file); a volume made but never
 /// written (the runner died between the two) reads as raw.
-Result<bool> overlay_complete(virStorageVolPtr vol) {
+Result<bool> overlay_complete(virStorageVolPtr vol, bool backed) {
   char* xml = virStorageVolGetXMLDesc(vol, 0);
   if (!xml) return last_virt_error(std::string("read volume ") + virStorageVolGetName(vol)).error;
   std::string x(xml);
   std::free(xml);
-  return x.find("<format type='qcow2'/>") != std::string::npos && x.find("<backingStore>") != std::string::npos;
+  return x.find("<format type='qcow2'/>") != std::string::npos &&
+         (!backed || x.find("<backingStore>") != std::string::npos);
 }
 
 }  // namespace
@@ -104,13 +108,14 @@ Result<bool> overlay_complete(virStorageVolPtr vol) {
 Result<EnsuredVolume> ensure_overlay(const Virt& host, virStoragePoolPtr pool, const std::string& name,
                                      const std::string& backing, const std::string& backing_format,
                                      uint64_t capacity, const UploadFn& write) {
-  if (backing_format != "qcow2" && backing_format != "raw")
+  if (!backing.empty() && backing_format != "qcow2" && backing_format != "raw")
     return err("image " + backing + ": format '" + backing_format + "' is not qcow2 or raw");
+  if (backing.empty() && capacity == 0) return err("volume " + name + ": a blank disk needs a size");
   const bool own = write_own_overlays(host);
   EnsuredVolume out;
   RW_ASSIGN(out.vol, find_volume(pool, name));
   if (out.vol && own) {
-    RW_ASSIGN(bool complete, overlay_complete(out.vol.get()));
+    RW_ASSIGN(bool complete, overlay_complete(out.vol.get(), !backing.empty()));
     if (!complete) {
       RW_TRY(remove_volume(pool, name));
       out.vol.reset();
@@ -136,7 +141,9 @@ Result<EnsuredVolume> ensure_overlay(const Virt& host, virStoragePoolPtr pool, c
     const std::string xml =
         own ? raw_definition(name, header.size()) : overlay_definition(name, capacity, backing, backing_format);
     virStorageVolPtr made = virStorageVolCreateXML(pool, xml.c_str(), 0);
-    if (!made) return last_virt_error("create volume " + name + " over " + backing + " on " + host.uri()).error;
+    if (!made)
+      return last_virt_error("create volume " + name + (backing.empty() ? "" : " over " + backing) + " on " + host.uri())
+          .error;
     out.vol.reset(made);
     out.created = true;
     if (own) {

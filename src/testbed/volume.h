@@ -48,6 +48,7 @@ using UploadFn = std::function<Status(const Virt&, virStorageVolPtr, const std::
 /// On a qemu host the overlay is a raw volume holding a qcow2 header we
 /// write (qcow2.h), put there by `write`; a volume of that name that libvirt
 /// does not read as a qcow2 overlay (made, never written) is made again.
+/// With `backing` empty: a blank qcow2 disk of `capacity` bytes.
 Result<EnsuredVolume> ensure_overlay(const Virt& host, virStoragePoolPtr pool, const std::string& name,
                                      const std::string& backing, const std::string& backing_format,
                                      uint64_t capacity = 0, const UploadFn& write = upload);

@@ -1,6 +1,7 @@
 #!/bin/bash
 # A testbed plan end to end on a real libvirtd with TCG guests built from
-# Debian packages: an isolated network, 3 linked clones of a base image,
+# Debian packages: an isolated network, 3 linked clones of a base image
+# with a blank data disk each (in their snapshots: written, reverted),
 # each booted with the seed runwarden wrote (hostname, SSH key and its own
 # host key, known to the run before it boots), reached
 # over SSH by a user stage; one message; the teardown leaves no guest,
@@ -12,12 +13,24 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 testbed_it_setup
 
-testbed_plan "$IT_DIR/work/lab.yaml" 10.77.0.0/24 3 "up_timeout: 3m" <<'YAML'
+testbed_plan "$IT_DIR/work/lab.yaml" 10.77.0.0/24 3 "up_timeout: 3m" "guest.disks: [16M]" <<'YAML'
 stages:
   - name: test
     tasks:
-      - {name: hello, on: [web-1, web-2, web-3], run: "echo I am $(hostname) uuid $(cat /sys/class/dmi/id/product_uuid)"}
+      - {name: hello, on: [web-1, web-2, web-3], run: "echo I am $(hostname) uuid $(cat /sys/class/dmi/id/product_uuid) data disk $(cat /sys/block/vdb/size) sectors"}
       - {name: seen, run: 'cp "$RUNWARDEN_STATE_DIR/runs/tb-1/testbed.json" testbed-during.json'}
+  - name: keep
+    tasks:
+      - {name: clean, snapshot: {create: clean}}
+  - name: write
+    tasks:
+      - {name: data, on: [web-1], run: "printf data-written | dd of=/dev/vdb conv=fsync 2>/dev/null && echo wrote $(head -c 12 /dev/vdb)"}
+  - name: back
+    tasks:
+      - {name: web-1, on: [web-1], snapshot: {revert: clean}}
+  - name: check
+    tasks:
+      - {name: data, on: [web-1], run: "echo data=$(head -c 12 /dev/vdb | tr -d '\\0')."}
 YAML
 start_run -q --build-name tb-1 --plan "$IT_DIR/work/lab.yaml" --workdir "$IT_DIR/work"
 ended() { [[ $(run_status tb-1) != PENDING && $(run_status tb-1) != RUNNING ]]; }
@@ -27,6 +40,11 @@ wait_for -m "one post" count_is 1
 assert_contains "$(receiver_bodies)" "COMPLETED" "the run's message"
 out=$(cat "$RUNWARDEN_STATE_DIR"/runs/tb-1/tasks/test/* 2>/dev/null || true)
 for n in 1 2 3; do assert_contains "$out" "I am web-$n" "web-$n booted with the hostname from its seed"; done
+# Its blank data disk (vdb, 16 MiB) is in its snapshot: what was written
+# after it is gone after the revert.
+assert_contains "$out" "data disk 32768 sectors" "each guest has its data disk"
+assert_contains "$(cat "$RUNWARDEN_STATE_DIR"/runs/tb-1/tasks/write/*)" "wrote data-written" "written on web-1's data disk"
+assert_contains "$(cat "$RUNWARDEN_STATE_DIR"/runs/tb-1/tasks/check/*)" "data=." "the revert took the data disk back"
 assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/tb-1/events.jsonl")" '"testbed: 3/3 guests up' \
   "the run's progress said how many guests were up"
 # Host keys: made by the run, put in each seed, known before the guests

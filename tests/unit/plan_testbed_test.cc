@@ -222,6 +222,24 @@ TEST(PlanTestbed, ANicMayGiveItsAddressOrDhcpAndAGuestItsMac) {
   EXPECT_NE(odd.find("vlan"), std::string::npos) << odd;
 }
 
+TEST(PlanTestbed, DataDisksAreAListOfSizes) {
+  auto with = [](const std::string& disks) {
+    std::string text = kLab;
+    text.replace(text.find("      disk: 1G\n"), 14, "      disk: 1G\n      disks: " + disks + "\n");
+    return text;
+  };
+  auto p = parse_plan(with("[16M, 1G]"), "lab.yaml");
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->testbed->guests.at(1).data_disk_bytes, (std::vector<uint64_t>{16ull << 20, 1ull << 30}));
+  EXPECT_TRUE(p->testbed->guests.at(0).data_disk_bytes.empty());
+  EXPECT_NE(errors_of(with("10G")).find("lab.yaml:16:14: testbed: guest 'web': 'disks' must be a list of 1 to 8 sizes"),
+            std::string::npos)
+      << errors_of(with("10G"));
+  EXPECT_NE(errors_of(with("[1G, lots]")).find("lab.yaml:16:19: testbed: guest 'web': 'disks' must be a size such as 10G"),
+            std::string::npos)
+      << errors_of(with("[1G, lots]"));
+}
+
 TEST(PlanTestbed, TheSectionCompilesIntoStagesAroundTheUsersOwn) {
   auto p = parse_plan(kLab, "lab.yaml");
   ASSERT_TRUE(p.ok()) << p.error().message;

@@ -42,7 +42,7 @@ class Qcow2 : public ::testing::Test {
   std::string dir_;
 };
 
-TEST_F(Qcow2, QemuReadsOurOverlayOfAQcow2AndOfARawImage) {
+TEST_F(Qcow2, QemuReadsOurOverlayOfAQcow2AndOfARawImageAndOurBlankImage) {
   int rc = -1;
   run("qemu-img create -q -f qcow2 " + dir_ + "/base.qcow2 1G 2>&1", &rc);
   ASSERT_EQ(rc, 0);
@@ -52,7 +52,8 @@ TEST_F(Qcow2, QemuReadsOurOverlayOfAQcow2AndOfARawImage) {
     std::string backing, format;
     uint64_t size;
   } cases[] = {{dir_ + "/base.qcow2", "qcow2", 1ull << 30}, {dir_ + "/base.raw", "raw", 64ull << 20},
-               {dir_ + "/base.qcow2", "qcow2", (8ull << 30) + 12345 * 512}};
+               {dir_ + "/base.qcow2", "qcow2", (8ull << 30) + 12345 * 512},
+               {"", "", 16ull << 20}};  // blank: a data disk
   for (const auto& c : cases) {
     auto img = qcow2_overlay(c.size, c.backing, c.format);
     ASSERT_TRUE(img.ok()) << img.error().message;
@@ -65,8 +66,12 @@ TEST_F(Qcow2, QemuReadsOurOverlayOfAQcow2AndOfARawImage) {
     ASSERT_EQ(rc, 0) << info;
     auto j = nlohmann::json::parse(info);
     EXPECT_EQ(j["virtual-size"], c.size);
-    EXPECT_EQ(j["backing-filename"], c.backing);
-    EXPECT_EQ(j["backing-filename-format"], c.format);
+    if (c.backing.empty()) {
+      EXPECT_FALSE(j.contains("backing-filename")) << info;
+    } else {
+      EXPECT_EQ(j["backing-filename"], c.backing);
+      EXPECT_EQ(j["backing-filename-format"], c.format);
+    }
     EXPECT_EQ(j["cluster-size"], 65536);
     // Data written through it lands in the overlay, the backing file stays.
     std::string io = run("qemu-io -f qcow2 -c 'write -P 0x5a 1M 64k' -c 'read -P 0x5a 1M 64k' " + file + " 2>&1", &rc);
@@ -79,7 +84,8 @@ TEST_F(Qcow2, QemuReadsOurOverlayOfAQcow2AndOfARawImage) {
 
 TEST(Qcow2Limits, ANameQemuCannotReadOrADiskTooLargeIsRefused) {
   EXPECT_FALSE(qcow2_overlay(1 << 30, std::string(1024, 'a'), "qcow2").ok());
-  EXPECT_FALSE(qcow2_overlay(1 << 30, "", "qcow2").ok());
+  EXPECT_FALSE(qcow2_overlay(1 << 30, "", "qcow2").ok()) << "a format without a file";
+  EXPECT_FALSE(qcow2_overlay(1 << 30, "/b", "").ok()) << "a file without a format";
   EXPECT_FALSE(qcow2_overlay(5ull << 40, "/b", "qcow2").ok());
   EXPECT_TRUE(qcow2_overlay(4ull << 40, "/b", "qcow2").ok());
 }

@@ -4,6 +4,8 @@
 
 #include "testbed_fixture.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -53,6 +55,39 @@ TEST(TestbedUp, UpMakesEverythingOnceAndDownRemovesIt) {
   ASSERT_TRUE(removed.ok()) << removed.error().message;
   EXPECT_EQ(*removed, 5);
   EXPECT_TRUE(inventory(*host, "up-1")->empty());
+}
+
+TEST(TestbedUp, DataDisksAreBlankVolumesAttachedAfterTheImageOnce) {
+  auto host = Virt::open("test:///default");
+  ASSERT_TRUE(host.ok());
+  Testbed tb = lab_testbed("up-data", 1, "10.72.1");
+  tb.guests[0].data_disks = {16ull << 20, 32ull << 20};
+  SeedSink seeds;
+  auto r = up(*host, tb, nullptr, nullptr, seeds.fn());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const std::string name = tb.guests[0].instances[0];
+  for (const char* vol : {"-data1.qcow2", "-data2.qcow2"})
+    EXPECT_NE(std::find(r->created.begin(), r->created.end(), "volume " + name + vol), r->created.end())
+        << vol << " made";
+  auto dom = find_ours(*host, "up-data", name);
+  ASSERT_TRUE(dom.ok() && *dom);
+  char* desc = virDomainGetXMLDesc(dom->get(), 0);
+  ASSERT_NE(desc, nullptr);
+  const std::string xml = desc;
+  std::free(desc);
+  // vda the clone, vdb and vdc the data disks, then the seed.
+  const size_t root = xml.find(name + ".qcow2'"), one = xml.find(name + "-data1.qcow2'"),
+               two = xml.find(name + "-data2.qcow2'"), seed = xml.find(name + ".seed'");
+  ASSERT_NE(one, std::string::npos) << xml;
+  EXPECT_LT(root, one);
+  EXPECT_LT(one, two);
+  EXPECT_LT(two, seed);
+  EXPECT_NE(xml.find("<target dev='vdc' bus='virtio'/>"), std::string::npos) << xml;
+  auto again = up(*host, tb, nullptr, nullptr, seeds.fn());
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_TRUE(again->created.empty()) << "found the second time";
+  ASSERT_TRUE(down(*host, "up-data").ok());
+  EXPECT_TRUE(inventory(*host, "up-data")->empty());
 }
 
 TEST(TestbedUp, ACancelledUpStopsBeforeMakingGuests) {
