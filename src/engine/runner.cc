@@ -147,6 +147,7 @@ class Runner {
   /// delays and waits ignore clock changes).
   SteadyWallClock clock_;
   std::set<size_t> closed_stages_;  ///< sub-run stages whose ends are written
+  std::set<std::string> log_dirs_;  ///< task log directories made
   std::string reported_progress_;
   size_t runner_log_bytes_ = 0;
   /// $RUNWARDEN_RUNNER_LOG_MAX bytes (default 64 MiB) before runner.log rotates.
@@ -285,7 +286,11 @@ void Runner::launch(TaskRef ref) {
   std::string log_path = dir_.file(ts.log);
   std::string prefix = st_.stages[ref.stage].tasks.size() > 1 ? "[" + ts.id() + "] " : "";
   int attempt = ts.attempts;
-  (void)make_dirs(log_path.substr(0, log_path.rfind('/')));
+  // Once per directory: make_dirs also sets its mode, an inode change that
+  // would be written back for every task.
+  if (std::string log_dir = log_path.substr(0, log_path.rfind('/')); !log_dirs_.count(log_dir)) {
+    if (make_dirs(log_dir)) log_dirs_.insert(std::move(log_dir));
+  }
   sd::LogFields lf = fields_;
   lf.stage = st_.stages[ref.stage].name;
   lf.task = ts.name;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -349,16 +350,28 @@ Result<uint64_t> RunDir::append_journal(const JournalEntry& e) const {
   const std::string path = journal_file();
   const std::string line = journal_line(e);
   // The file by its path (someone may have removed it), else our open one.
-  struct stat st {};
-  if (!w.fd.valid() || ::stat(path.c_str(), &st) != 0 || st.st_dev != w.dev || st.st_ino != w.ino) {
-    w.fd = Fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640));
+  // Only its identity and size are asked for: a query of its times makes
+  // the kernel (multigrain timestamps) give the next write a fresh mtime,
+  // and a changed mtime is an inode write in the sync (ext4 without a
+  // journal); left alone, writes within one clock tick keep the same one.
+  struct statx sx {};
+  const unsigned mask = STATX_INO | STATX_SIZE;
+  auto same_file = [&] {
+    return ::statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, mask, &sx) == 0 && sx.stx_ino == w.ino &&
+           makedev(sx.stx_dev_major, sx.stx_dev_minor) == w.dev;
+  };
+  if (!w.fd.valid() || !same_file()) {
+    // O_NOATIME: our reads (the check below) leave the inode alone too.
+    w.fd = Fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOATIME, 0640));
+    if (!w.fd.valid() && errno == EPERM)  // not the file's owner
+      w.fd = Fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640));
     if (!w.fd.valid()) return sys_err("open " + path, errno);
-    if (::fstat(w.fd.get(), &st) != 0) return sys_err("stat " + path, errno);
-    w.dev = st.st_dev;
-    w.ino = st.st_ino;
+    if (::statx(w.fd.get(), "", AT_EMPTY_PATH, mask, &sx) != 0) return sys_err("stat " + path, errno);
+    w.dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    w.ino = sx.stx_ino;
     w.known = false;
   }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  const uint64_t size = sx.stx_size;
   // Our last entry still ends the entries (a NUL after its newline) unless
   // the file changed under us: compacted (truncated), or another writer.
   if (w.known && size == w.capacity) {
