@@ -626,11 +626,11 @@ int Runner::run() {
       if (auto s = persist_changes(); !s) sd::log_error(fields_, "cannot write the run state: " + s.error().message);
       subrun_bookkeeping(changed);
     }
+    gate->open();
     if (st_.progress != last_status_) {
       last_status_ = st_.progress;
       sd::notify_status(st_.progress);
     }
-    gate->open();
     if (sched_->done() && running_.empty()) break;
 
     int64_t wake_at = poll_events ? std::min(next_heartbeat, clock_.now() + 1000) : next_heartbeat;
