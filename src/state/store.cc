@@ -315,9 +315,15 @@ JournalExtent journal_extent(std::string_view text) {
 
 namespace {
 
-Status pwrite_all(int fd, std::string_view data, uint64_t offset, const std::string& what) {
+/// Writes `data` at `offset` one page at most per call: the page cache then
+/// holds the file in single pages (a write's length sets the size of the
+/// folio it makes), so a later entry dirties, and a sync writes, one or two
+/// pages, not a large folio around them.
+Status pwrite_pages(int fd, std::string_view data, uint64_t offset, const std::string& what) {
+  constexpr uint64_t kPage = 4096;
   while (!data.empty()) {
-    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(data.size(), kPage - offset % kPage));
+    ssize_t n = ::pwrite(fd, data.data(), len, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return sys_err("write " + what, errno);
     data.remove_prefix(static_cast<size_t>(n));
@@ -398,7 +404,7 @@ Result<uint64_t> RunDir::append_journal(const JournalEntry& e) const {
   const uint64_t zero_to = std::max(dirty, capacity > w.capacity ? capacity : uint64_t(0));
   if (zero_to > end) data.append(zero_to - end, '\0');
   w.known = false;  // until the write and the sync succeed
-  RW_TRY(pwrite_all(w.fd.get(), data, w.used, path));
+  RW_TRY(pwrite_pages(w.fd.get(), data, w.used, path));
   if (::fdatasync(w.fd.get()) != 0) return sys_err("fdatasync " + path, errno);
   w.used = end;
   w.capacity = std::max(capacity, w.capacity);
