@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
 #include <list>
 #include <set>
@@ -21,6 +22,7 @@
 #include "common/clock.h"
 #include "common/fd.h"
 #include "common/files.h"
+#include "common/scope_exit.h"
 #include "common/worker_pool.h"
 #include "engine/local_executor.h"
 #include "engine/scheduler.h"
@@ -81,6 +83,29 @@ struct Finished {
   TaskOutcome outcome;
 };
 
+/// Opened once the transitions that start tasks are durable: their workers
+/// get ready (log file, context) while those are synced, and start the
+/// tasks only then.
+class StartGate {
+ public:
+  void open() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return open_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
 class Runner {
  public:
   explicit Runner(std::string build) : dir_(state::state_root(), build), fields_{build, "", "", ""} {}
@@ -99,7 +124,8 @@ class Runner {
   /// state instead once the journal outgrows state.json (so the bytes
   /// written per transition stay O(1) amortized) or nothing is written yet.
   Status persist_changes();
-  void launch(TaskRef ref);
+  /// Hands the task to a worker, which starts it once `gate` opens.
+  void launch(TaskRef ref, std::shared_ptr<StartGate> gate);
   void drain_finished();
   void read_events();
   void apply_event(const state::Event& e);
@@ -147,6 +173,7 @@ class Runner {
   /// delays and waits ignore clock changes).
   SteadyWallClock clock_;
   std::set<size_t> closed_stages_;  ///< sub-run stages whose ends are written
+  std::set<std::string> log_dirs_;  ///< task log directories made
   std::string reported_progress_;
   size_t runner_log_bytes_ = 0;
   /// $RUNWARDEN_RUNNER_LOG_MAX bytes (default 64 MiB) before runner.log rotates.
@@ -275,7 +302,7 @@ void Runner::rotate_runner_log() {
     runner_log_bytes_ += note.size();
 }
 
-void Runner::launch(TaskRef ref) {
+void Runner::launch(TaskRef ref, std::shared_ptr<StartGate> gate) {
   running_.emplace_back();
   Running& r = running_.back();
   r.ref = ref;
@@ -285,7 +312,11 @@ void Runner::launch(TaskRef ref) {
   std::string log_path = dir_.file(ts.log);
   std::string prefix = st_.stages[ref.stage].tasks.size() > 1 ? "[" + ts.id() + "] " : "";
   int attempt = ts.attempts;
-  (void)make_dirs(log_path.substr(0, log_path.rfind('/')));
+  // Once per directory: make_dirs also sets its mode, an inode change that
+  // would be written back for every task.
+  if (std::string log_dir = log_path.substr(0, log_path.rfind('/')); !log_dirs_.count(log_dir)) {
+    if (make_dirs(log_dir)) log_dirs_.insert(std::move(log_dir));
+  }
   sd::LogFields lf = fields_;
   lf.stage = st_.stages[ref.stage].name;
   lf.task = ts.name;
@@ -293,10 +324,10 @@ void Runner::launch(TaskRef ref) {
   sd::log_info(lf, "task " + ts.id() + " started (attempt " + std::to_string(attempt) + ")");
 
   if (!workers_) workers_ = std::make_unique<WorkerPool>();
-  workers_->submit([this, &r, ref, task, target, log_path, prefix, attempt] {
+  workers_->submit([this, &r, ref, task, target, log_path, prefix, attempt, gate = std::move(gate)] {
+    // Made while the task's RUNNING is being synced (a file is no
+    // transition); written to once it is durable.
     Fd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640));
-    std::string banner = "--- attempt " + std::to_string(attempt) + " at " + format_time(now_ms()) + "\n";
-    if (log.valid()) (void)!::write(log.get(), banner.data(), banner.size());
     LineSplitter lines[2];
     TaskContext ctx;
     ctx.plan = &plan_;
@@ -314,7 +345,14 @@ void Runner::launch(TaskRef ref) {
     };
     TaskOutcome out;
     Executor* ex = executors_->find(*task, *target);
-    if (!ex) {
+    gate->wait();
+    std::string banner = "--- attempt " + std::to_string(attempt) + " at " + format_time(now_ms()) + "\n";
+    if (log.valid()) (void)!::write(log.get(), banner.data(), banner.size());
+    if (r.cancel) {
+      // Stopped before it could start (the runner is ending).
+      out.cancelled = true;
+      out.reason = "cancelled";
+    } else if (!ex) {
       out.reason = std::string("no executor for a ") + plan::to_string(task->kind) + " task on target " +
                    target->name;
     } else {
@@ -577,16 +615,22 @@ int Runner::run() {
     auto starts = sched_->next(now);
     auto changed = sched_->take_changed();
     st_.progress = progress_text();
+    // The tasks to start get ready on their workers meanwhile, and start
+    // when the gate opens, after the persist below (on any way out of this
+    // turn: no worker waits for good).
+    auto gate = std::make_shared<StartGate>();
+    ScopeExit open_gate([&] { gate->open(); });
+    for (auto ref : starts) launch(ref, gate);
     if (!changed.empty() || st_.progress != last_status_) {
       // Persist before the transitions take effect (tasks start after this).
       if (auto s = persist_changes(); !s) sd::log_error(fields_, "cannot write the run state: " + s.error().message);
       subrun_bookkeeping(changed);
     }
+    gate->open();
     if (st_.progress != last_status_) {
       last_status_ = st_.progress;
       sd::notify_status(st_.progress);
     }
-    for (auto ref : starts) launch(ref);
     if (sched_->done() && running_.empty()) break;
 
     int64_t wake_at = poll_events ? std::min(next_heartbeat, clock_.now() + 1000) : next_heartbeat;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -285,6 +286,8 @@ Result<RunState> RunDir::load() const {
   // crash mid-append): replay stops at the first line that does not parse.
   auto journal = read_file(journal_file());
   if (!journal) return s;
+  // Written in place: the zeros after the entries are not part of them.
+  journal->resize(journal_extent(*journal).end);
   size_t pos = 0;
   while (pos < journal->size()) {
     size_t nl = journal->find('\n', pos);
@@ -300,17 +303,121 @@ Result<RunState> RunDir::load() const {
 
 Status RunDir::save(const RunState& s) const { return write_file_atomic(state_file(), to_json(s)); }
 
+JournalExtent journal_extent(std::string_view text) {
+  JournalExtent x;
+  x.end = std::min(text.size(), text.find('\0'));
+  size_t nl = text.substr(0, x.end).rfind('\n');
+  x.used = nl == std::string_view::npos ? 0 : nl + 1;
+  size_t last = text.find_last_not_of('\0');
+  x.dirty = last == std::string_view::npos ? 0 : last + 1;
+  return x;
+}
+
+namespace {
+
+/// Writes `data` at `offset` one page at most per call: the page cache then
+/// holds the file in single pages (a write's length sets the size of the
+/// folio it makes), so a later entry dirties, and a sync writes, one or two
+/// pages, not a large folio around them.
+Status pwrite_pages(int fd, std::string_view data, uint64_t offset, const std::string& what) {
+  constexpr uint64_t kPage = 4096;
+  while (!data.empty()) {
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(data.size(), kPage - offset % kPage));
+    ssize_t n = ::pwrite(fd, data.data(), len, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return sys_err("write " + what, errno);
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return {};
+}
+
+Result<std::string> pread_all(int fd, uint64_t size, const std::string& what) {
+  std::string text(size, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::pread(fd, text.data() + got, text.size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return sys_err("read " + what, errno);
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  text.resize(got);
+  return text;
+}
+
+}  // namespace
+
 Result<uint64_t> RunDir::append_journal(const JournalEntry& e) const {
   Fd lock;
   RW_ASSIGN(lock, lock_state());
+  std::lock_guard<std::mutex> guard(journal_->mu);
+  JournalWriter& w = *journal_;
+  const std::string path = journal_file();
   const std::string line = journal_line(e);
-  Fd fd(::open(journal_file().c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640));
-  if (!fd.valid()) return sys_err("open " + journal_file(), errno);
-  RW_TRY(write_all(fd.get(), line, journal_file()));
-  if (::fdatasync(fd.get()) != 0) return sys_err("fdatasync " + journal_file(), errno);
+  // The file by its path (someone may have removed it), else our open one.
+  // Only its identity and size are asked for: a query of its times makes
+  // the kernel (multigrain timestamps) give the next write a fresh mtime,
+  // and a changed mtime is an inode write in the sync (ext4 without a
+  // journal); left alone, writes within one clock tick keep the same one.
+  struct statx sx {};
+  const unsigned mask = STATX_INO | STATX_SIZE;
+  auto same_file = [&] {
+    return ::statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, mask, &sx) == 0 && sx.stx_ino == w.ino &&
+           makedev(sx.stx_dev_major, sx.stx_dev_minor) == w.dev;
+  };
+  if (!w.fd.valid() || !same_file()) {
+    // O_NOATIME: our reads (the check below) leave the inode alone too.
+    w.fd = Fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOATIME, 0640));
+    if (!w.fd.valid() && errno == EPERM)  // not the file's owner
+      w.fd = Fd(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640));
+    if (!w.fd.valid()) return sys_err("open " + path, errno);
+    if (::statx(w.fd.get(), "", AT_EMPTY_PATH, mask, &sx) != 0) return sys_err("stat " + path, errno);
+    w.dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+    w.ino = sx.stx_ino;
+    w.known = false;
+  }
+  const uint64_t size = sx.stx_size;
+  // Our last entry still ends the entries (a NUL after its newline) unless
+  // the file changed under us: compacted (truncated), or another writer.
+  if (w.known && size == w.capacity) {
+    char b[2] = {};
+    if (w.used >= size) w.known = false;
+    else if (w.used == 0) w.known = ::pread(w.fd.get(), b, 1, 0) == 1 && b[0] == '\0';
+    else w.known = ::pread(w.fd.get(), b, 2, static_cast<off_t>(w.used - 1)) == 2 && b[0] == '\n' && b[1] == '\0';
+  }
+  uint64_t dirty = 0;
+  if (!w.known || size != w.capacity) {
+    RW_ASSIGN(std::string text, pread_all(w.fd.get(), size, path));
+    JournalExtent x = journal_extent(text);
+    w.used = x.used;
+    dirty = x.dirty;  // what a crash left past the entries is zeroed below
+    w.capacity = size;
+    w.known = true;
+  }
+  // The entry, zeros over what a torn entry left, and when the file is full,
+  // a new chunk of zeros: one write, one sync.
+  const uint64_t end = w.used + line.size();
+  uint64_t capacity = w.capacity;
+  if (end >= capacity) capacity = (end / kJournalChunk + 1) * kJournalChunk;
+  std::string data = line;
+  const uint64_t zero_to = std::max(dirty, capacity > w.capacity ? capacity : uint64_t(0));
+  if (zero_to > end) data.append(zero_to - end, '\0');
+  w.known = false;  // until the write and the sync succeed
+  RW_TRY(pwrite_pages(w.fd.get(), data, w.used, path));
+  if (::fdatasync(w.fd.get()) != 0) return sys_err("fdatasync " + path, errno);
+  w.used = end;
+  w.capacity = std::max(capacity, w.capacity);
+  w.known = true;
+  return w.used;
+}
+
+std::string RunDir::journal_identity() const {
+  std::string id = file_identity(journal_file());
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return sys_err("stat " + journal_file(), errno);
-  return static_cast<uint64_t>(st.st_size);
+  if (::stat(journal_file().c_str(), &st) != 0 || st.st_size == 0) return id;
+  auto text = read_file(journal_file());
+  return id + ":" + std::to_string(text ? journal_extent(*text).end : 0);
 }
 
 Result<Fd> RunDir::lock_state() const {
@@ -326,6 +433,8 @@ Result<Fd> RunDir::lock_state() const {
 Status RunDir::update(const std::function<bool(RunState&)>& change) const {
   Fd lock;
   RW_ASSIGN(lock, lock_state());
+  // The journal is empty (size 0) right after a write here, and an append
+  // makes it a chunk long: its file identity tells whether it has entries.
   auto file_id = [&]() -> std::string {
     std::string id = file_identity(state_file());
     return id == "-" ? "" : id + "/" + file_identity(journal_file());

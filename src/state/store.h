@@ -2,11 +2,14 @@
 // The run directory on disk: $STATE/runs/<build>/. The only code that reads
 // and writes state JSON.
 
+#include <sys/types.h>
+
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/fd.h"
@@ -33,7 +36,10 @@ class RunDir {
   const std::string& path() const { return path_; }
   std::string file(const std::string& name) const { return path_ + "/" + name; }
   std::string state_file() const { return file("state.json"); }
-  /// Entries appended by the runner between full writes of state.json.
+  /// Entries appended by the runner between full writes of state.json: JSON
+  /// lines, then zeros up to the file's allocated size (written in place, so
+  /// an append does not change the file's size). The entries end at the
+  /// first NUL; a compaction truncates it to 0.
   std::string journal_file() const { return file("journal.jsonl"); }
   std::string plan_file() const { return file("plan.yaml"); }
   std::string template_log() const { return file("template.log"); }
@@ -53,8 +59,18 @@ class RunDir {
   Status save(const RunState& s) const;
   /// Appends `e` to the journal under state.lock and syncs it before
   /// returning (a transition is durable before it takes effect); returns the
-  /// journal's size. Bytes written: the entry's, whatever the plan's size.
+  /// bytes the journal's entries take. Bytes written: the entry's, whatever
+  /// the plan's size. The entry is written over the zeros that pre-size the
+  /// file (grown by kJournalChunk when full), so the sync writes data only,
+  /// not the inode. The file is kept open between appends; an entry is
+  /// written where the entries end even if someone else compacted the
+  /// journal or a crash left a torn entry since.
   Result<uint64_t> append_journal(const JournalEntry& e) const;
+  /// The journal's file identity and the length of its entries: a key for
+  /// caches of the loaded state (an entry written in place leaves the size
+  /// alone, and an mtime may not tell two writes in one clock tick apart).
+  std::string journal_identity() const;
+  static constexpr uint64_t kJournalChunk = 32 * 1024;
   /// Read-modify-write under an exclusive lock on state.lock, so the runner,
   /// the watcher and cancel-run never lose each other's writes. `change`
   /// returns false to leave the file as it is. When the file is still the
@@ -96,7 +112,30 @@ class RunDir {
     std::string id;
   };
   std::shared_ptr<LastWritten> last_ = std::make_shared<LastWritten>();
+  /// The appender's open journal and where its entries end; shared by
+  /// copies like last_.
+  struct JournalWriter {
+    std::mutex mu;
+    Fd fd;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    uint64_t used = 0;      ///< bytes of entries
+    uint64_t capacity = 0;  ///< the file's size after our last write
+    bool known = false;     ///< used/capacity are right for this file
+  };
+  std::shared_ptr<JournalWriter> journal_ = std::make_shared<JournalWriter>();
 };
+
+/// The parts of a journal's text. Readers stop at `end`, the first NUL; the
+/// entries a writer keeps end at `used`, after the last newline before it (a
+/// torn entry never had its newline written); bytes up to `dirty`, the last
+/// that is not zero, are left by a crash and are zeroed by the next append.
+struct JournalExtent {
+  size_t used = 0;
+  size_t end = 0;
+  size_t dirty = 0;
+};
+JournalExtent journal_extent(std::string_view text);
 
 /// Names of builds with a run directory, sorted.
 std::vector<std::string> list_builds(const std::string& root);

@@ -111,9 +111,10 @@ json detail(const RunDir& dir, const RunState& st) {
 
 /// What a run's summary is made of, as file identities: when none changed,
 /// the summary parsed last time is still right (a list of 1000 runs then
-/// costs a few stat calls per run, not 1000 JSON parses).
+/// costs a few stat calls per run, not 1000 JSON parses). A running run's
+/// journal is read too: entries are written in place, so its size stays.
 std::string summary_id(const RunDir& dir) {
-  std::string id = file_identity(dir.state_file()) + "/" + file_identity(dir.journal_file()) + "/" +
+  std::string id = file_identity(dir.state_file()) + "/" + dir.journal_identity() + "/" +
                    file_identity(dir.posted_marker()) + "/" + file_identity(dir.notification_file()) + "/" +
                    file_identity(dir.subruns_dir());
   if (id.back() != '-')

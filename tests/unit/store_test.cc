@@ -1,6 +1,8 @@
 #include "state/store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -670,6 +672,17 @@ class Journal : public ::testing::Test {
     e->progress = after->progress;
     return *e;
   }
+  /// Bytes written where the journal's entries end (its first NUL, else its
+  /// end), as a crash in the middle of an append leaves them.
+  void write_at_entries_end(const std::string& bytes) {
+    auto text = read_file(dir_->journal_file());
+    ASSERT_TRUE(text.ok());
+    size_t at = std::min(text->size(), text->find('\0'));
+    int fd = ::open(dir_->journal_file().c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(at)), static_cast<ssize_t>(bytes.size()));
+    ::close(fd);
+  }
   std::string root_;
   std::unique_ptr<RunDir> dir_;
 };
@@ -726,10 +739,7 @@ TEST_F(Journal, ATornLastLineIsIgnored) {
   ASSERT_TRUE(dir_->save(s).ok());
   RunState next = s;
   ASSERT_TRUE(dir_->append_journal(entry(s, &next, 0, 0, StepStatus::Running, 1)).ok());
-  {
-    std::ofstream f(dir_->journal_file(), std::ios::app);
-    f << "{\"seq\": 2, \"tasks\": [{\"s\": 0, \"i\": 1, \"status\": \"COMPL";
-  }
+  write_at_entries_end("{\"seq\": 2, \"tasks\": [{\"s\": 0, \"i\": 1, \"status\": \"COMPL");
   auto back = dir_->load();
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_EQ(back->stages[0].tasks[0].status, StepStatus::Running);
@@ -784,6 +794,188 @@ TEST_F(Journal, AnEntryThatDoesNotFitStopsTheReplay) {
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->stages[0].tasks[0].status, StepStatus::Scheduled);
   EXPECT_EQ(back->journal_seq, 0u);
+}
+
+TEST_F(Journal, AnAppendLeavesTheFileSizeAlone) {
+  // Entries are written over zeros that pre-size the file, so syncing one
+  // need not write the inode: the size changes once a chunk, not per entry.
+  RunState s = staged_state(1, 40);
+  ASSERT_TRUE(dir_->save(s).ok());
+  RunState cur = s, next = s;
+  ASSERT_TRUE(dir_->append_journal(entry(cur, &next, 0, 0, StepStatus::Running, 1)).ok());
+  const auto size = fs::file_size(dir_->journal_file());
+  EXPECT_GE(size, RunDir::kJournalChunk);
+  uint64_t used = 0;
+  for (size_t i = 1; i < 20; ++i) {
+    cur = next;
+    auto u = dir_->append_journal(entry(cur, &next, 0, i, StepStatus::Running, i + 1));
+    ASSERT_TRUE(u.ok()) << u.error().message;
+    EXPECT_GT(*u, used) << "the entries' length grows";
+    used = *u;
+    EXPECT_EQ(fs::file_size(dir_->journal_file()), size) << "entry " << i + 1;
+  }
+  EXPECT_LT(used, size);
+  auto back = dir_->load();
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->journal_seq, 20u);
+  EXPECT_EQ(back->stages[0].tasks[19].status, StepStatus::Running);
+  EXPECT_EQ(back->stages[0].tasks[20].status, StepStatus::Scheduled);
+}
+
+TEST_F(Journal, AFullChunkGrowsTheFileAndKeepsEveryEntry) {
+  RunState s = staged_state(1, 400);
+  ASSERT_TRUE(dir_->save(s).ok());
+  RunState cur = s, next = s;
+  auto size = [&] {
+    std::error_code ec;
+    auto n = fs::file_size(dir_->journal_file(), ec);
+    return ec ? 0 : n;
+  };
+  uint64_t seq = 0;
+  while (size() <= RunDir::kJournalChunk && seq < 399) {
+    cur = next;
+    ASSERT_TRUE(dir_->append_journal(entry(cur, &next, 0, seq, StepStatus::Running, seq + 1)).ok());
+    ++seq;
+  }
+  EXPECT_GT(size(), RunDir::kJournalChunk) << "grew after " << seq << " entries";
+  auto back = dir_->load();
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->journal_seq, seq);
+  for (size_t i = 0; i < 400; ++i)
+    EXPECT_EQ(back->stages[0].tasks[i].status, i < seq ? StepStatus::Running : StepStatus::Scheduled) << i;
+}
+
+TEST_F(Journal, ReadersStopAtTheZerosAfterTheEntries) {
+  RunState s = staged_state(1, 3);
+  ASSERT_TRUE(dir_->save(s).ok());
+  RunState next = s;
+  JournalEntry first = entry(s, &next, 0, 0, StepStatus::Running, 1);
+  RunState later = next;
+  JournalEntry stray = entry(next, &later, 0, 1, StepStatus::Completed, 2);
+  ASSERT_TRUE(dir_->append_journal(first).ok());
+  // What a crash can leave past the zeros (a block written before the one
+  // before it): not an entry, since it does not follow the others.
+  auto text = read_file(dir_->journal_file());
+  ASSERT_TRUE(text.ok());
+  ASSERT_NE(text->find('\0'), std::string::npos) << "pre-sized with zeros";
+  {
+    int fd = ::open(dir_->journal_file().c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    const std::string junk = "\n{\"seq\": 2, \"progress\": \"stray\", \"stages\": [], \"tasks\": []}\n";
+    EXPECT_EQ(::pwrite(fd, junk.data(), junk.size(), 4096), static_cast<ssize_t>(junk.size()));
+    ::close(fd);
+  }
+  auto back = dir_->load();
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->journal_seq, 1u);
+  EXPECT_EQ(back->progress, "step 1");
+  EXPECT_EQ(back->stages[0].tasks[0].status, StepStatus::Running);
+  // The next append (a runner restarted: another writer) goes right after
+  // the entries and clears what lay past them.
+  RunDir again(root_, "j1");
+  ASSERT_TRUE(again.append_journal(stray).ok());
+  back = dir_->load();
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->journal_seq, 2u);
+  EXPECT_EQ(back->stages[0].tasks[1].status, StepStatus::Completed);
+  auto after = read_file(dir_->journal_file());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->find("stray"), std::string::npos) << "zeroed";
+}
+
+TEST_F(Journal, AnAppendAfterACrashMidAppendIsNotLostBehindTheTornEntry) {
+  // A runner killed in the middle of an append, restarted: its next entry
+  // must be readable, not hidden behind the torn one.
+  RunState s = staged_state(1, 3);
+  ASSERT_TRUE(dir_->save(s).ok());
+  RunState cur = s, next = s;
+  ASSERT_TRUE(dir_->append_journal(entry(cur, &next, 0, 0, StepStatus::Running, 1)).ok());
+  write_at_entries_end("{\"seq\": 2, \"tasks\": [{\"s\": 0, \"i\": 1, \"status\": \"COMPL");
+  cur = next;
+  RunDir restarted(root_, "j1");
+  ASSERT_TRUE(restarted.append_journal(entry(cur, &next, 0, 2, StepStatus::Running, 2)).ok());
+  auto back = RunDir(root_, "j1").load();
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->journal_seq, 2u);
+  EXPECT_EQ(back->stages[0].tasks[0].status, StepStatus::Running);
+  EXPECT_EQ(back->stages[0].tasks[1].status, StepStatus::Scheduled) << "the torn entry is not applied";
+  EXPECT_EQ(back->stages[0].tasks[2].status, StepStatus::Running);
+}
+
+TEST_F(Journal, ACrashBetweenAppendsAndCompactionResumesFromTheJournal) {
+  RunState s = staged_state(2, 5);
+  ASSERT_TRUE(dir_->save(s).ok());
+  RunState cur = s, next = s;
+  {
+    RunDir runner(root_, "j1");
+    for (size_t i = 0; i < 5; ++i) {
+      cur = next;
+      ASSERT_TRUE(runner.append_journal(entry(cur, &next, 0, i, StepStatus::Completed, i + 1)).ok());
+    }
+  }  // killed: nothing compacted
+  RunDir restarted(root_, "j1");
+  auto back = restarted.load();
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->journal_seq, 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_EQ(back->stages[0].tasks[i].status, StepStatus::Completed) << i;
+  // The restarted runner's first full write folds the journal in and empties it...
+  ASSERT_TRUE(restarted.update([](RunState&) { return true; }).ok());
+  EXPECT_EQ(fs::file_size(restarted.journal_file()), 0u);
+  // ...and its appends start again at the top.
+  cur = next;
+  ASSERT_TRUE(restarted.append_journal(entry(cur, &next, 1, 0, StepStatus::Running, 6)).ok());
+  auto text = read_file(restarted.journal_file());
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(text->find("\"seq\":"), text->find("\"seq\":6,")) << "the first entry is the new one: "
+                                                                << text->substr(0, 60);
+  back = RunDir(root_, "j1").load();
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->journal_seq, 6u);
+  EXPECT_EQ(back->stages[0].tasks[4].status, StepStatus::Completed);
+  EXPECT_EQ(back->stages[1].tasks[0].status, StepStatus::Running);
+}
+
+TEST_F(Journal, AnAppendAfterSomeoneElseCompactedStartsAtTheTop) {
+  // cancel-run or the watcher fold the journal in (and truncate it) while
+  // the runner keeps it open: the runner's next entry must not land past
+  // the end, behind zeros no reader reads through.
+  RunState s = staged_state(1, 3);
+  ASSERT_TRUE(dir_->save(s).ok());
+  RunState cur = s, next = s;
+  ASSERT_TRUE(dir_->append_journal(entry(cur, &next, 0, 0, StepStatus::Running, 1)).ok());
+  cur = next;
+  ASSERT_TRUE(dir_->append_journal(entry(cur, &next, 0, 1, StepStatus::Running, 2)).ok());
+  RunDir other(root_, "j1");
+  ASSERT_TRUE(other.update([](RunState& st) {
+                 st.status = RunStatus::Cancelled;
+                 return true;
+               }).ok());
+  EXPECT_EQ(fs::file_size(dir_->journal_file()), 0u);
+  cur = next;
+  ASSERT_TRUE(dir_->append_journal(entry(cur, &next, 0, 2, StepStatus::Running, 3)).ok());
+  auto back = other.load();
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->journal_seq, 3u);
+  EXPECT_EQ(back->status, RunStatus::Cancelled);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(back->stages[0].tasks[i].status, StepStatus::Running) << i;
+}
+
+TEST_F(Journal, ItsIdentityChangesWithEveryEntryWrittenInPlace) {
+  RunState s = staged_state(1, 3);
+  ASSERT_TRUE(dir_->save(s).ok());
+  EXPECT_EQ(dir_->journal_identity(), "-");
+  RunState cur = s, next = s;
+  ASSERT_TRUE(dir_->append_journal(entry(cur, &next, 0, 0, StepStatus::Running, 1)).ok());
+  struct stat before {};
+  ASSERT_EQ(::stat(dir_->journal_file().c_str(), &before), 0);
+  const std::string one = dir_->journal_identity();
+  cur = next;
+  ASSERT_TRUE(dir_->append_journal(entry(cur, &next, 0, 1, StepStatus::Running, 2)).ok());
+  // Same size; and an mtime can stay the same within a clock tick.
+  timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, dir_->journal_file().c_str(), times, 0), 0);
+  EXPECT_NE(dir_->journal_identity(), one);
+  EXPECT_EQ(fs::file_size(dir_->journal_file()), static_cast<uintmax_t>(before.st_size));
 }
 
 }  // namespace
