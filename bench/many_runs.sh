@@ -15,8 +15,9 @@
 # watcher/runner unit failures and restarts, and the limits that matter for
 # 2N units (inotify instances per user, tasks, file descriptors, the
 # receiver's listen backlog). One long run (mr-obs) is started first and its
-# idle watcher's wakeups and CPU time are counted during the storm: every
-# watcher subscribes to the manager, so it hears about every other unit.
+# idle watcher's wakeups and CPU time are counted during the storm: a
+# watcher holds no subscription to the manager (a pidfd on its runner and
+# the run directory), so other units' changes should not wake it.
 #
 # With the gate closed, LOADED (10) more start-runs, one at a time, time a
 # start on a manager that already holds the N runs (they post too).
