@@ -50,6 +50,7 @@ struct TestbedOptions {
   bool exit_code = false;
   bool keep = false;  ///< up: keep what a failed up made
   bool all_runs = false;  ///< gc: every hypervisor the runs here used
+  std::optional<std::string> host_of_json;  ///< "host" in --json objects, across hosts
 };
 
 std::string default_uri() {
@@ -173,9 +174,10 @@ int ls(TestbedOptions& o) {
   return kOk;
 }
 
-/// Removes `objs` (already in removal order), printing what happened.
-int remove_objects(const testbed::Virt& host, const std::vector<testbed::Object>& objs, const TestbedOptions& o) {
-  json out = json::array();
+/// Removes `objs` (already in removal order), printing what happened; with
+/// --json, one object each goes into `out` (printed by the caller once).
+int remove_objects(const testbed::Virt& host, const std::vector<testbed::Object>& objs, const TestbedOptions& o,
+                   json& out) {
   int failed = 0;
   for (const auto& obj : objs) {
     std::string what = std::string(testbed::to_string(obj.kind)) + " " + obj.testbed +
@@ -193,17 +195,32 @@ int remove_objects(const testbed::Virt& host, const std::vector<testbed::Object>
       j["action"] = *r ? "removed" : "gone";
       if (!o.json) std::cout << (*r ? "removed " : "already gone: ") << what << "\n";
     }
+    if (o.host_of_json) j["host"] = *o.host_of_json;
     out.push_back(std::move(j));
   }
-  if (o.json) std::cout << out.dump(2) << "\n";
-  else if (objs.empty()) std::cout << "nothing to remove on " << o.uri << "\n";
+  if (!o.json && objs.empty()) std::cout << "nothing to remove on " << o.uri << "\n";
   return failed ? kFailed : kOk;
+}
+
+/// `o` with "host" in its --json objects (none when `host` is empty).
+TestbedOptions one_host(const TestbedOptions& o, const std::string& host) {
+  TestbedOptions one = o;
+  if (!host.empty()) one.host_of_json = host;
+  return one;
+}
+
+/// What the host holds outside libvirt, as --json shows it.
+json host_object_json(const testbed::HostObject& obj, const std::string& action, const TestbedOptions& o) {
+  json j{{"kind", obj.kind == "ovs" ? "ovs-bridge" : "vxlan-link"}, {"testbed", obj.testbed}, {"name", obj.name},
+         {"run", run_of(obj.testbed)}, {"action", action}};
+  if (o.host_of_json) j["host"] = *o.host_of_json;
+  return j;
 }
 
 /// gc on hypervisor `k` of `h`: libvirt's objects, then the Open vSwitch
 /// bridges and VXLAN links whose testbed's run is not live (where a script
 /// can run there: a plan host, or this machine).
-int gc_on(Hosts& h, size_t k, TestbedOptions& o) {
+int gc_on(Hosts& h, size_t k, TestbedOptions& o, json& out) {
   const testbed::Virt& host = h.conns[k].virt;
   auto inv = testbed::inventory(host, o.testbed);
   if (!inv) return fail(inv.error());
@@ -212,7 +229,8 @@ int gc_on(Hosts& h, size_t k, TestbedOptions& o) {
     if (!run_is_live(run_of(obj.testbed))) dead.push_back(obj);
   TestbedOptions one = o;
   one.uri = h.conns[k].where;
-  int rc = remove_objects(host, dead, one);
+  one.host_of_json = one.uri;
+  int rc = remove_objects(host, dead, one, out);
   auto said = on_hypervisor(h, k, h.conns[k].where, testbed::host_leftovers_script());
   if (!said) {
     std::cerr << "runwarden testbed: bridges and links on " << one.uri << ": " << said.error().message << "\n";
@@ -223,13 +241,16 @@ int gc_on(Hosts& h, size_t k, TestbedOptions& o) {
     if ((o.testbed.empty() || obj.testbed == o.testbed) && !run_is_live(run_of(obj.testbed))) gone.push_back(obj);
   if (gone.empty()) return rc;
   if (o.dry_run) {
-    if (!o.json)
-      for (const auto& obj : gone)
-        std::cout << "would remove " << (obj.kind == "ovs" ? "Open vSwitch bridge " : "VXLAN link ") << obj.name
-                  << " of " << obj.testbed << "\n";
+    for (const auto& obj : gone) {
+      if (o.json) out.push_back(host_object_json(obj, "would remove", one));
+      else std::cout << "would remove " << (obj.kind == "ovs" ? "Open vSwitch bridge " : "VXLAN link ") << obj.name
+                     << " of " << obj.testbed << "\n";
+    }
     return rc;
   }
   auto removed = on_hypervisor(h, k, h.conns[k].where, testbed::host_remove_script(gone));
+  for (const auto& obj : gone)
+    if (o.json) out.push_back(host_object_json(obj, removed ? "removed" : "failed", one));
   if (!removed) {
     std::cerr << "runwarden testbed: on " << one.uri << ": " << removed.error().message << "\n";
     return kFailed;
@@ -239,13 +260,18 @@ int gc_on(Hosts& h, size_t k, TestbedOptions& o) {
 }
 
 int gc(TestbedOptions& o) {
+  json out = json::array();
+  auto done = [&](int rc) {
+    if (o.json) std::cout << out.dump(2) << "\n";
+    return rc;
+  };
   if (!o.all_runs) {
     auto host = connect(o);
     if (!host) return fail(host.error());
     Hosts h;
     h.names = {""};
     h.conns.push_back(engine::TestbedHost{nullptr, std::move(*host), o.uri});
-    return gc_on(h, 0, o);
+    return done(gc_on(h, 0, o, out));
   }
   // Every hypervisor a run on this controller used: its plan's hosts over
   // SSH (with that plan's addresses and keys), or its libvirt URI; each once.
@@ -262,11 +288,11 @@ int gc(TestbedOptions& o) {
                                                   : h->plan->targets.at(h->names[k]).address + ":" +
                                                         std::to_string(h->plan->targets.at(h->names[k]).port);
       if (!seen.insert(key).second) continue;
-      if (int r = gc_on(*h, k, o); r != kOk) rc = r;
+      if (int r = gc_on(*h, k, o, out); r != kOk) rc = r;
     }
   }
   if (seen.empty() && !o.json) std::cout << "no run on this controller has a testbed\n";
-  return rc;
+  return done(rc);
 }
 
 int down(TestbedOptions& o) {
@@ -280,12 +306,14 @@ int down(TestbedOptions& o) {
   auto hosts = open_hosts(o);
   if (!hosts) return fail(hosts.error());
   rc = kOk;
+  json out = json::array();
   for (size_t k = 0; k < hosts->conns.size(); ++k) {
     auto inv = testbed::inventory(hosts->conns[k].virt, o.testbed);
     if (!inv) return fail(inv.error());
     TestbedOptions one = o;
     one.uri = hosts->conns[k].where;
-    if (int r = remove_objects(hosts->conns[k].virt, *inv, one); r != kOk) rc = r;
+    if (hosts->spanning()) one.host_of_json = hosts->names[k];
+    if (int r = remove_objects(hosts->conns[k].virt, *inv, one, out); r != kOk) rc = r;
     if (o.dry_run) continue;
     // What libvirt does not know: Open vSwitch bridges (by their tag) and,
     // across hosts, the VXLAN links.
@@ -298,8 +326,18 @@ int down(TestbedOptions& o) {
       rc = kFailed;
     } else if (!o.json) {
       std::cout << *said;
+    } else {
+      // "removed VXLAN link NAME", "removed Open vSwitch bridge NAME"
+      std::istringstream lines(*said);
+      for (std::string line; std::getline(lines, line);) {
+        const bool link = line.rfind("removed VXLAN link ", 0) == 0;
+        if (!link && line.rfind("removed Open vSwitch bridge ", 0) != 0) continue;
+        testbed::HostObject obj{link ? "link" : "ovs", line.substr(line.rfind(' ') + 1), o.testbed};
+        out.push_back(host_object_json(obj, "removed", one_host(o, hosts->spanning() ? hosts->names[k] : "")));
+      }
     }
   }
+  if (o.json) std::cout << out.dump(2) << "\n";
   return rc;
 }
 

@@ -92,6 +92,11 @@ assert_eq "$(py 'sorted((o["name"], o["host"], o["addresses"]) for o in d["objec
 out=$("$RW_BIN" testbed gc --runs --dry-run) || fail "testbed gc --dry-run: $out"
 assert_eq "$(grep -c 'would remove Open vSwitch bridge rwb.* of tbo-1' <<<"$out")" 2 "a bridge on each host: $out"
 assert_eq "$(grep -c 'would remove VXLAN link rwx.* of tbo-1' <<<"$out")" 2 "a link on each host: $out"
+d=$("$RW_BIN" testbed gc --runs --dry-run --json) || fail "testbed gc --dry-run --json: $d"
+assert_eq "$(py 'sorted((o["kind"], o["host"].split(" on ")[-1]) for o in d if o["kind"] in ("ovs-bridge", "vxlan-link"))')" \
+  "[('ovs-bridge', 'hv1'), ('ovs-bridge', 'hv2'), ('vxlan-link', 'hv1'), ('vxlan-link', 'hv2')]" \
+  "one JSON document with each host's bridge and link"
+assert_eq "$(py 'sorted(set(o["action"] for o in d))')" "['would remove']" "nothing removed by --dry-run"
 assert_eq "$(hv_in hv1 ovs-vsctl list-br | grep -c .)" 1 "--dry-run removes nothing"
 out=$("$RW_BIN" testbed gc --runs) || fail "testbed gc: $out"
 assert_eq "$(grep -c 'removed Open vSwitch bridge rwb' <<<"$out")" 2 "gc removed both bridges: $out"
