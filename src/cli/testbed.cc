@@ -146,8 +146,7 @@ Result<std::string> on_hypervisor(Hosts& h, size_t k, const std::string& uri, co
     if (r.exit_code != 0) return err(said.empty() ? std::string("it failed") : std::string(trim(said)));
     return said;
   }
-  auto at = uri.find("://");
-  if (at != std::string::npos && at + 3 < uri.size() && uri[at + 3] != '/') return said;
+  if (uri_names_a_host(uri)) return said;
   FILE* p = popen(("{\n" + script + "\n} 2>&1").c_str(), "r");
   if (!p) return err(std::string("cannot run /bin/sh: ") + std::strerror(errno));
   char buf[4096];
@@ -200,13 +199,6 @@ int remove_objects(const testbed::Virt& host, const std::vector<testbed::Object>
   }
   if (!o.json && objs.empty()) std::cout << "nothing to remove on " << o.uri << "\n";
   return failed ? kFailed : kOk;
-}
-
-/// `o` with "host" in its --json objects (none when `host` is empty).
-TestbedOptions one_host(const TestbedOptions& o, const std::string& host) {
-  TestbedOptions one = o;
-  if (!host.empty()) one.host_of_json = host;
-  return one;
 }
 
 /// What the host holds outside libvirt, as --json shows it.
@@ -333,7 +325,7 @@ int down(TestbedOptions& o) {
         const bool link = line.rfind("removed VXLAN link ", 0) == 0;
         if (!link && line.rfind("removed Open vSwitch bridge ", 0) != 0) continue;
         testbed::HostObject obj{link ? "link" : "ovs", line.substr(line.rfind(' ') + 1), o.testbed};
-        out.push_back(host_object_json(obj, "removed", one_host(o, hosts->spanning() ? hosts->names[k] : "")));
+        out.push_back(host_object_json(obj, "removed", one));
       }
     }
   }

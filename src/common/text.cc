@@ -10,4 +10,9 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+bool uri_names_a_host(std::string_view uri) {
+  const size_t at = uri.find("://");
+  return at != std::string_view::npos && at + 3 < uri.size() && uri[at + 3] != '/';
+}
+
 }  // namespace rw

@@ -8,4 +8,8 @@ namespace rw {
 /// `s` without leading and trailing whitespace (isspace: ' ', \t, \r, \n, ...).
 std::string_view trim(std::string_view s);
 
+/// Whether URI `uri` names another machine ("qemu+ssh://hv1/system"), as
+/// opposed to this one ("qemu:///system", "qemu+unix:///system?socket=...").
+bool uri_names_a_host(std::string_view uri);
+
 }  // namespace rw

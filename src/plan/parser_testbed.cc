@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/ipv4.h"
+#include "common/text.h"
 #include "plan/parser_impl.h"
 
 namespace rw::plan::detail {
@@ -82,13 +83,6 @@ bool valid_mac(const std::string& m) {
   for (size_t i = 0; i < m.size(); ++i)
     if (i % 3 == 2 ? m[i] != ':' : !std::isxdigit(static_cast<unsigned char>(m[i]))) return false;
   return (std::stoi(m.substr(0, 2), nullptr, 16) & 1) == 0;
-}
-
-/// A libvirt URI naming another machine (qemu+ssh://hv/system), where
-/// runwarden cannot run anything but libvirt's protocol.
-bool remote_uri(const std::string& uri) {
-  auto at = uri.find("://");
-  return at != std::string::npos && at + 3 < uri.size() && uri[at + 3] != '/';
 }
 
 }  // namespace
@@ -229,7 +223,7 @@ void Parser::parse_testbed(const Entry& top) {
                                          "out); use switch: linux for nat: true");
         // The bridge is made by a script on the hypervisor: a plan host
         // (over its SSH) or the controller.
-        if (net.ovs && tb.hosts.empty() && remote_uri(tb.libvirt))
+        if (net.ovs && tb.hosts.empty() && uri_names_a_host(tb.libvirt))
           problem(value_mark(*p), nctx + ": switch: ovs needs the hypervisor to be a plan host (testbed: host: hv1) "
                                          "or this machine; " + quoted(tb.libvirt) + " is reached by URI alone");
       }
