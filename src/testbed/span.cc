@@ -96,6 +96,14 @@ std::string vxlan_remove_script(const Testbed& tb) {
          "done\n";
 }
 
+namespace {
+
+/// Where ovs-vsctl finds the Open vSwitch database, in the scripts' shell:
+/// no socket, no Open vSwitch running.
+constexpr const char* kOvsDb = "${OVS_RUNDIR:-/var/run/openvswitch}/db.sock";
+
+}  // namespace
+
 std::string ovs_ensure_script(const Testbed& tb, size_t k) {
   std::string calls;
   for (const auto& n : tb.networks) {
@@ -113,8 +121,8 @@ std::string ovs_ensure_script(const Testbed& tb, size_t k) {
   return "set -e\n"
          "command -v ovs-vsctl >/dev/null ||"
          " { echo \"ovs-vsctl not found: switch: ovs needs openvswitch-switch on this host\" >&2; exit 1; }\n"
-         "[ -S \"${OVS_RUNDIR:-/var/run/openvswitch}/db.sock\" ] ||"
-         " { echo \"Open vSwitch is not running on this host (no ${OVS_RUNDIR:-/var/run/openvswitch}/db.sock)\" >&2; exit 1; }\n"
+         "[ -S \"" + std::string(kOvsDb) + "\" ] ||"
+         " { echo \"Open vSwitch is not running on this host (no " + std::string(kOvsDb) + ")\" >&2; exit 1; }\n"
          "ovsbr() {\n"
          "  b=$1 tb=$2 addr=$3 mtu=$4\n"
          "  if ovs-vsctl --timeout=30 br-exists \"$b\"; then\n"
@@ -136,7 +144,7 @@ std::string ovs_ensure_script(const Testbed& tb, size_t k) {
 std::string ovs_remove_script(const std::string& testbed) {
   // Found by their tag, so a crashed run's bridges go too, plan or not.
   return "command -v ovs-vsctl >/dev/null || exit 0\n"
-         "[ -S \"${OVS_RUNDIR:-/var/run/openvswitch}/db.sock\" ] || exit 0\n"
+         "[ -S \"" + std::string(kOvsDb) + "\" ] || exit 0\n"
          "set -e\n"
          "for b in $(ovs-vsctl --timeout=30 --bare --columns=name find bridge "
          "external-ids:" + std::string(kOvsTag) + "=" + shell_quote("\"" + testbed + "\"") + "); do\n"
@@ -151,7 +159,7 @@ std::string host_leftovers_script() {
   return "ip -o link show 2>/dev/null | sed -n "
          R"('s/^[0-9]*: \([^:@]*\)[:@].* alias )" + tag + R"(=\([^ \\]*\).*/link \1 \2/p')" "\n"
          "command -v ovs-vsctl >/dev/null || exit 0\n"
-         "[ -S \"${OVS_RUNDIR:-/var/run/openvswitch}/db.sock\" ] || exit 0\n"
+         "[ -S \"" + std::string(kOvsDb) + "\" ] || exit 0\n"
          "for b in $(ovs-vsctl --timeout=30 list-br); do\n"
          "  t=$(ovs-vsctl --timeout=30 --if-exists get bridge \"$b\" external-ids:" + tag + " | tr -d '\"')\n"
          "  [ -z \"$t\" ] || echo \"ovs $b $t\"\n"
