@@ -8,6 +8,7 @@
 #   PAR=8 bench/runner_unit.sh                  # the plan's `parallel:` (0: none)
 #   BIN_B=/path/to/runwarden bench/runner_unit.sh  # A/B: the units' runwarden
 #                                                  # alternates with this one
+#   (with a runwarden-watcher next to BIN_B, the watcher alternates too)
 #
 # Each round runs, in turn, for each binary: `plan` (one stage of N tasks
 # `run: 'true'`) and `loop` (--runner-command 'i=0; while [ $i -lt N ]; do
@@ -29,13 +30,19 @@ bench_note "$(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loada
 BINS=("$RW_BUILD/runwarden")
 mkdir -p "$IT_DIR/bins" "$IT_DIR/work"
 cp "$RW_BUILD/runwarden" "$IT_DIR/bins/A"
+cp "$RW_BUILD/runwarden-watcher" "$IT_DIR/bins/A-watcher"
 if [[ -n "${BIN_B:-}" ]]; then
   cp "$BIN_B" "$IT_DIR/bins/B"
+  b_watcher="$(dirname "$BIN_B")/runwarden-watcher"
+  [[ -x "$b_watcher" ]] || b_watcher="$RW_BUILD/runwarden-watcher"
+  cp "$b_watcher" "$IT_DIR/bins/B-watcher"
   bench_note "A: $(sha1sum "$IT_DIR/bins/A" | cut -c1-12)  B: $BIN_B ($(sha1sum "$IT_DIR/bins/B" | cut -c1-12))"
 fi
-use_bin() {  # A|B: the units' next runner is this one
+use_bin() {  # A|B: the units' next runner and watcher are these
   cp "$IT_DIR/bins/$1" "$RW_BUILD/runwarden.next"
   mv -f "$RW_BUILD/runwarden.next" "$RW_BUILD/runwarden"
+  cp "$IT_DIR/bins/$1-watcher" "$RW_BUILD/runwarden-watcher.next"
+  mv -f "$RW_BUILD/runwarden-watcher.next" "$RW_BUILD/runwarden-watcher"
 }
 
 {

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "common/duration.h"
+#include "engine/start_gate.h"
 #include "plan/plan.h"
 
 namespace rw::engine {
@@ -31,6 +32,9 @@ struct TaskContext {
   Millis kill_grace{Millis(10'000)};
   /// Output as it arrives, any chunking.
   std::function<void(bool is_stderr, std::string_view data)> output;
+  /// For executors that start_at_gate(): the task's command must not take
+  /// effect before this opens (its RUNNING is durable then).
+  StartGate* gate = nullptr;
 };
 
 struct TaskOutcome {
@@ -47,6 +51,10 @@ class Executor {
   virtual ~Executor() = default;
   /// Runs the task to the end (blocking). Never throws.
   virtual TaskOutcome run(const TaskContext& ctx) = 0;
+  /// true: run() may be called before the task's start is durable, and
+  /// holds the command until ctx.gate opens (set-up overlaps the sync);
+  /// false: run() is called once the gate is open.
+  virtual bool starts_at_gate() const { return false; }
 };
 
 /// Chooses the executor for a task on a target.

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +40,120 @@ std::string describe_status(int status) {
   return "ended";
 }
 
+/// What the child of spawn_shell() does before exec, set up by the parent:
+/// only async-signal-safe calls, on its own stack, in the parent's memory
+/// (CLONE_VM | CLONE_VFORK: the calling thread waits until it execs or ends).
+struct ChildPlan {
+  char* const* argv;
+  char* const* envp;
+  const char* workdir;  ///< nullptr: the runner's
+  int fd_in, fd_out, fd_err;
+  int go_r = -1;  ///< held: exec only after a byte arrives here
+  int go_w = -1;  ///< the write end's number: the child's copy is closed
+  int report_w;   ///< close-on-exec: a failure's stage and errno
+};
+
+enum ChildStage : int { kChdir = 1, kExec = 2, kGaveUp = 3 };
+
+int child_main(void* arg) {
+  const auto* c = static_cast<const ChildPlan*>(arg);
+  auto fail = [c](int stage, int e) {
+    int report[2] = {stage, e};
+    (void)!::write(c->report_w, report, sizeof report);
+    ::_exit(127);
+  };
+  // Default dispositions (the runner's handlers mean nothing after exec),
+  // its own process group (the whole tree is signalled as one), stdin
+  // from /dev/null, stdout and stderr to the runner's pipes.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+  }
+  ::setpgid(0, 0);
+  if (::dup2(c->fd_in, 0) < 0 || ::dup2(c->fd_out, 1) < 0 || ::dup2(c->fd_err, 2) < 0) fail(kExec, errno);
+  if (c->workdir && ::chdir(c->workdir) != 0) fail(kChdir, errno);
+  if (c->go_r >= 0) {
+    // Held: a runner that dies meanwhile takes this process with it (its
+    // pipe's other end may also live in a sibling held the same way).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (c->go_w >= 0) ::close(c->go_w);
+    char b = 0;
+    ssize_t n;
+    do n = ::read(c->go_r, &b, 1);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) fail(kGaveUp, 0);
+    ::prctl(PR_SET_PDEATHSIG, 0);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::execve("/bin/sh", c->argv, c->envp);
+  fail(kExec, errno);
+  return 127;
+}
+
+struct Spawned {
+  pid_t pid = -1;
+  int stage = 0;  ///< ChildStage that failed; 0: running
+  int error = 0;
+};
+
+/// Starts `/bin/sh -c command` as spawn_shell's child. With a gate, the
+/// child is made and set up at once but execs only when the gate opens.
+Spawned spawn_shell(const SpawnSpec& spec, int fd_in, int fd_out, int fd_err) {
+  Spawned r;
+  auto env = build_environment(spec.env);
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string sh = "/bin/sh", dash_c = "-c", cmd = spec.command;
+  char* argv[] = {sh.data(), dash_c.data(), cmd.data(), nullptr};
+
+  int rp[2];
+  if (::pipe2(rp, O_CLOEXEC) != 0) return {-1, kExec, errno};
+  Fd report_r(rp[0]), report_w(rp[1]);
+  ChildPlan plan{argv, envp.data(), spec.workdir.empty() ? nullptr : spec.workdir.c_str(), fd_in, fd_out, fd_err,
+                 -1, -1, report_w.get()};
+  Fd go_r;
+  if (spec.gate) {
+    int gp[2];
+    if (::pipe2(gp, O_CLOEXEC) != 0) return {-1, kExec, errno};
+    go_r = Fd(gp[0]);
+    plan.go_r = gp[0];
+    plan.go_w = gp[1];
+    if (Fd go = spec.gate->hold(Fd(gp[1]), spec.cancel); go.valid()) StartGate::release(std::move(go), spec.cancel);
+  }
+
+  constexpr size_t kStack = 64 * 1024;
+  void* stack = ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return {-1, kExec, errno};
+  // No handler of this process may run in the child, which shares its memory.
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_BLOCK, &all, &old);
+  r.pid = ::clone(child_main, static_cast<char*>(stack) + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+  const int clone_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::munmap(stack, kStack);
+  if (r.pid < 0) return {-1, kExec, clone_errno};
+  // The child has exec'd (its end of the report pipe closed) or ended.
+  report_w.reset();
+  int report[2] = {0, 0};
+  ssize_t n;
+  do n = ::read(report_r.get(), report, sizeof report);
+  while (n < 0 && errno == EINTR);
+  if (n == sizeof report) {
+    int status = 0;
+    while (::waitpid(r.pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    r.stage = report[0];
+    r.error = report[1];
+    r.pid = -1;
+  }
+  return r;
+}
+
 }  // namespace
 
 TaskOutcome run_process_group(const SpawnSpec& spec) {
@@ -50,42 +166,21 @@ TaskOutcome run_process_group(const SpawnSpec& spec) {
   Fd out_r(outp[0]), out_w(outp[1]), err_r(errp[0]), err_w(errp[1]);
   Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, devnull.get(), 0);
-  posix_spawn_file_actions_adddup2(&fa, out_w.get(), 1);
-  posix_spawn_file_actions_adddup2(&fa, err_w.get(), 2);
-  if (!spec.workdir.empty()) posix_spawn_file_actions_addchdir_np(&fa, spec.workdir.c_str());
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  // Own process group (so the whole tree can be signalled), signals unblocked
-  // and default dispositions (the runner blocks SIGTERM for its signalfd).
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-
-  auto env = build_environment(spec.env);
-  std::vector<char*> envp;
-  for (auto& e : env) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string sh = "/bin/sh", dash_c = "-c", cmd = spec.command;
-  char* argv[] = {sh.data(), dash_c.data(), cmd.data(), nullptr};
-
-  pid_t pid = -1;
-  int r = ::posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
+  Spawned sp = spawn_shell(spec, devnull.get(), out_w.get(), err_w.get());
   out_w.reset();
   err_w.reset();
-  if (r != 0) {
-    out.reason = "cannot start /bin/sh" + std::string(spec.workdir.empty() ? "" : " in " + spec.workdir) + ": " +
-                 std::strerror(r);
+  if (sp.stage == kGaveUp) {
+    // Held until the gate opened on a cancelled task: it never started.
+    out.cancelled = true;
+    out.reason = "cancelled";
     return out;
   }
+  if (sp.pid < 0) {
+    out.reason = "cannot start /bin/sh" + std::string(spec.workdir.empty() ? "" : " in " + spec.workdir) + ": " +
+                 std::strerror(sp.error);
+    return out;
+  }
+  const pid_t pid = sp.pid;
 
   // The shell's exit wakes the loop through a pidfd; without one (a kernel
   // before 5.3) the loop looks every few milliseconds.
@@ -176,6 +271,7 @@ TaskOutcome LocalExecutor::run(const TaskContext& ctx) {
   spec.cancel = ctx.cancel;
   spec.kill_grace = ctx.kill_grace;
   spec.output = ctx.output;
+  spec.gate = ctx.gate;
   return run_process_group(spec);
 }
 

@@ -10,6 +10,7 @@ namespace rw::engine {
 class LocalExecutor : public Executor {
  public:
   TaskOutcome run(const TaskContext& ctx) override;
+  bool starts_at_gate() const override { return true; }
 };
 
 /// Runs a shell command in its own process group and waits for it; the
@@ -22,6 +23,9 @@ struct SpawnSpec {
   const std::atomic<bool>* cancel = nullptr;
   Millis kill_grace{Millis(10'000)};
   std::function<void(bool is_stderr, std::string_view data)> output;
+  /// Set: the shell is made and set up at once, but execs only when the
+  /// gate opens (and never if `cancel` is set by then: cancelled).
+  StartGate* gate = nullptr;
 };
 TaskOutcome run_process_group(const SpawnSpec& spec);
 

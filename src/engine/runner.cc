@@ -26,6 +26,7 @@
 #include "common/worker_pool.h"
 #include "engine/local_executor.h"
 #include "engine/scheduler.h"
+#include "engine/start_gate.h"
 #include "engine/ssh_executor.h"
 #include "plan/parser.h"
 #include "state/events.h"
@@ -43,6 +44,7 @@ namespace sd = rw::systemd;
 namespace {
 
 constexpr int64_t kHeartbeatMs = 10'000;
+constexpr int64_t kStatusEveryMs = 250;
 
 /// Splits a byte stream into lines for runner.log and the journal.
 class LineSplitter {
@@ -83,29 +85,6 @@ struct Finished {
   TaskOutcome outcome;
 };
 
-/// Opened once the transitions that start tasks are durable: their workers
-/// get ready (log file, context) while those are synced, and start the
-/// tasks only then.
-class StartGate {
- public:
-  void open() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
-
 class Runner {
  public:
   explicit Runner(std::string build) : dir_(state::state_root(), build), fields_{build, "", "", ""} {}
@@ -141,6 +120,7 @@ class Runner {
   /// The scheduler's progress, then what the command last reported in this
   /// stage (`runwarden event progress`).
   std::string progress_text() const;
+  void flush_records();
   /// runner.log -> runner.log.1, and a new runner.log (log_mu_ held).
   void rotate_runner_log();
   static size_t runner_log_max() {
@@ -180,6 +160,19 @@ class Runner {
   size_t runner_log_max_ = runner_log_max();
   size_t reported_stage_ = 0;
   std::string last_status_;
+  /// STATUS= goes to the service manager at most every kStatusEveryMs (each
+  /// one costs it a message, a unit lookup and a property change signal);
+  /// the newest text is sent when that time comes.
+  std::string status_sent_;
+  int64_t status_sent_at_ = 0;
+  /// Info records of task starts and ends, sent to the journal after the
+  /// turn's persist and start, not before them.
+  struct PendingRecord {
+    systemd::LogFields fields;
+    std::string message;
+    bool warning = false;
+  };
+  std::vector<PendingRecord> pending_records_;
   /// The stages and progress as last written (state.json or journal).
   std::vector<state::StageState> persisted_stages_;
   std::string persisted_progress_;
@@ -321,7 +314,7 @@ void Runner::launch(TaskRef ref, std::shared_ptr<StartGate> gate) {
   lf.stage = st_.stages[ref.stage].name;
   lf.task = ts.name;
   lf.target = ts.target;
-  sd::log_info(lf, "task " + ts.id() + " started (attempt " + std::to_string(attempt) + ")");
+  pending_records_.push_back({std::move(lf), "task " + ts.id() + " started (attempt " + std::to_string(attempt) + ")"});
 
   if (!workers_) workers_ = std::make_unique<WorkerPool>();
   workers_->submit([this, &r, ref, task, target, log_path, prefix, attempt, gate = std::move(gate)] {
@@ -345,10 +338,15 @@ void Runner::launch(TaskRef ref, std::shared_ptr<StartGate> gate) {
     };
     TaskOutcome out;
     Executor* ex = executors_->find(*task, *target);
-    gate->wait();
+    // An executor that holds the command until the gate opens is called
+    // now, so that its set-up (a local process up to its exec) overlaps
+    // the sync; the others when the gate is open.
+    const bool held = ex && ex->starts_at_gate();
+    if (held) ctx.gate = gate.get();
+    else gate->wait();
     std::string banner = "--- attempt " + std::to_string(attempt) + " at " + format_time(now_ms()) + "\n";
     if (log.valid()) (void)!::write(log.get(), banner.data(), banner.size());
-    if (r.cancel) {
+    if (r.cancel && !held) {
       // Stopped before it could start (the runner is ending).
       out.cancelled = true;
       out.reason = "cancelled";
@@ -392,8 +390,10 @@ void Runner::drain_finished() {
     lf.task = ts.name;
     lf.target = ts.target;
     sched_->finish(f.ref, f.outcome, now);
-    if (f.outcome.ok) sd::log_info(lf, "task " + ts.id() + " completed");
-    else sd::log_warning(lf, "task " + ts.id() + " ended: " + f.outcome.reason + " -> " + to_string(ts.status));
+    if (f.outcome.ok) pending_records_.push_back({std::move(lf), "task " + ts.id() + " completed"});
+    else
+      pending_records_.push_back(
+          {std::move(lf), "task " + ts.id() + " ended: " + f.outcome.reason + " -> " + to_string(ts.status), true});
   }
   // retry: stage stops the siblings of a failed task.
   for (auto ref : sched_->take_aborts()) {
@@ -627,20 +627,25 @@ int Runner::run() {
       subrun_bookkeeping(changed);
     }
     gate->open();
-    if (st_.progress != last_status_) {
-      last_status_ = st_.progress;
-      sd::notify_status(st_.progress);
+    flush_records();
+    last_status_ = st_.progress;
+    if (last_status_ != status_sent_ && clock_.now() >= status_sent_at_ + kStatusEveryMs) {
+      sd::notify_status(last_status_);
+      status_sent_ = last_status_;
+      status_sent_at_ = clock_.now();
     }
     if (sched_->done() && running_.empty()) break;
 
     int64_t wake_at = poll_events ? std::min(next_heartbeat, clock_.now() + 1000) : next_heartbeat;
     if (int64_t w = sched_->next_wakeup(); w > 0 && w < wake_at) wake_at = w;
+    if (last_status_ != status_sent_) wake_at = std::min(wake_at, status_sent_at_ + kStatusEveryMs);
     int timeout = static_cast<int>(std::max<int64_t>(0, wake_at - clock_.now()));
     pollfd fds[3] = {{sigfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {ino.get(), POLLIN, 0}};
     int r = g_poll.load()(fds, 3, timeout);
     if (r < 0 && errno != EINTR) {
       // Nothing can be waited for any more: stop the tasks (the run resumes
       // after systemd restarts the runner; they count as interrupted).
+      flush_records();
       sd::log_error(fields_, errno_message("the runner's main loop cannot poll", errno) + "; stopping its tasks");
       stop_all_tasks();
       return kRunnerError;
@@ -683,6 +688,14 @@ int Runner::run() {
   return finish();
 }
 
+void Runner::flush_records() {
+  for (const auto& r : pending_records_) {
+    if (r.warning) sd::log_warning(r.fields, r.message);
+    else sd::log_info(r.fields, r.message);
+  }
+  pending_records_.clear();
+}
+
 std::string Runner::progress_text() const {
   std::string p = sched_->progress();
   if (!reported_progress_.empty() && reported_stage_ == sched_->current_stage()) p += " | " + reported_progress_;
@@ -698,6 +711,7 @@ void Runner::stop_all_tasks() {
 }
 
 int Runner::finish() {
+  flush_records();
   int64_t now = clock_.now();
   if (cancelling_) {
     sched_->finish_cancel(now);

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/files.h"
+#include "common/scope_exit.h"
 
 namespace rw::state {
 
@@ -349,12 +350,21 @@ Result<std::string> pread_all(int fd, uint64_t size, const std::string& what) {
 }  // namespace
 
 Result<uint64_t> RunDir::append_journal(const JournalEntry& e) const {
-  Fd lock;
-  RW_ASSIGN(lock, lock_state());
+  const std::string line = journal_line(e);
   std::lock_guard<std::mutex> guard(journal_->mu);
   JournalWriter& w = *journal_;
+  // state.lock stays open between appends (no open and close, which the
+  // watcher would be woken by, per transition); locked for this one.
+  if (!w.lock.valid()) {
+    const std::string lock_path = file("state.lock");
+    w.lock = Fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644));
+    if (!w.lock.valid()) return sys_err("open " + lock_path, errno);
+  }
+  while (::flock(w.lock.get(), LOCK_EX) != 0) {
+    if (errno != EINTR) return sys_err("lock " + file("state.lock"), errno);
+  }
+  ScopeExit unlock([&] { ::flock(w.lock.get(), LOCK_UN); });
   const std::string path = journal_file();
-  const std::string line = journal_line(e);
   // The file by its path (someone may have removed it), else our open one.
   // Only its identity and size are asked for: a query of its times makes
   // the kernel (multigrain timestamps) give the next write a fresh mtime,

@@ -116,6 +116,7 @@ class RunDir {
   /// copies like last_.
   struct JournalWriter {
     std::mutex mu;
+    Fd lock;  ///< state.lock, open while appending goes on
     Fd fd;
     dev_t dev = 0;
     ino_t ino = 0;

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <set>
+#include <string_view>
 
 #include "common/build_name.h"
 #include "common/clock.h"
@@ -56,6 +57,39 @@ int pidfd_open(uint32_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open,
 constexpr int64_t kRecheckFirstMs = 50;
 constexpr int64_t kRecheckMaxMs = 2000;
 
+/// Writes that only say the run moved on (the runner's journal of task
+/// transitions, its lock, its log, a command's `event progress`) are looked
+/// at this long after the first one, all together: the runner makes them for
+/// every task, and each look reads the whole run. A terminal state is
+/// written by rename (state.json), so it still wakes the watcher at once,
+/// and so do markers, sub-runs and the runner's exit.
+constexpr int64_t kProgressLookMs = 1000;
+
+/// Names in the run directory whose writes are progress only.
+bool progress_only(std::string_view name) {
+  return name == "journal.jsonl" || name == "state.lock" || name == "runner.log" || name == "events.jsonl";
+}
+
+/// Drains the inotify fd. Returns true if any event needs a look now,
+/// false if all were progress-only writes (or there were none).
+bool drain_inotify(int fd) {
+  bool now = false;
+  alignas(inotify_event) char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (ssize_t off = 0; off + ssize_t(sizeof(inotify_event)) <= n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
+      std::string_view name = ev->len ? std::string_view(ev->name) : std::string_view();
+      // Overflow (wd -1), the directory itself, sub-run directories, state,
+      // markers, notification records: all at once.
+      if (ev->wd < 0 || (ev->mask & ~(IN_CLOSE_WRITE | IN_ISDIR)) != 0 || !progress_only(name)) now = true;
+      off += ssize_t(sizeof(inotify_event)) + ev->len;
+    }
+  }
+  return now;
+}
+
 class Watcher {
  public:
   explicit Watcher(std::string build) : dir_(state::state_root(), build), fields_{build, "", "", ""} {}
@@ -95,6 +129,8 @@ class Watcher {
   Fd ino_;
   Fd timer_;
   Fd recheck_;  ///< CLOCK_MONOTONIC: the next re-read of a unit between states
+  Fd progress_;  ///< CLOCK_MONOTONIC: the look after progress-only writes
+  bool progress_armed_ = false;
   std::set<std::string> watched_subruns_;
   bool subruns_dir_watched_ = false;
   int64_t armed_at_ = -1;
@@ -286,7 +322,8 @@ int Watcher::run() {
   ino_ = Fd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
   timer_ = Fd(::timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK));
   recheck_ = Fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
-  if (!ino_.valid() || !timer_.valid() || !recheck_.valid()) {
+  progress_ = Fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!ino_.valid() || !timer_.valid() || !recheck_.valid() || !progress_.valid()) {
     sd::log_error(fields_, errno_message("inotify/timerfd", errno) +
                                (errno == EMFILE ? " (raise fs.inotify.max_user_instances: see INSTALL.md)" : ""));
     return 1;
@@ -338,26 +375,45 @@ int Watcher::run() {
     }
 
     // Idle means blocked here: the run directory, the HUNG/grace timer, a
-    // pending re-read of the unit, and the runner's main process exiting.
+    // pending re-read of the unit, a pending look at progress, and the
+    // runner's main process exiting.
     bool woke = false;
+    if (progress_armed_) {
+      // This look covers whatever the pending one was for.
+      itimerspec off{};
+      ::timerfd_settime(progress_.get(), 0, &off, nullptr);
+      progress_armed_ = false;
+    }
     // Nothing of sd-bus is alive here (connections are opened per read):
     // the lazily loaded libsystemd goes until the next wake needs it.
     sd::release_libsystemd();
     while (!woke) {
-      pollfd fds[4] = {{ino_.get(), POLLIN, 0},
+      pollfd fds[5] = {{ino_.get(), POLLIN, 0},
                        {timer_.get(), POLLIN, 0},
                        {recheck_.get(), POLLIN, 0},
-                       {pidfd_.valid() ? pidfd_.get() : -1, POLLIN, 0}};
-      int pr = ::poll(fds, 4, -1);
+                       {pidfd_.valid() ? pidfd_.get() : -1, POLLIN, 0},
+                       {progress_.get(), POLLIN, 0}};
+      int pr = ::poll(fds, 5, -1);
       if (pr < 0 && errno != EINTR) {
         sd::log_error(fields_, errno_message("poll", errno));
         rc = 1;
         goto out;
       }
       if (fds[0].revents & POLLIN) {
-        char buf[8192];
-        while (::read(ino_.get(), buf, sizeof buf) > 0) {
+        if (drain_inotify(ino_.get())) {
+          woke = true;
+        } else if (!progress_armed_) {
+          itimerspec its{};
+          its.it_value.tv_sec = kProgressLookMs / 1000;
+          its.it_value.tv_nsec = (kProgressLookMs % 1000) * 1'000'000;
+          ::timerfd_settime(progress_.get(), 0, &its, nullptr);
+          progress_armed_ = true;
         }
+      }
+      if (fds[4].revents & POLLIN) {
+        uint64_t n;
+        (void)!::read(progress_.get(), &n, sizeof n);
+        progress_armed_ = false;
         woke = true;
       }
       if (fds[1].revents & POLLIN) {

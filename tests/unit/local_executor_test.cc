@@ -1,6 +1,8 @@
 #include "engine/local_executor.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -273,6 +275,108 @@ TEST(LocalExecutor, TheTasksTimeoutIsApplied) {
   EXPECT_TRUE(o.timed_out);
   EXPECT_FALSE(o.ok);
   EXPECT_LT(elapsed_ms(start), 3'000);
+}
+
+TEST(LocalExecutor, ASignalTheRunnerIgnoresIsDefaultInTheCommand) {
+  // An ignored disposition survives exec; the command must not inherit it.
+  struct sigaction ign {}, old {};
+  ign.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGUSR1, &ign, &old), 0);
+  Command r("kill -USR1 $$; sleep 5");
+  r.go();
+  ::sigaction(SIGUSR1, &old, nullptr);
+  EXPECT_EQ(r.outcome.signal, SIGUSR1) << r.outcome.reason;
+}
+
+/// A file the command makes, to tell whether it ran.
+std::string marker_path(const std::string& name) {
+  std::string p = ::testing::TempDir() + "rw-held-" + name + "-" + std::to_string(::getpid());
+  std::filesystem::remove(p);
+  return p;
+}
+
+TEST(LocalExecutor, AHeldCommandRunsOnlyOnceTheGateOpens) {
+  std::string marker = marker_path("open");
+  StartGate gate;
+  Command r("echo started >" + marker);
+  r.spec.gate = &gate;
+  std::thread t([&] { r.go(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the command ran before the gate opened";
+  gate.open();
+  t.join();
+  EXPECT_TRUE(r.outcome.ok) << r.outcome.reason;
+  EXPECT_TRUE(std::filesystem::exists(marker));
+  std::filesystem::remove(marker);
+}
+
+TEST(LocalExecutor, AGateOpenAlreadyLetsTheCommandRunAtOnce) {
+  StartGate gate;
+  gate.open();
+  Command r("echo hi");
+  r.spec.gate = &gate;
+  r.go();
+  EXPECT_TRUE(r.outcome.ok) << r.outcome.reason;
+  EXPECT_EQ(r.out, "hi\n");
+}
+
+TEST(LocalExecutor, AHeldCommandCancelledBeforeTheGateOpensNeverRuns) {
+  std::string marker = marker_path("cancel");
+  StartGate gate;
+  std::atomic<bool> cancel{false};
+  Command r("echo started >" + marker);
+  r.spec.gate = &gate;
+  r.spec.cancel = &cancel;
+  std::thread t([&] { r.go(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  cancel = true;
+  gate.open();
+  t.join();
+  EXPECT_TRUE(r.outcome.cancelled);
+  EXPECT_FALSE(r.outcome.ok);
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "a cancelled held command ran";
+}
+
+TEST(LocalExecutor, AHeldCommandMissingItsWorkdirFailsNamingIt) {
+  StartGate gate;
+  gate.open();
+  Command r("true");
+  r.spec.gate = &gate;
+  r.spec.workdir = "/nonexistent/rw-held-workdir";
+  r.go();
+  EXPECT_FALSE(r.outcome.ok);
+  EXPECT_NE(r.outcome.reason.find("/nonexistent/rw-held-workdir"), std::string::npos) << r.outcome.reason;
+}
+
+TEST(LocalExecutor, AHeldCommandDiesWithARunnerThatDiesBeforeTheGateOpens) {
+  // The runner is killed while its task waits for the gate: the held
+  // process must not run the command later, nor wait for good.
+  std::string marker = marker_path("crash");
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);  // the held process comes to us
+  pid_t runner = ::fork();
+  ASSERT_GE(runner, 0);
+  if (runner == 0) {
+    StartGate gate;
+    Command r("echo started >" + marker);
+    r.spec.gate = &gate;
+    std::thread t([&] { r.go(); });
+    t.join();  // never: the gate stays shut
+    ::_exit(0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(::kill(runner, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(runner, &status, 0), runner);
+  // The held process, now ours: it must end by itself.
+  pid_t held = -1;
+  for (auto start = Clock::now(); elapsed_ms(start) < 5'000;) {
+    held = ::waitpid(-1, &status, WNOHANG);
+    if (held > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+  ASSERT_GT(held, 0) << "the held process outlived its runner";
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the command ran after its runner died";
 }
 
 }  // namespace
