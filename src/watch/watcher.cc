@@ -52,6 +52,15 @@ int64_t newest_task_output_ms(const std::string& tasks_dir) {
 /// A pidfd: readable once the process has exited. -1 (errno set) if none.
 int pidfd_open(uint32_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0)); }
 
+/// Sets a timerfd to fire once at `ms` (relative, or absolute with
+/// TFD_TIMER_ABSTIME); 0 disarms it.
+void set_timer_ms(int fd, int64_t ms, int flags = 0) {
+  itimerspec its{};
+  its.it_value.tv_sec = ms / 1000;
+  its.it_value.tv_nsec = (ms % 1000) * 1'000'000;
+  ::timerfd_settime(fd, flags, &its, nullptr);
+}
+
 /// Re-reads of a unit that is between states start this soon and double up
 /// to the cap (a restart waits RestartSec=2s).
 constexpr int64_t kRecheckFirstMs = 50;
@@ -235,8 +244,7 @@ void Watcher::refresh_runner(bool force) {
   // stopping leftovers after the main process) is read again shortly.
   if (pid_ != 0 || u->gone()) {
     backoff_ms_ = 0;
-    itimerspec off{};
-    ::timerfd_settime(recheck_.get(), 0, &off, nullptr);
+    set_timer_ms(recheck_.get(), 0);
   } else {
     recheck_later();
   }
@@ -264,10 +272,7 @@ void Watcher::follow_main_pid(sd::Bus& bus, sd::UnitState* u) {
 
 void Watcher::recheck_later() {
   backoff_ms_ = backoff_ms_ == 0 ? kRecheckFirstMs : std::min(backoff_ms_ * 2, kRecheckMaxMs);
-  itimerspec its{};
-  its.it_value.tv_sec = backoff_ms_ / 1000;
-  its.it_value.tv_nsec = (backoff_ms_ % 1000) * 1'000'000;
-  ::timerfd_settime(recheck_.get(), 0, &its, nullptr);
+  set_timer_ms(recheck_.get(), backoff_ms_);
 }
 
 void Watcher::act(const Decision& d, const Observation& o) {
@@ -304,12 +309,7 @@ void Watcher::act(const Decision& d, const Observation& o) {
 void Watcher::arm_timer(int64_t at_ms) {
   if (at_ms == armed_at_) return;
   armed_at_ = at_ms;
-  itimerspec its{};
-  if (at_ms > 0) {
-    its.it_value.tv_sec = at_ms / 1000;
-    its.it_value.tv_nsec = (at_ms % 1000) * 1'000'000;
-  }
-  ::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &its, nullptr);
+  set_timer_ms(timer_.get(), std::max<int64_t>(at_ms, 0), TFD_TIMER_ABSTIME);
 }
 
 int Watcher::run() {
@@ -380,8 +380,7 @@ int Watcher::run() {
     bool woke = false;
     if (progress_armed_) {
       // This look covers whatever the pending one was for.
-      itimerspec off{};
-      ::timerfd_settime(progress_.get(), 0, &off, nullptr);
+      set_timer_ms(progress_.get(), 0);
       progress_armed_ = false;
     }
     // Nothing of sd-bus is alive here (connections are opened per read):
@@ -403,10 +402,7 @@ int Watcher::run() {
         if (drain_inotify(ino_.get())) {
           woke = true;
         } else if (!progress_armed_) {
-          itimerspec its{};
-          its.it_value.tv_sec = kProgressLookMs / 1000;
-          its.it_value.tv_nsec = (kProgressLookMs % 1000) * 1'000'000;
-          ::timerfd_settime(progress_.get(), 0, &its, nullptr);
+          set_timer_ms(progress_.get(), kProgressLookMs);
           progress_armed_ = true;
         }
       }
