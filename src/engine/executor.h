@@ -32,7 +32,7 @@ struct TaskContext {
   Millis kill_grace{Millis(10'000)};
   /// Output as it arrives, any chunking.
   std::function<void(bool is_stderr, std::string_view data)> output;
-  /// For executors that start_at_gate(): the task's command must not take
+  /// For executors that starts_at_gate(): the task's command must not take
   /// effect before this opens (its RUNNING is durable then).
   StartGate* gate = nullptr;
 };
