@@ -17,6 +17,8 @@
 
 namespace rw::engine {
 
+class ProcessGroup;
+
 struct TaskContext {
   const plan::Plan* plan = nullptr;
   const plan::Task* task = nullptr;
@@ -55,6 +57,11 @@ class Executor {
   /// holds the command until ctx.gate opens (set-up overlaps the sync);
   /// false: run() is called once the gate is open.
   virtual bool starts_at_gate() const { return false; }
+  /// Starts the task and returns its process for the caller's own loop to
+  /// follow (no thread waits for it); nullptr: this executor only run()s.
+  /// Blocks only as run() does before its command starts. (Defined with
+  /// ProcessGroup, engine/local_executor.cc.)
+  virtual std::unique_ptr<ProcessGroup> start(const TaskContext& ctx);
 };
 
 /// Chooses the executor for a task on a target.

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -156,107 +157,173 @@ Spawned spawn_shell(const SpawnSpec& spec, int fd_in, int fd_out, int fd_err) {
 
 }  // namespace
 
-TaskOutcome run_process_group(const SpawnSpec& spec) {
-  TaskOutcome out;
+ProcessGroup::ProcessGroup(SpawnSpec spec) : spec_(std::move(spec)) {
   int outp[2], errp[2];
-  if (::pipe2(outp, O_CLOEXEC) != 0 || ::pipe2(errp, O_CLOEXEC) != 0) {
-    out.reason = std::string("pipe: ") + std::strerror(errno);
-    return out;
+  if (::pipe2(outp, O_CLOEXEC) != 0) {
+    end_now(std::string("pipe: ") + std::strerror(errno));
+    return;
   }
-  Fd out_r(outp[0]), out_w(outp[1]), err_r(errp[0]), err_w(errp[1]);
+  out_r_ = Fd(outp[0]);
+  Fd out_w(outp[1]);
+  if (::pipe2(errp, O_CLOEXEC) != 0) {
+    end_now(std::string("pipe: ") + std::strerror(errno));
+    return;
+  }
+  err_r_ = Fd(errp[0]);
+  Fd err_w(errp[1]);
   Fd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 
-  Spawned sp = spawn_shell(spec, devnull.get(), out_w.get(), err_w.get());
-  out_w.reset();
-  err_w.reset();
+  Spawned sp = spawn_shell(spec_, devnull.get(), out_w.get(), err_w.get());
   if (sp.stage == kGaveUp) {
     // Held until the gate opened on a cancelled task: it never started.
-    out.cancelled = true;
-    out.reason = "cancelled";
-    return out;
+    out_.cancelled = true;
+    end_now("cancelled");
+    return;
   }
   if (sp.pid < 0) {
-    out.reason = "cannot start /bin/sh" + std::string(spec.workdir.empty() ? "" : " in " + spec.workdir) + ": " +
-                 std::strerror(sp.error);
-    return out;
+    end_now("cannot start /bin/sh" + std::string(spec_.workdir.empty() ? "" : " in " + spec_.workdir) + ": " +
+            std::strerror(sp.error));
+    return;
   }
-  const pid_t pid = sp.pid;
-
-  // The shell's exit wakes the loop through a pidfd; without one (a kernel
-  // before 5.3) the loop looks every few milliseconds.
-  Fd exited(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  const int64_t start = mono_ms();
-  int64_t term_sent_at = 0;
-  bool killed = false;
-  auto signal_group = [&](int sig) { ::kill(-pid, sig); };
-  std::string why_stopped;
-
-  pollfd fds[3] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}, {-1, POLLIN, 0}};
-  int open_fds = 2;
-  int status = 0;
-  bool reaped = false;
-  char buf[16384];
-  for (;;) {
-    // Stop requests: timeout and cancellation end the whole group.
-    int64_t now = mono_ms();
-    if (!term_sent_at) {
-      if (spec.cancel && spec.cancel->load()) {
-        why_stopped = "cancelled";
-        out.cancelled = true;
-      } else if (spec.timeout && now - start >= spec.timeout->count()) {
-        why_stopped = "timed out after " + format_duration(*spec.timeout);
-        out.timed_out = true;
-      }
-      if (!why_stopped.empty()) {
-        signal_group(SIGTERM);
-        term_sent_at = now;
-      }
-    } else if (!killed && now - term_sent_at >= spec.kill_grace.count()) {
-      signal_group(SIGKILL);
-      killed = true;
-    }
-    if (!reaped) {
-      pid_t w = ::waitpid(pid, &status, WNOHANG);
-      if (w == pid) reaped = true;
-    }
-    if (reaped && open_fds == 0) break;
-    if (reaped && term_sent_at == 0) {
-      // The shell is gone; whatever it left in its group (background jobs
-      // holding the pipes) is part of the task and ends with it.
-      signal_group(SIGTERM);
-      term_sent_at = now;
-    }
-    // Pipes closed but the shell not reaped yet: it is exiting (its files
-    // close before it can be waited for); wait on its pidfd only.
-    if (open_fds == 0 && !exited.valid()) {
-      ::usleep(2000);
-      continue;
-    }
-    fds[2] = {reaped || !exited.valid() ? -1 : exited.get(), POLLIN, 0};
-    int pr = ::poll(fds, 3, 200);
-    if (pr < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        if (spec.output) spec.output(i == 1, std::string_view(buf, static_cast<size_t>(n)));
-      } else if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  // Nothing of the group may outlive the task.
-  signal_group(SIGKILL);
-
-  if (WIFEXITED(status)) out.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) out.signal = WTERMSIG(status);
-  out.ok = !out.cancelled && !out.timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  if (!out.ok) out.reason = why_stopped.empty() ? describe_status(status) : why_stopped;
-  return out;
+  pid_ = sp.pid;
+  // The shell's exit is seen through a pidfd; without one (a kernel before
+  // 5.3) it is looked for every few milliseconds.
+  exited_ = Fd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+  started_ms_ = mono_ms();
+  settle();
 }
 
-TaskOutcome LocalExecutor::run(const TaskContext& ctx) {
+ProcessGroup::~ProcessGroup() {
+  // Nothing of the group may outlive the task, even one given up on.
+  if (pid_ > 0 && !done_) {
+    ::kill(-pid_, SIGKILL);
+    if (!reaped_) {
+      while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+}
+
+void ProcessGroup::end_now(std::string reason) {
+  out_r_.reset();
+  err_r_.reset();
+  out_.reason = std::move(reason);
+  done_ = true;
+}
+
+std::array<int, 3> ProcessGroup::fds() const {
+  return {out_r_.get(), err_r_.get(), reaped_ ? -1 : exited_.get()};
+}
+
+void ProcessGroup::ready(size_t slot, short revents) {
+  if (done_ || slot > 2 || !(revents & (POLLIN | POLLHUP | POLLERR))) return;
+  if (slot == 2) {
+    reap();
+    return;
+  }
+  Fd& fd = slot == 0 ? out_r_ : err_r_;
+  if (!fd.valid()) return;
+  char buf[16384];
+  ssize_t n = ::read(fd.get(), buf, sizeof buf);
+  if (n > 0) {
+    if (spec_.output) spec_.output(slot == 1, std::string_view(buf, static_cast<size_t>(n)));
+  } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+    fd.reset();  // the other end is closed everywhere
+  }
+}
+
+void ProcessGroup::reap() {
+  if (reaped_ || pid_ <= 0) return;
+  pid_t w = ::waitpid(pid_, &status_, WNOHANG);
+  if (w == pid_) {
+    reaped_ = true;
+    exited_.reset();
+  }
+}
+
+void ProcessGroup::settle() {
+  if (done_) return;
+  // Stop requests: timeout and cancellation end the whole group.
+  const int64_t now = mono_ms();
+  if (!term_sent_at_) {
+    if (spec_.cancel && spec_.cancel->load()) {
+      why_stopped_ = "cancelled";
+      out_.cancelled = true;
+    } else if (spec_.timeout && now - started_ms_ >= spec_.timeout->count()) {
+      why_stopped_ = "timed out after " + format_duration(*spec_.timeout);
+      out_.timed_out = true;
+    }
+    if (!why_stopped_.empty()) {
+      ::kill(-pid_, SIGTERM);
+      term_sent_at_ = now;
+    }
+  } else if (!killed_ && now - term_sent_at_ >= spec_.kill_grace.count()) {
+    ::kill(-pid_, SIGKILL);
+    killed_ = true;
+  }
+  if (!exited_.valid()) reap();  // no pidfd: looked for on every settle
+  if (reaped_ && !out_r_.valid() && !err_r_.valid()) {
+    // Nothing of the group may outlive the task.
+    ::kill(-pid_, SIGKILL);
+    done_ = true;
+    if (WIFEXITED(status_)) out_.exit_code = WEXITSTATUS(status_);
+    if (WIFSIGNALED(status_)) out_.signal = WTERMSIG(status_);
+    out_.ok = !out_.cancelled && !out_.timed_out && WIFEXITED(status_) && WEXITSTATUS(status_) == 0;
+    if (!out_.ok) out_.reason = why_stopped_.empty() ? describe_status(status_) : why_stopped_;
+    return;
+  }
+  if (reaped_ && term_sent_at_ == 0) {
+    // The shell is gone; whatever it left in its group (background jobs
+    // holding the pipes) is part of the task and ends with it.
+    ::kill(-pid_, SIGTERM);
+    term_sent_at_ = now;
+  }
+}
+
+int64_t ProcessGroup::wait_ms() const {
+  if (done_) return 0;
+  const int64_t now = mono_ms();
+  int64_t w = -1;
+  auto at = [&](int64_t due) {
+    int64_t d = std::max<int64_t>(0, due - now);
+    if (w < 0 || d < w) w = d;
+  };
+  if (!term_sent_at_ && spec_.cancel && spec_.cancel->load()) return 0;  // SIGTERM is due
+  if (!term_sent_at_ && spec_.timeout) at(started_ms_ + spec_.timeout->count());
+  if (term_sent_at_ && !killed_) at(term_sent_at_ + spec_.kill_grace.count());
+  // Without a pidfd, the shell's end is looked for every few milliseconds
+  // once its pipes are closed (it is exiting), else now and then.
+  if (!reaped_ && !exited_.valid()) at(now + (out_r_.valid() || err_r_.valid() ? 200 : 2));
+  return w;
+}
+
+bool ProcessGroup::wait_once(int64_t max_ms) {
+  auto fds = this->fds();
+  pollfd p[3];
+  for (size_t i = 0; i < 3; ++i) p[i] = {fds[i], POLLIN, 0};
+  int64_t w = wait_ms();
+  if (::poll(p, 3, static_cast<int>(w < 0 ? max_ms : std::min(w, max_ms))) < 0 && errno != EINTR) return false;
+  for (size_t i = 0; i < 3; ++i)
+    if (p[i].fd >= 0 && p[i].revents) ready(i, p[i].revents);
+  settle();
+  return true;
+}
+
+TaskOutcome run_process_group(const SpawnSpec& spec) {
+  ProcessGroup group(spec);
+  // A cancel flag is set by another thread: looked at every 200 ms.
+  while (!group.done()) {
+    if (!group.wait_once(200)) {
+      TaskOutcome out;  // the group is killed as it goes
+      out.reason = std::string("poll: ") + std::strerror(errno);
+      return out;
+    }
+  }
+  return group.take_outcome();
+}
+
+namespace {
+SpawnSpec task_spec(const TaskContext& ctx) {
   SpawnSpec spec;
   spec.command = ctx.task->run;
   spec.workdir = ctx.workdir;
@@ -272,7 +339,16 @@ TaskOutcome LocalExecutor::run(const TaskContext& ctx) {
   spec.kill_grace = ctx.kill_grace;
   spec.output = ctx.output;
   spec.gate = ctx.gate;
-  return run_process_group(spec);
+  return spec;
+}
+}  // namespace
+
+std::unique_ptr<ProcessGroup> Executor::start(const TaskContext&) { return nullptr; }
+
+TaskOutcome LocalExecutor::run(const TaskContext& ctx) { return run_process_group(task_spec(ctx)); }
+
+std::unique_ptr<ProcessGroup> LocalExecutor::start(const TaskContext& ctx) {
+  return std::make_unique<ProcessGroup>(task_spec(ctx));
 }
 
 }  // namespace rw::engine

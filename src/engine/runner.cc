@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
@@ -78,6 +79,13 @@ std::atomic<PollFn> g_poll{[](::pollfd* f, nfds_t n, int t) { return ::poll(f, n
 struct Running {
   TaskRef ref;
   std::atomic<bool> cancel{false};
+  /// The task's output on its way to its log and runner.log: used by its
+  /// job, then (a local process) by the main loop, never by both at once.
+  Fd log;
+  LineSplitter lines[2];
+  std::string prefix;
+  /// A local task's process, followed by the main loop once it has exec'd.
+  std::unique_ptr<ProcessGroup> proc;
 };
 
 struct Finished {
@@ -105,6 +113,18 @@ class Runner {
   Status persist_changes();
   /// Hands the task to a worker, which starts it once `gate` opens.
   void launch(TaskRef ref, std::shared_ptr<StartGate> gate);
+  /// A task's output, to its log and runner.log (line by line).
+  void task_output(Running& r, bool is_stderr, std::string_view data);
+  /// The task has ended: the end of its output and of its log, and its
+  /// outcome queued for drain_finished(). `wake`: from a job (wakes the loop).
+  void end_task(Running& r, TaskOutcome out, bool wake);
+  /// Local processes handed over by their jobs join the main loop's epoll.
+  void adopt_processes();
+  /// Reads what the followed processes have ready, sends due signals, and
+  /// ends the tasks whose processes ended. Returns whether any ended.
+  bool follow_processes();
+  /// Milliseconds until a followed process needs a look without readiness.
+  int64_t processes_wait_ms() const;
   void drain_finished();
   void read_events();
   void apply_event(const state::Event& e);
@@ -139,9 +159,11 @@ class Runner {
   std::unique_ptr<ExecutorSet> executors_;
   Fd runner_log_;
   std::mutex log_mu_;
-  Fd wake_;  // eventfd: a task finished
+  Fd wake_;  // eventfd: a task finished, or its process was handed over
+  Fd procs_;  // epoll: the followed processes' pipes and pidfds
   std::mutex fin_mu_;
   std::vector<Finished> finished_;
+  std::vector<Running*> handed_over_;  ///< fin_mu_; processes for the loop
   /// Its jobs use the members above: it goes first (stop_all_tasks).
   std::unique_ptr<WorkerPool> workers_;
   /// A task's entry stays put until its job has reported it finished (the
@@ -316,12 +338,13 @@ void Runner::launch(TaskRef ref, std::shared_ptr<StartGate> gate) {
   lf.target = ts.target;
   pending_records_.push_back({std::move(lf), "task " + ts.id() + " started (attempt " + std::to_string(attempt) + ")"});
 
+  r.prefix = std::move(prefix);
+
   if (!workers_) workers_ = std::make_unique<WorkerPool>();
-  workers_->submit([this, &r, ref, task, target, log_path, prefix, attempt, gate = std::move(gate)] {
+  workers_->submit([this, &r, task, target, log_path, attempt, gate = std::move(gate)] {
     // Made while the task's RUNNING is being synced (a file is no
     // transition); written to once it is durable.
-    Fd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640));
-    LineSplitter lines[2];
+    r.log = Fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640));
     TaskContext ctx;
     ctx.plan = &plan_;
     ctx.task = task;
@@ -332,10 +355,7 @@ void Runner::launch(TaskRef ref, std::shared_ptr<StartGate> gate) {
     ctx.events_file = dir_.events_file();
     ctx.attempt = attempt;
     ctx.cancel = &r.cancel;
-    ctx.output = [&](bool is_stderr, std::string_view data) {
-      if (log.valid()) (void)!::write(log.get(), data.data(), data.size());
-      lines[is_stderr].feed(data, [&](std::string_view l) { log_line(prefix, l, is_stderr, &ref); });
-    };
+    ctx.output = [this, &r](bool is_stderr, std::string_view data) { task_output(r, is_stderr, data); };
     TaskOutcome out;
     Executor* ex = executors_->find(*task, *target);
     // An executor that holds the command until the gate opens is called
@@ -345,7 +365,7 @@ void Runner::launch(TaskRef ref, std::shared_ptr<StartGate> gate) {
     if (held) ctx.gate = gate.get();
     else gate->wait();
     std::string banner = "--- attempt " + std::to_string(attempt) + " at " + format_time(now_ms()) + "\n";
-    if (log.valid()) (void)!::write(log.get(), banner.data(), banner.size());
+    if (r.log.valid()) (void)!::write(r.log.get(), banner.data(), banner.size());
     if (r.cancel && !held) {
       // Stopped before it could start (the runner is ending).
       out.cancelled = true;
@@ -353,21 +373,104 @@ void Runner::launch(TaskRef ref, std::shared_ptr<StartGate> gate) {
     } else if (!ex) {
       out.reason = std::string("no executor for a ") + plan::to_string(task->kind) + " task on target " +
                    target->name;
+    } else if (auto proc = ex->start(ctx)) {
+      // A local process: once it has exec'd, the main loop follows it (its
+      // end reaches the loop directly, with no thread in between).
+      if (!proc->done()) {
+        {
+          std::lock_guard<std::mutex> lock(fin_mu_);
+          r.proc = std::move(proc);
+          handed_over_.push_back(&r);
+        }
+        uint64_t one = 1;
+        (void)!::write(wake_.get(), &one, sizeof one);
+        return;
+      }
+      out = proc->take_outcome();
     } else {
       out = ex->run(ctx);
     }
-    for (int i = 0; i < 2; ++i) lines[i].flush([&](std::string_view l) { log_line(prefix, l, i == 1, &ref); });
-    if (!out.ok) {
-      std::string end = "--- " + out.reason + "\n";
-      if (log.valid()) (void)!::write(log.get(), end.data(), end.size());
-    }
-    {
-      std::lock_guard<std::mutex> lock(fin_mu_);
-      finished_.push_back({ref, out});
-    }
+    end_task(r, std::move(out), true);
+  });
+}
+
+void Runner::task_output(Running& r, bool is_stderr, std::string_view data) {
+  if (r.log.valid()) (void)!::write(r.log.get(), data.data(), data.size());
+  r.lines[is_stderr].feed(data, [&](std::string_view l) { log_line(r.prefix, l, is_stderr, &r.ref); });
+}
+
+void Runner::end_task(Running& r, TaskOutcome out, bool wake) {
+  for (int i = 0; i < 2; ++i) r.lines[i].flush([&](std::string_view l) { log_line(r.prefix, l, i == 1, &r.ref); });
+  if (!out.ok) {
+    std::string end = "--- " + out.reason + "\n";
+    if (r.log.valid()) (void)!::write(r.log.get(), end.data(), end.size());
+  }
+  r.log.reset();
+  {
+    std::lock_guard<std::mutex> lock(fin_mu_);
+    finished_.push_back({r.ref, std::move(out)});
+  }
+  if (wake) {
     uint64_t one = 1;
     (void)!::write(wake_.get(), &one, sizeof one);
-  });
+  }
+}
+
+void Runner::adopt_processes() {
+  std::vector<Running*> handed;
+  {
+    std::lock_guard<std::mutex> lock(fin_mu_);
+    handed.swap(handed_over_);
+  }
+  for (Running* r : handed) {
+    // Each fd's event names its task and which of the three it is (the
+    // entry's address is 8-aligned: the slot fits in the low bits).
+    auto fds = r->proc->fds();
+    for (size_t slot = 0; slot < fds.size(); ++slot) {
+      if (fds[slot] < 0) continue;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = reinterpret_cast<uintptr_t>(r) | slot;
+      if (::epoll_ctl(procs_.get(), EPOLL_CTL_ADD, fds[slot], &ev) != 0)
+        sd::log_warning(fields_, errno_message("epoll_ctl (a task's output)", errno));
+    }
+  }
+}
+
+bool Runner::follow_processes() {
+  epoll_event evs[64];
+  for (;;) {
+    int n = ::epoll_wait(procs_.get(), evs, 64, 0);
+    for (int i = 0; i < n; ++i) {
+      auto* r = reinterpret_cast<Running*>(evs[i].data.u64 & ~uint64_t(3));
+      // epoll's IN/HUP/ERR bits are poll's.
+      if (r->proc) r->proc->ready(evs[i].data.u64 & 3, static_cast<short>(evs[i].events));
+    }
+    if (n < 64) break;
+  }
+  // A pipe closed at its end, or a reaped shell's pidfd, left the epoll
+  // set with its closing.
+  bool ended = false;
+  for (auto& r : running_) {
+    if (!r.proc) continue;
+    r.proc->settle();
+    if (!r.proc->done()) continue;
+    TaskOutcome out = r.proc->take_outcome();
+    r.proc.reset();
+    end_task(r, std::move(out), false);
+    ended = true;
+  }
+  return ended;
+}
+
+int64_t Runner::processes_wait_ms() const {
+  int64_t w = -1;
+  for (const auto& r : running_) {
+    if (!r.proc) continue;
+    int64_t p = r.proc->wait_ms();
+    if (p >= 0 && (w < 0 || p < w)) w = p;
+  }
+  return w;
 }
 
 void Runner::drain_finished() {
@@ -562,6 +665,7 @@ int Runner::run() {
   ::signal(SIGPIPE, SIG_IGN);
   Fd sigfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   wake_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  procs_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
 
   int64_t now = clock_.now();
   st_.runner_starts += 1;
@@ -639,9 +743,11 @@ int Runner::run() {
     int64_t wake_at = poll_events ? std::min(next_heartbeat, clock_.now() + 1000) : next_heartbeat;
     if (int64_t w = sched_->next_wakeup(); w > 0 && w < wake_at) wake_at = w;
     if (last_status_ != status_sent_) wake_at = std::min(wake_at, status_sent_at_ + kStatusEveryMs);
-    int timeout = static_cast<int>(std::max<int64_t>(0, wake_at - clock_.now()));
-    pollfd fds[3] = {{sigfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {ino.get(), POLLIN, 0}};
-    int r = g_poll.load()(fds, 3, timeout);
+    int64_t timeout_ms = std::max<int64_t>(0, wake_at - clock_.now());
+    if (int64_t p = processes_wait_ms(); p >= 0) timeout_ms = std::min(timeout_ms, p);
+    pollfd fds[4] = {{sigfd.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}, {ino.get(), POLLIN, 0},
+                     {procs_.get(), POLLIN, 0}};
+    int r = g_poll.load()(fds, 4, static_cast<int>(timeout_ms));
     if (r < 0 && errno != EINTR) {
       // Nothing can be waited for any more: stop the tasks (the run resumes
       // after systemd restarts the runner; they count as interrupted).
@@ -669,8 +775,12 @@ int Runner::run() {
     if (fds[1].revents & POLLIN) {
       uint64_t v;
       (void)!::read(wake_.get(), &v, sizeof v);
-      drain_finished();
+      adopt_processes();
     }
+    // Local processes: their output, their ends, and the signals due (a
+    // cancel set above, a timeout).
+    follow_processes();
+    drain_finished();
     if (fds[2].revents & POLLIN) {
       char buf[4096];
       while (::read(ino.get(), buf, sizeof buf) > 0) {
@@ -707,6 +817,20 @@ void Runner::stop_all_tasks() {
   for (auto& r : running_) r.cancel = true;
   if (executors_) executors_->stop();
   workers_.reset();  // waits for every job
+  // The processes the loop followed: all are told to stop at once, then
+  // waited for (the grace runs for all of them together).
+  adopt_processes();
+  for (auto& r : running_)
+    if (r.proc) r.proc->settle();
+  for (auto& r : running_) {
+    while (r.proc && !r.proc->done() && r.proc->wait_once(200)) {
+    }
+    if (r.proc) {
+      TaskOutcome out = r.proc->done() ? r.proc->take_outcome() : TaskOutcome{};
+      r.proc.reset();  // kills what is left of the group
+      end_task(r, std::move(out), false);
+    }
+  }
   running_.clear();
 }
 

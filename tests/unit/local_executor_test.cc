@@ -1,6 +1,7 @@
 #include "engine/local_executor.h"
 
 #include <signal.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <stdlib.h>
@@ -14,8 +15,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace rw::engine {
 namespace {
@@ -377,6 +380,119 @@ TEST(LocalExecutor, AHeldCommandDiesWithARunnerThatDiesBeforeTheGateOpens) {
   ::prctl(PR_SET_CHILD_SUBREAPER, 0);
   ASSERT_GT(held, 0) << "the held process outlived its runner";
   EXPECT_FALSE(std::filesystem::exists(marker)) << "the command ran after its runner died";
+}
+
+
+// ProcessGroup: followed by a loop that is not its own (the runner's).
+
+/// Polls every group's fds in one poll() until all are done, as the
+/// runner's loop does; returns how many rounds it took.
+int follow_all(std::vector<ProcessGroup*> groups) {
+  int rounds = 0;
+  for (;;) {
+    std::vector<pollfd> p;
+    std::vector<std::pair<ProcessGroup*, size_t>> who;
+    int64_t wait = 1'000;
+    bool all_done = true;
+    for (auto* g : groups) {
+      if (g->done()) continue;
+      all_done = false;
+      auto fds = g->fds();
+      for (size_t i = 0; i < fds.size(); ++i) {
+        if (fds[i] < 0) continue;
+        p.push_back({fds[i], POLLIN, 0});
+        who.push_back({g, i});
+      }
+      if (int64_t w = g->wait_ms(); w >= 0) wait = std::min(wait, w);
+    }
+    if (all_done) return rounds;
+    ++rounds;
+    if (::poll(p.data(), p.size(), static_cast<int>(wait)) < 0 && errno != EINTR) return -1;
+    for (size_t i = 0; i < p.size(); ++i)
+      if (p[i].revents) who[i].first->ready(who[i].second, p[i].revents);
+    for (auto* g : groups) g->settle();
+  }
+}
+
+TEST(ProcessGroup, SeveralGroupsFollowedByOneLoopEachGetTheirOwnOutputAndOutcome) {
+  Command a("echo a-out; echo a-err >&2; sleep 0.2; exit 3");
+  Command b("head -c 300000 /dev/zero | tr '\\0' b; sleep 0.1");
+  Command c("echo c-out");
+  ProcessGroup ga(a.spec), gb(b.spec), gc(c.spec);
+  EXPECT_GT(ga.pid(), 0);
+  ASSERT_GE(follow_all({&ga, &gb, &gc}), 1);
+  auto oa = ga.take_outcome(), ob = gb.take_outcome(), oc = gc.take_outcome();
+  EXPECT_EQ(a.out, "a-out\n");
+  EXPECT_EQ(a.err, "a-err\n");
+  EXPECT_FALSE(oa.ok);
+  EXPECT_EQ(oa.exit_code, 3);
+  EXPECT_EQ(oa.reason, "exit code 3");
+  EXPECT_EQ(b.out, std::string(300000, 'b')) << "more than a pipe's buffer, read whole";
+  EXPECT_TRUE(ob.ok);
+  EXPECT_EQ(c.out, "c-out\n");
+  EXPECT_TRUE(oc.ok);
+  EXPECT_EQ(oc.exit_code, 0);
+}
+
+TEST(ProcessGroup, ACancelFlagSetByTheFollowingLoopStopsOnlyItsGroup) {
+  std::atomic<bool> cancel{false};
+  Command stop("sleep 30"), keep("sleep 0.3; echo kept");
+  stop.spec.cancel = &cancel;
+  stop.spec.kill_grace = Millis(1'000);
+  ProcessGroup gs(stop.spec), gk(keep.spec);
+  EXPECT_EQ(gs.wait_ms(), -1) << "nothing due before the flag is set";
+  cancel = true;
+  EXPECT_EQ(gs.wait_ms(), 0) << "the loop must settle() at once: SIGTERM is due";
+  auto start = Clock::now();
+  ASSERT_GE(follow_all({&gs, &gk}), 1);
+  auto os = gs.take_outcome(), ok = gk.take_outcome();
+  EXPECT_TRUE(os.cancelled);
+  EXPECT_EQ(os.signal, SIGTERM);
+  EXPECT_TRUE(ok.ok);
+  EXPECT_EQ(keep.out, "kept\n");
+  EXPECT_LT(elapsed_ms(start), 5'000);
+}
+
+TEST(ProcessGroup, ATimeoutIsDueInWaitMsAndEndsTheGroup) {
+  Command r("sleep 30");
+  r.spec.timeout = Millis(300);
+  r.spec.kill_grace = Millis(1'000);
+  ProcessGroup g(r.spec);
+  int64_t w = g.wait_ms();
+  EXPECT_GT(w, 0);
+  EXPECT_LE(w, 300);
+  ASSERT_GE(follow_all({&g}), 1);
+  auto o = g.take_outcome();
+  EXPECT_TRUE(o.timed_out);
+  EXPECT_EQ(o.reason, "timed out after 300ms");
+}
+
+TEST(ProcessGroup, AGroupDroppedBeforeItEndsIsKilledWithItsChildren) {
+  Command r("sleep 30 & echo $!; wait");
+  auto g = std::make_unique<ProcessGroup>(r.spec);
+  const pid_t shell = g->pid();
+  // Read the child's pid as the runner's loop would.
+  for (int i = 0; i < 100 && r.out.find('\n') == std::string::npos; ++i) {
+    pollfd p{g->fds()[0], POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) g->ready(0, p.revents);
+  }
+  const pid_t child = r.echoed_pid();
+  ASSERT_GT(child, 0);
+  EXPECT_TRUE(alive(shell));
+  g.reset();  // the runner stopping with the task still running
+  EXPECT_FALSE(alive(shell)) << "killed and reaped by the time the drop returns";
+  EXPECT_TRUE(gone_within(child, 2'000)) << "the background child went with the group";
+}
+
+TEST(ProcessGroup, AStartThatFailsIsDoneAtOnceWithTheReason) {
+  Command r("true");
+  r.spec.workdir = "/nonexistent/rw-workdir";
+  ProcessGroup g(r.spec);
+  EXPECT_TRUE(g.done());
+  EXPECT_EQ(g.fds()[0], -1);
+  auto o = g.take_outcome();
+  EXPECT_FALSE(o.ok);
+  EXPECT_NE(o.reason.find("/nonexistent/rw-workdir"), std::string::npos) << o.reason;
 }
 
 }  // namespace
