@@ -78,8 +78,29 @@ wait_watcher_done late-cancel
 assert_contains "$(journal -u watcher@late-cancel.service --no-pager -o cat || true)" "cancelled: no message" \
   "the watcher saw the cancel when it first looked"
 
+# 5. In a burst of starts, each run's watcher is forked before its runner
+# and runs ahead of it (Nice=-5: the manager dispatches the jobs of a
+# transaction by CPU weight, then nice, then name, and "runner@" sorts before
+# "watcher@"), so a run that ends at once does not wait for its watcher
+# behind the other runs' runners. The tasks keep the default nice.
+ctl log-level debug
+pids=()
+for i in 1 2 3; do
+  start_run -q --build-name "burst-$i" --runner-command 'echo "nice=$(cut -d" " -f19 /proc/self/stat)"' &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+ctl log-level info
+for i in 1 2 3; do
+  wait_status "burst-$i" COMPLETED
+  wait_watcher_done "burst-$i"
+  journal_order watcher@burst-$i.service "Forked .*runwarden-watcher as" runner@burst-$i.service "Forked .*runwarden as"
+  assert_contains "$(cat "$RUNWARDEN_STATE_DIR/runs/burst-$i/runner.log")" "nice=0" \
+    "the run's command runs at the default nice"
+done
+
 sleep 1
 assert_eq "$(posts_for late-killed)" 0 "no message for TERMINATED"
 assert_eq "$(posts_for late-cancel)" 0 "no message for CANCELLED"
-assert_eq "$(receiver_count)" 7 "one message per run that ended COMPLETED or FAILED, none other"
+assert_eq "$(receiver_count)" 10 "one message per run that ended COMPLETED or FAILED, none other"
 pass
