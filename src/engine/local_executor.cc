@@ -100,6 +100,30 @@ struct Spawned {
   int error = 0;
 };
 
+/// The stack the child of spawn_shell() runs on until it execs: one per
+/// thread, kept (CLONE_VFORK: the thread waits while the child uses it).
+/// A new one per start would be fresh pages to fault in every time.
+class ChildStack {
+ public:
+  static constexpr size_t kSize = 64 * 1024;
+  ~ChildStack() {
+    if (base_) ::munmap(base_, kSize);
+  }
+  /// Its top (stacks grow down); nullptr with errno when it cannot be made.
+  void* get() {
+    if (!base_) {
+      void* p = ::mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+      if (p == MAP_FAILED) return nullptr;
+      base_ = p;
+    }
+    return static_cast<char*>(base_) + kSize;
+  }
+
+ private:
+  void* base_ = nullptr;
+};
+thread_local ChildStack child_stack;
+
 /// Starts `/bin/sh -c command` as spawn_shell's child. With a gate, the
 /// child is made and set up at once but execs only when the gate opens.
 Spawned spawn_shell(const SpawnSpec& spec, int fd_in, int fd_out, int fd_err) {
@@ -126,17 +150,15 @@ Spawned spawn_shell(const SpawnSpec& spec, int fd_in, int fd_out, int fd_err) {
     if (Fd go = spec.gate->hold(Fd(gp[1]), spec.cancel); go.valid()) StartGate::release(std::move(go), spec.cancel);
   }
 
-  constexpr size_t kStack = 64 * 1024;
-  void* stack = ::mmap(nullptr, kStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) return {-1, kExec, errno};
+  void* stack = child_stack.get();
+  if (!stack) return {-1, kExec, errno};
   // No handler of this process may run in the child, which shares its memory.
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_BLOCK, &all, &old);
-  r.pid = ::clone(child_main, static_cast<char*>(stack) + kStack, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
+  r.pid = ::clone(child_main, stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &plan);
   const int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  ::munmap(stack, kStack);
   if (r.pid < 0) return {-1, kExec, clone_errno};
   // The child has exec'd (its end of the report pipe closed) or ended.
   report_w.reset();
