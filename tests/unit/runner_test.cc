@@ -3,11 +3,14 @@
 // code asks systemd to restart and resume.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -127,6 +130,103 @@ TEST(Runner, EveryTaskFindsItsRunningStateOnDiskWhenItStarts) {
         }
     EXPECT_TRUE(found) << name;
   }
+  std::filesystem::remove_all(root);
+}
+
+
+/// Threads of this process now in poll(2)/ppoll(2)/epoll_wait(2) (x86-64
+/// and arm64 numbers): a thread that waits for a task's process sits there.
+int threads_waiting_in_poll() {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream f(e.path() / "syscall");
+    long nr = -1;
+    if (!(f >> nr)) continue;
+#if defined(__x86_64__)
+    if (nr == 7 || nr == 271 || nr == 232 || nr == 281) ++n;
+#else
+    if (nr == 73 || nr == 22) ++n;
+#endif
+  }
+  return n;
+}
+
+TEST(Runner, RunningLocalTasksAreFollowedByTheMainLoopNotAThreadEach) {
+  // Four tasks run side by side; while they do, the only thread of the
+  // runner waiting in poll is its main loop. Their ends still arrive with
+  // everything: output larger than a pipe holds, exit codes, a timeout.
+  char tmpl[] = "/var/tmp/rw-runner-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string root = tmpl;
+  ::setenv("RUNWARDEN_STATE_DIR", root.c_str(), 1);
+  state::RunDir dir(root, "follow-1");
+  ASSERT_TRUE(make_dirs(dir.path()).ok());
+  const std::string up = root + "/up-";
+  std::string plan = "version: 1\nstages:\n  - name: s1\n    tasks:\n";
+  for (int t = 1; t <= 4; ++t) {
+    const std::string mark = "touch " + up + std::to_string(t) + "; ";
+    std::string run;
+    if (t == 1) run = mark + "sleep 1; head -c 200000 /dev/zero | tr \"\\\\0\" x; echo; echo done-1";
+    if (t == 2) run = mark + "sleep 1; echo done-2 >&2; exit 3";
+    if (t == 3) run = mark + "sleep 1; echo done-3";
+    if (t == 4) run = mark + "sleep 30";
+    plan += "      - name: t" + std::to_string(t) + "\n        run: '" + run + "'\n";
+    if (t == 4) plan += "        timeout: 1500ms\n";
+  }
+  ASSERT_TRUE(write_file_atomic(dir.plan_file(), plan).ok());
+  state::RunState st;
+  st.build = "follow-1";
+  st.status = state::RunStatus::Pending;
+  st.created_at_ms = now_ms();
+  st.plan_file = "plan.yaml";
+  st.workdir = root;
+  ASSERT_TRUE(dir.save(st).ok());
+
+  std::atomic<int> waiting{-1};
+  std::thread observer([&] {
+    for (int i = 0; i < 500; ++i) {
+      bool all = true;
+      for (int t = 1; t <= 4; ++t) all &= std::filesystem::exists(up + std::to_string(t));
+      if (all) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        waiting = threads_waiting_in_poll();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  int rc = run_runner("follow-1");
+  observer.join();
+  EXPECT_EQ(rc, kRunnerOk);
+  EXPECT_EQ(waiting.load(), 1) << "threads in poll while four tasks ran (the main loop is one)";
+
+  auto end = dir.load();
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(end->status, state::RunStatus::Failed);
+  ASSERT_EQ(end->stages.size(), 1u);
+  std::map<std::string, state::TaskState> tasks;
+  for (const auto& t : end->stages[0].tasks) tasks[t.name] = t;
+  ASSERT_EQ(tasks.size(), 4u);
+  EXPECT_EQ(tasks["t1"].status, state::StepStatus::Completed);
+  EXPECT_EQ(tasks["t1"].exit_code, 0);
+  EXPECT_EQ(tasks["t2"].status, state::StepStatus::Failed);
+  EXPECT_EQ(tasks["t2"].exit_code, 3);
+  EXPECT_EQ(tasks["t3"].status, state::StepStatus::Completed);
+  EXPECT_EQ(tasks["t4"].status, state::StepStatus::Failed);
+  EXPECT_NE(tasks["t4"].reason.find("timed out after"), std::string::npos) << tasks["t4"].reason;
+  auto log_of = [&](const std::string& name) {
+    std::ifstream f(dir.file(tasks[name].log));
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::string l1 = log_of("t1");
+  EXPECT_NE(l1.find(std::string(200000, 'x') + "\ndone-1\n"), std::string::npos) << "the whole output, in order";
+  EXPECT_NE(log_of("t2").find("done-2\n--- exit code 3"), std::string::npos) << log_of("t2");
+  EXPECT_NE(log_of("t3").find("done-3\n"), std::string::npos);
+  EXPECT_NE(log_of("t4").find("--- timed out after"), std::string::npos) << log_of("t4");
+  std::ifstream rl(dir.runner_log());
+  const std::string runner_log((std::istreambuf_iterator<char>(rl)), {});
+  EXPECT_NE(runner_log.find("[t3@controller] done-3"), std::string::npos) << "lines reach runner.log with their task";
+  EXPECT_NE(runner_log.find("[t2@controller] done-2"), std::string::npos);
   std::filesystem::remove_all(root);
 }
 
