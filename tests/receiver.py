@@ -242,6 +242,10 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a burst of posts then overflows
+    # it and each connection overflowed waits for a 1 s SYN retransmit. Real
+    # chat servers listen with the system's limit (Go's net/http: somaxconn).
+    request_queue_size = 128
 
 
 def write_atomically(path, text):
