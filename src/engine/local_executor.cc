@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -216,6 +217,9 @@ ProcessGroup::ProcessGroup(SpawnSpec spec) : spec_(std::move(spec)) {
 }
 
 ProcessGroup::~ProcessGroup() {
+  drop(out_r_);
+  drop(err_r_);
+  drop(exited_);
   // Nothing of the group may outlive the task, even one given up on.
   if (pid_ > 0 && !done_) {
     ::kill(-pid_, SIGKILL);
@@ -231,6 +235,35 @@ void ProcessGroup::end_now(std::string reason) {
   err_r_.reset();
   out_.reason = std::move(reason);
   done_ = true;
+}
+
+bool ProcessGroup::follow_with(int epoll_fd, uint64_t tag) {
+  epoll_ = epoll_fd;
+  auto fds = this->fds();
+  for (size_t slot = 0; slot < fds.size(); ++slot) {
+    if (fds[slot] < 0) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag | slot;
+    if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fds[slot], &ev) != 0) {
+      const int e = errno;
+      for (size_t i = 0; i < slot; ++i)
+        if (fds[i] >= 0) (void)::epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fds[i], nullptr);
+      epoll_ = -1;
+      self_polled_ = true;
+      errno = e;
+      return false;
+    }
+  }
+  return true;
+}
+
+void ProcessGroup::drop(Fd& fd) {
+  // Closing is not enough to leave an epoll set: a child of another start
+  // that has not exec'd yet still holds this file open (its copy of the
+  // fd table), and the set would go on reporting it.
+  if (epoll_ >= 0 && fd.valid()) (void)::epoll_ctl(epoll_, EPOLL_CTL_DEL, fd.get(), nullptr);
+  fd.reset();
 }
 
 std::array<int, 3> ProcessGroup::fds() const {
@@ -250,7 +283,7 @@ void ProcessGroup::ready(size_t slot, short revents) {
   if (n > 0) {
     if (spec_.output) spec_.output(slot == 1, std::string_view(buf, static_cast<size_t>(n)));
   } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-    fd.reset();  // the other end is closed everywhere
+    drop(fd);  // the other end is closed everywhere
   }
 }
 
@@ -259,7 +292,7 @@ void ProcessGroup::reap() {
   pid_t w = ::waitpid(pid_, &status_, WNOHANG);
   if (w == pid_) {
     reaped_ = true;
-    exited_.reset();
+    drop(exited_);
   }
 }
 
@@ -316,6 +349,7 @@ int64_t ProcessGroup::wait_ms() const {
   // Without a pidfd, the shell's end is looked for every few milliseconds
   // once its pipes are closed (it is exiting), else now and then.
   if (!reaped_ && !exited_.valid()) at(now + (out_r_.valid() || err_r_.valid() ? 200 : 2));
+  if (self_polled_) at(now + 10);
   return w;
 }
 

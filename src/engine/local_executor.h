@@ -52,6 +52,12 @@ class ProcessGroup {
   /// What to poll for reading: stdout, stderr and the shell's pidfd; -1
   /// for those closed already. The numbers can change after ready().
   std::array<int, 3> fds() const;
+  /// Puts fds() into `epoll_fd` (EPOLLIN, data `tag | slot`: the low two
+  /// bits of `tag` must be 0) and takes each out again before it closes.
+  /// false: epoll_ctl failed (errno); then self_polled(): the caller polls
+  /// it with wait_once(0) on its turns, and wait_ms() asks for one soon.
+  bool follow_with(int epoll_fd, uint64_t tag);
+  bool self_polled() const { return self_polled_; }
   /// fds()[slot] polled ready with `revents`: reads its output (to
   /// spec.output) or reaps the shell.
   void ready(size_t slot, short revents);
@@ -74,9 +80,13 @@ class ProcessGroup {
  private:
   void end_now(std::string reason);
   void reap();
+  /// Closes `fd`, out of the epoll set first when followed there.
+  void drop(Fd& fd);
 
   SpawnSpec spec_;
   Fd out_r_, err_r_, exited_;
+  int epoll_ = -1;
+  bool self_polled_ = false;
   pid_t pid_ = -1;
   int status_ = 0;
   bool reaped_ = false;

@@ -121,8 +121,8 @@ class Runner {
   /// Local processes handed over by their jobs join the main loop's epoll.
   void adopt_processes();
   /// Reads what the followed processes have ready, sends due signals, and
-  /// ends the tasks whose processes ended. Returns whether any ended.
-  bool follow_processes();
+  /// ends the tasks whose processes ended.
+  void follow_processes();
   /// Milliseconds until a followed process needs a look without readiness.
   int64_t processes_wait_ms() const;
   void drain_finished();
@@ -164,11 +164,14 @@ class Runner {
   std::mutex fin_mu_;
   std::vector<Finished> finished_;
   std::vector<Running*> handed_over_;  ///< fin_mu_; processes for the loop
+  /// The main loop's own: tasks whose process it follows (their `proc`,
+  /// once handed over, is the loop's alone).
   /// Its jobs use the members above: it goes first (stop_all_tasks).
   std::unique_ptr<WorkerPool> workers_;
   /// A task's entry stays put until its job has reported it finished (the
   /// job reads its cancel flag until then).
   std::list<Running> running_;
+  std::vector<Running*> followed_;
   size_t events_offset_ = 0;
   state::EventLineSplitter events_lines_;
   /// Scheduling time: wall-clock values that advance monotonically (retry
@@ -425,49 +428,45 @@ void Runner::adopt_processes() {
   for (Running* r : handed) {
     // Each fd's event names its task and which of the three it is (the
     // entry's address is 8-aligned: the slot fits in the low bits).
-    auto fds = r->proc->fds();
-    for (size_t slot = 0; slot < fds.size(); ++slot) {
-      if (fds[slot] < 0) continue;
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u64 = reinterpret_cast<uintptr_t>(r) | slot;
-      if (::epoll_ctl(procs_.get(), EPOLL_CTL_ADD, fds[slot], &ev) != 0)
-        sd::log_warning(fields_, errno_message("epoll_ctl (a task's output)", errno));
+    if (!r->proc->follow_with(procs_.get(), reinterpret_cast<uintptr_t>(r))) {
+      // Not followed by events: wait_ms() makes the loop look at it often.
+      sd::log_warning(fields_, errno_message("epoll_ctl (a task's process; looked at every 10 ms)", errno));
     }
+    followed_.push_back(r);
   }
 }
 
-bool Runner::follow_processes() {
+void Runner::follow_processes() {
   epoll_event evs[64];
   for (;;) {
     int n = ::epoll_wait(procs_.get(), evs, 64, 0);
     for (int i = 0; i < n; ++i) {
-      auto* r = reinterpret_cast<Running*>(evs[i].data.u64 & ~uint64_t(3));
       // epoll's IN/HUP/ERR bits are poll's.
-      if (r->proc) r->proc->ready(evs[i].data.u64 & 3, static_cast<short>(evs[i].events));
+      auto* r = reinterpret_cast<Running*>(evs[i].data.u64 & ~uint64_t(3));
+      r->proc->ready(evs[i].data.u64 & 3, static_cast<short>(evs[i].events));
     }
     if (n < 64) break;
   }
-  // A pipe closed at its end, or a reaped shell's pidfd, left the epoll
-  // set with its closing.
-  bool ended = false;
-  for (auto& r : running_) {
-    if (!r.proc) continue;
-    r.proc->settle();
-    if (!r.proc->done()) continue;
+  for (size_t i = 0; i < followed_.size();) {
+    Running& r = *followed_[i];
+    if (r.proc->self_polled()) (void)r.proc->wait_once(0);
+    else r.proc->settle();
+    if (!r.proc->done()) {
+      ++i;
+      continue;
+    }
     TaskOutcome out = r.proc->take_outcome();
     r.proc.reset();
     end_task(r, std::move(out), false);
-    ended = true;
+    followed_[i] = followed_.back();
+    followed_.pop_back();
   }
-  return ended;
 }
 
 int64_t Runner::processes_wait_ms() const {
   int64_t w = -1;
-  for (const auto& r : running_) {
-    if (!r.proc) continue;
-    int64_t p = r.proc->wait_ms();
+  for (const Running* r : followed_) {
+    int64_t p = r->proc->wait_ms();
     if (p >= 0 && (w < 0 || p < w)) w = p;
   }
   return w;
@@ -820,17 +819,15 @@ void Runner::stop_all_tasks() {
   // The processes the loop followed: all are told to stop at once, then
   // waited for (the grace runs for all of them together).
   adopt_processes();
-  for (auto& r : running_)
-    if (r.proc) r.proc->settle();
-  for (auto& r : running_) {
-    while (r.proc && !r.proc->done() && r.proc->wait_once(200)) {
+  for (Running* r : followed_) r->proc->settle();
+  for (Running* r : followed_) {
+    while (!r->proc->done() && r->proc->wait_once(200)) {
     }
-    if (r.proc) {
-      TaskOutcome out = r.proc->done() ? r.proc->take_outcome() : TaskOutcome{};
-      r.proc.reset();  // kills what is left of the group
-      end_task(r, std::move(out), false);
-    }
+    TaskOutcome out = r->proc->done() ? r->proc->take_outcome() : TaskOutcome{};
+    r->proc.reset();  // kills what is left of the group
+    end_task(*r, std::move(out), false);
   }
+  followed_.clear();
   running_.clear();
 }
 

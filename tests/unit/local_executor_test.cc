@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <stdlib.h>
@@ -493,6 +494,40 @@ TEST(ProcessGroup, AStartThatFailsIsDoneAtOnceWithTheReason) {
   auto o = g.take_outcome();
   EXPECT_FALSE(o.ok);
   EXPECT_NE(o.reason.find("/nonexistent/rw-workdir"), std::string::npos) << o.reason;
+}
+
+
+TEST(ProcessGroup, AnEndedGroupLeavesTheEpollSetThoughAnotherProcessStillHoldsItsFiles) {
+  // A child of another start that has not exec'd yet holds copies of every
+  // fd the runner has open: closing ours would not take them out of the
+  // epoll set, which would go on reporting a pipe of a task long gone.
+  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  ASSERT_GE(ep, 0);
+  Command r("echo hi");
+  ProcessGroup g(r.spec);
+  ASSERT_TRUE(g.follow_with(ep, 0x100));
+  EXPECT_FALSE(g.self_polled());
+  const pid_t holder = ::fork();
+  ASSERT_GE(holder, 0);
+  if (holder == 0) {
+    ::sleep(10);  // holds its copies of the pipes and the pidfd
+    ::_exit(0);
+  }
+  epoll_event evs[8];
+  for (int i = 0; i < 100 && !g.done(); ++i) {
+    int n = ::epoll_wait(ep, evs, 8, 100);
+    for (int k = 0; k < n; ++k) {
+      EXPECT_EQ(evs[k].data.u64 & ~uint64_t(3), 0x100u);
+      g.ready(evs[k].data.u64 & 3, static_cast<short>(evs[k].events));
+    }
+    g.settle();
+  }
+  ASSERT_TRUE(g.done());
+  EXPECT_EQ(r.out, "hi\n");
+  EXPECT_EQ(::epoll_wait(ep, evs, 8, 200), 0) << "nothing of the ended group is reported any more";
+  ::kill(holder, SIGKILL);
+  ::waitpid(holder, nullptr, 0);
+  ::close(ep);
 }
 
 }  // namespace
