@@ -44,20 +44,40 @@ bool process_running(const std::string& cmdline_prefix) {
   return false;
 }
 
-TEST(Runner, APollErrorStopsAndJoinsTheTasksAndAsksForARestart) {
-  char tmpl[] = "/var/tmp/rw-runner-test-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string root = tmpl;
-  ::setenv("RUNWARDEN_STATE_DIR", root.c_str(), 1);
-  state::RunDir dir(root, "poll-1");
-  ASSERT_TRUE(make_dirs(dir.path()).ok());
+/// A state root of its own under /var/tmp (RUNWARDEN_STATE_DIR points at
+/// it), removed at the end.
+struct StateRoot {
+  std::string path;
+  StateRoot() {
+    char tmpl[] = "/var/tmp/rw-runner-test-XXXXXX";
+    if (::mkdtemp(tmpl)) path = tmpl;
+    ::setenv("RUNWARDEN_STATE_DIR", path.c_str(), 1);
+  }
+  ~StateRoot() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
+/// A PENDING run of `build`, working in `workdir`, as start-run leaves it.
+state::RunState pending_run(const std::string& build, const std::string& workdir) {
   state::RunState st;
-  st.build = "poll-1";
+  st.build = build;
   st.status = state::RunStatus::Pending;
   st.created_at_ms = now_ms();
+  st.workdir = workdir;
+  return st;
+}
+
+TEST(Runner, APollErrorStopsAndJoinsTheTasksAndAsksForARestart) {
+  StateRoot state_root;
+  ASSERT_FALSE(state_root.path.empty());
+  const std::string& root = state_root.path;
+  state::RunDir dir(root, "poll-1");
+  ASSERT_TRUE(make_dirs(dir.path()).ok());
+  state::RunState st = pending_run("poll-1", root);
   const std::string sleeper = "sleep 4711." + std::to_string(::getpid());  // this test's own
   st.runner_command = sleeper;
-  st.workdir = root;
   ASSERT_TRUE(dir.save(st).ok());
 
   set_runner_poll_for_testing(failing_poll);
@@ -68,7 +88,6 @@ TEST(Runner, APollErrorStopsAndJoinsTheTasksAndAsksForARestart) {
   auto after = dir.load();
   ASSERT_TRUE(after.ok());
   EXPECT_FALSE(state::is_terminal(after->status)) << "no terminal state: the run resumes after the restart";
-  std::filesystem::remove_all(root);
 }
 
 TEST(Runner, EveryTaskFindsItsRunningStateOnDiskWhenItStarts) {
@@ -76,12 +95,11 @@ TEST(Runner, EveryTaskFindsItsRunningStateOnDiskWhenItStarts) {
   // copies the run's state files; loaded, they show it RUNNING. The first
   // task of a stage leaves state.lock held for a while as it ends, so the
   // next task's transition is slow to be written: it must wait for it.
-  char tmpl[] = "/var/tmp/rw-runner-test-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string root = tmpl;
+  StateRoot state_root;
+  ASSERT_FALSE(state_root.path.empty());
+  const std::string& root = state_root.path;
   const std::string snaps = root + "/snaps";
   ASSERT_TRUE(make_dirs(snaps).ok());
-  ::setenv("RUNWARDEN_STATE_DIR", root.c_str(), 1);
   state::RunDir dir(root, "durable-1");
   ASSERT_TRUE(make_dirs(dir.path()).ok());
   const std::string copy = "cp \"$RUNWARDEN_RUN_DIR/state.json\" " + snaps + "/$RUNWARDEN_TASK.state.json; " +
@@ -99,12 +117,8 @@ TEST(Runner, EveryTaskFindsItsRunningStateOnDiskWhenItStarts) {
     }
   }
   ASSERT_TRUE(write_file_atomic(dir.plan_file(), plan).ok());
-  state::RunState st;
-  st.build = "durable-1";
-  st.status = state::RunStatus::Pending;
-  st.created_at_ms = now_ms();
+  state::RunState st = pending_run("durable-1", root);
   st.plan_file = "plan.yaml";
-  st.workdir = root;
   ASSERT_TRUE(dir.save(st).ok());
 
   ASSERT_EQ(run_runner("durable-1"), kRunnerOk);
@@ -130,7 +144,6 @@ TEST(Runner, EveryTaskFindsItsRunningStateOnDiskWhenItStarts) {
         }
     EXPECT_TRUE(found) << name;
   }
-  std::filesystem::remove_all(root);
 }
 
 
@@ -155,10 +168,9 @@ TEST(Runner, RunningLocalTasksAreFollowedByTheMainLoopNotAThreadEach) {
   // Four tasks run side by side; while they do, the only thread of the
   // runner waiting in poll is its main loop. Their ends still arrive with
   // everything: output larger than a pipe holds, exit codes, a timeout.
-  char tmpl[] = "/var/tmp/rw-runner-test-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string root = tmpl;
-  ::setenv("RUNWARDEN_STATE_DIR", root.c_str(), 1);
+  StateRoot state_root;
+  ASSERT_FALSE(state_root.path.empty());
+  const std::string& root = state_root.path;
   state::RunDir dir(root, "follow-1");
   ASSERT_TRUE(make_dirs(dir.path()).ok());
   const std::string up = root + "/up-";
@@ -174,12 +186,8 @@ TEST(Runner, RunningLocalTasksAreFollowedByTheMainLoopNotAThreadEach) {
     if (t == 4) plan += "        timeout: 1500ms\n";
   }
   ASSERT_TRUE(write_file_atomic(dir.plan_file(), plan).ok());
-  state::RunState st;
-  st.build = "follow-1";
-  st.status = state::RunStatus::Pending;
-  st.created_at_ms = now_ms();
+  state::RunState st = pending_run("follow-1", root);
   st.plan_file = "plan.yaml";
-  st.workdir = root;
   ASSERT_TRUE(dir.save(st).ok());
 
   std::atomic<int> waiting{-1};
@@ -227,7 +235,6 @@ TEST(Runner, RunningLocalTasksAreFollowedByTheMainLoopNotAThreadEach) {
   const std::string runner_log((std::istreambuf_iterator<char>(rl)), {});
   EXPECT_NE(runner_log.find("[t3@controller] done-3"), std::string::npos) << "lines reach runner.log with their task";
   EXPECT_NE(runner_log.find("[t2@controller] done-2"), std::string::npos);
-  std::filesystem::remove_all(root);
 }
 
 }  // namespace
