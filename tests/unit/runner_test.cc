@@ -45,18 +45,24 @@ bool process_running(const std::string& cmdline_prefix) {
 }
 
 /// A state root of its own under /var/tmp (RUNWARDEN_STATE_DIR points at
-/// it), removed at the end.
-struct StateRoot {
-  std::string path;
-  StateRoot() {
+/// it) with the directory of one run, removed at the end.
+struct TestRun {
+  static std::string make_root() {
     char tmpl[] = "/var/tmp/rw-runner-test-XXXXXX";
-    if (::mkdtemp(tmpl)) path = tmpl;
+    std::string path = ::mkdtemp(tmpl) ? tmpl : "";
     ::setenv("RUNWARDEN_STATE_DIR", path.c_str(), 1);
+    return path;
   }
-  ~StateRoot() {
+  explicit TestRun(const std::string& build) : root(make_root()), dir(root, build) {
+    made = !root.empty() && make_dirs(dir.path()).ok();
+  }
+  ~TestRun() {
     std::error_code ec;
-    if (!path.empty()) std::filesystem::remove_all(path, ec);
+    if (!root.empty()) std::filesystem::remove_all(root, ec);
   }
+  std::string root;
+  state::RunDir dir;
+  bool made = false;
 };
 
 /// A PENDING run of `build`, working in `workdir`, as start-run leaves it.
@@ -70,11 +76,10 @@ state::RunState pending_run(const std::string& build, const std::string& workdir
 }
 
 TEST(Runner, APollErrorStopsAndJoinsTheTasksAndAsksForARestart) {
-  StateRoot state_root;
-  ASSERT_FALSE(state_root.path.empty());
-  const std::string& root = state_root.path;
-  state::RunDir dir(root, "poll-1");
-  ASSERT_TRUE(make_dirs(dir.path()).ok());
+  TestRun run("poll-1");
+  ASSERT_TRUE(run.made);
+  const std::string& root = run.root;
+  state::RunDir& dir = run.dir;
   state::RunState st = pending_run("poll-1", root);
   const std::string sleeper = "sleep 4711." + std::to_string(::getpid());  // this test's own
   st.runner_command = sleeper;
@@ -95,13 +100,12 @@ TEST(Runner, EveryTaskFindsItsRunningStateOnDiskWhenItStarts) {
   // copies the run's state files; loaded, they show it RUNNING. The first
   // task of a stage leaves state.lock held for a while as it ends, so the
   // next task's transition is slow to be written: it must wait for it.
-  StateRoot state_root;
-  ASSERT_FALSE(state_root.path.empty());
-  const std::string& root = state_root.path;
+  TestRun run("durable-1");
+  ASSERT_TRUE(run.made);
+  const std::string& root = run.root;
+  state::RunDir& dir = run.dir;
   const std::string snaps = root + "/snaps";
   ASSERT_TRUE(make_dirs(snaps).ok());
-  state::RunDir dir(root, "durable-1");
-  ASSERT_TRUE(make_dirs(dir.path()).ok());
   const std::string copy = "cp \"$RUNWARDEN_RUN_DIR/state.json\" " + snaps + "/$RUNWARDEN_TASK.state.json; " +
                            "cp \"$RUNWARDEN_RUN_DIR/journal.jsonl\" " + snaps + "/$RUNWARDEN_TASK.journal.jsonl; true";
   std::string plan = "version: 1\nstages:\n";
@@ -168,11 +172,10 @@ TEST(Runner, RunningLocalTasksAreFollowedByTheMainLoopNotAThreadEach) {
   // Four tasks run side by side; while they do, the only thread of the
   // runner waiting in poll is its main loop. Their ends still arrive with
   // everything: output larger than a pipe holds, exit codes, a timeout.
-  StateRoot state_root;
-  ASSERT_FALSE(state_root.path.empty());
-  const std::string& root = state_root.path;
-  state::RunDir dir(root, "follow-1");
-  ASSERT_TRUE(make_dirs(dir.path()).ok());
+  TestRun run("follow-1");
+  ASSERT_TRUE(run.made);
+  const std::string& root = run.root;
+  state::RunDir& dir = run.dir;
   const std::string up = root + "/up-";
   std::string plan = "version: 1\nstages:\n  - name: s1\n    tasks:\n";
   for (int t = 1; t <= 4; ++t) {
