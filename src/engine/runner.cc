@@ -120,9 +120,10 @@ class Runner {
   void end_task(Running& r, TaskOutcome out, bool wake);
   /// Local processes handed over by their jobs join the main loop's epoll.
   void adopt_processes();
-  /// Reads what the followed processes have ready, sends due signals, and
-  /// ends the tasks whose processes ended.
-  void follow_processes();
+  /// Reads what the followed processes have ready (`ready`: the epoll set
+  /// polled readable), sends due signals, and ends the tasks whose processes
+  /// ended.
+  void follow_processes(bool ready);
   /// Milliseconds until a followed process needs a look without readiness.
   int64_t processes_wait_ms() const;
   void drain_finished();
@@ -436,16 +437,16 @@ void Runner::adopt_processes() {
   }
 }
 
-void Runner::follow_processes() {
+void Runner::follow_processes(bool ready) {
   epoll_event evs[64];
-  for (;;) {
+  while (ready) {
     int n = ::epoll_wait(procs_.get(), evs, 64, 0);
     for (int i = 0; i < n; ++i) {
       // epoll's IN/HUP/ERR bits are poll's.
       auto* r = reinterpret_cast<Running*>(evs[i].data.u64 & ~uint64_t(3));
       r->proc->ready(evs[i].data.u64 & 3, static_cast<short>(evs[i].events));
     }
-    if (n < 64) break;
+    ready = n == 64;
   }
   for (size_t i = 0; i < followed_.size();) {
     Running& r = *followed_[i];
@@ -778,7 +779,7 @@ int Runner::run() {
     }
     // Local processes: their output, their ends, and the signals due (a
     // cancel set above, a timeout).
-    follow_processes();
+    follow_processes(fds[3].revents & POLLIN);
     drain_finished();
     if (fds[2].revents & POLLIN) {
       char buf[4096];
