@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "http/plain_client.h"
+
 namespace rw::notify {
 namespace {
 
@@ -21,8 +23,12 @@ Attempt to_attempt(const http::Response& r) {
   return a;
 }
 
-Attempt CurlTransport::post(const std::string& url, const std::string& body, Millis timeout) {
-  return to_attempt(client_.post_json(url, body, timeout));
+Attempt HttpTransport::post(const std::string& url, const std::string& body, Millis timeout) {
+  if (!http::proxy_configured()) {
+    if (auto plain = http::parse_plain_url(url)) return to_attempt(http::post_json_plain(*plain, body, timeout));
+  }
+  if (!curl_) curl_.emplace();
+  return to_attempt(curl_->post_json(url, body, timeout));
 }
 
 std::string redact_url(std::string text, const std::string& url) {

@@ -1,8 +1,9 @@
 #pragma once
 // Posting a payload to the webhook, with retries. Transport is the seam:
-// tests use a fake, production uses CurlTransport.
+// tests use a fake, production uses HttpTransport.
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "common/duration.h"
@@ -17,13 +18,17 @@ class Transport {
   virtual Attempt post(const std::string& url, const std::string& body, Millis timeout) = 0;
 };
 
-/// The real transport: one reused curl handle.
-class CurlTransport : public Transport {
+/// The real transport. A plain http:// webhook with no proxy configured is
+/// posted by http/plain_client (no libcurl loaded); anything else by one
+/// curl handle, made on the first post that needs it and reused after.
+class HttpTransport : public Transport {
  public:
   Attempt post(const std::string& url, const std::string& body, Millis timeout) override;
+  /// Whether a post went through libcurl (and so loaded it).
+  bool used_libcurl() const { return curl_.has_value(); }
 
  private:
-  http::CurlClient client_;
+  std::optional<http::CurlClient> curl_;
 };
 
 /// http::Response as the retry logic sees it (Retry-After parsed).

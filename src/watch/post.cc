@@ -138,7 +138,7 @@ Result<bool> deliver(const state::RunDir& dir, const std::string& subrun, const 
     return err(what + " not sent: " + cfg.error().message);
   }
 
-  notify::CurlTransport transport;
+  notify::HttpTransport transport;
   auto result = notify::send_with_retries(
       transport, cfg->url, rec.payload, policy_from_env(),
       [](Millis d) { std::this_thread::sleep_for(d); },

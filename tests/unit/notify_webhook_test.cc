@@ -147,6 +147,19 @@ TEST(NotifyWebhook, ARetryAfterHeaderBecomesAnAttemptDelay) {
   EXPECT_EQ(to_attempt(resp).retry_after, std::nullopt);
 }
 
+/// A port on 127.0.0.1 that nobody listens on.
+int closed_port() {
+  Fd s(::socket(AF_INET, SOCK_STREAM, 0));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return 0;
+  return ntohs(addr.sin_port);
+}
+
 // A tiny HTTP server on 127.0.0.1 (python3), started per test.
 constexpr const char* kServer = R"PY(
 import http.server, sys
@@ -177,7 +190,7 @@ print(s.server_address[1], flush=True)
 s.serve_forever()
 )PY";
 
-class CurlTransportTest : public ::testing::Test {
+class HttpTransportTest : public ::testing::Test {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/rw-curl-XXXXXX";
@@ -227,8 +240,8 @@ class CurlTransportTest : public ::testing::Test {
   int port_ = 0;
 };
 
-TEST_F(CurlTransportTest, PostsJsonToARealServerAndReadsOk) {
-  CurlTransport t;
+TEST_F(HttpTransportTest, PostsJsonToARealServerAndReadsOk) {
+  HttpTransport t;
   const std::string body = R"({"text":"hello"})" + std::string(20000, ' ');  // big enough to tempt Expect: 100-continue
   Attempt a = t.post(url("/hooks/abc"), body, Millis(10000));
   EXPECT_EQ(a.http_status, 200) << a.transport_error;
@@ -239,8 +252,8 @@ TEST_F(CurlTransportTest, PostsJsonToARealServerAndReadsOk) {
   EXPECT_EQ(decide_retry({}, 1, a).verdict, Verdict::Delivered);
 }
 
-TEST_F(CurlTransportTest, ReadsStatusBodyAndRetryAfterOfARefusal) {
-  CurlTransport t;
+TEST_F(HttpTransportTest, ReadsStatusBodyAndRetryAfterOfARefusal) {
+  HttpTransport t;
   Attempt a = t.post(url("/busy"), "{}", Millis(10000));
   EXPECT_EQ(a.http_status, 429);
   EXPECT_EQ(a.retry_after, Millis(7000));
@@ -248,24 +261,31 @@ TEST_F(CurlTransportTest, ReadsStatusBodyAndRetryAfterOfARefusal) {
   EXPECT_EQ(d.verdict, Verdict::Retry);
   EXPECT_EQ(d.delay, Millis(7000));
   EXPECT_NE(d.reason.find("api.context.rate_limit"), std::string::npos) << d.reason;
-  // The handle is reused for the next post.
   EXPECT_EQ(t.post(url("/hooks/abc"), "{}", Millis(10000)).http_status, 200);
+  EXPECT_FALSE(t.used_libcurl()) << "a plain http:// webhook is posted without libcurl";
 }
 
-TEST(CurlTransportErrors, AClosedPortIsAConnectionErrorWithoutTheUrl) {
-  // Bind and close to get a port nobody listens on.
-  Fd s(::socket(AF_INET, SOCK_STREAM, 0));
-  ASSERT_TRUE(s.valid());
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  ASSERT_EQ(::getsockname(s.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const int port = ntohs(addr.sin_port);
-  s.reset();
+TEST_F(HttpTransportTest, ProxiesAndHttpsAreLibcurlsAndItsHandleIsReused) {
+  HttpTransport t;
+  const std::string proxy = "http://127.0.0.1:" + std::to_string(closed_port());
+  ::setenv("http_proxy", proxy.c_str(), 1);
+  Attempt a = t.post(url("/hooks/abc"), "{}", Millis(5000));
+  ::unsetenv("http_proxy");
+  EXPECT_TRUE(t.used_libcurl());
+  EXPECT_EQ(a.http_status, 0) << "the post went to the (closed) proxy";
+  EXPECT_FALSE(a.transport_error.empty());
+  EXPECT_EQ(t.post(url("/hooks/abc"), "{}", Millis(10000)).http_status, 200);
 
-  CurlTransport t;
+  HttpTransport tls;
+  a = tls.post("https://127.0.0.1:" + std::to_string(closed_port()) + "/hooks/abc", "{}", Millis(5000));
+  EXPECT_TRUE(tls.used_libcurl());
+  EXPECT_EQ(a.transport_error, "Couldn't connect to server");
+}
+
+TEST(HttpTransportErrors, AClosedPortIsAConnectionErrorWithoutTheUrl) {
+  const int port = closed_port();
+  ASSERT_GT(port, 0);
+  HttpTransport t;
   const std::string u = "http://127.0.0.1:" + std::to_string(port) + "/hooks/s3cretpath";
   Attempt a = t.post(u, "{}", Millis(5000));
   EXPECT_EQ(a.http_status, 0);
