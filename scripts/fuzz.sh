@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the plan parser fuzzer (clang, libFuzzer + ASan) and runs it for a
-# while on the seed corpus in tests/fuzz/corpus.
+# Builds the fuzzers (clang, libFuzzer + ASan) and runs them: the plan parser
+# for SECONDS on the seed corpus in tests/fuzz/corpus, then shell quoting
+# (10 s) and the webhook client's reply and URL parsing (15 s, seeds in
+# tests/fuzz/http-corpus).
 #
 #   scripts/fuzz.sh [SECONDS]        default 60; CI uses ~30
 #
@@ -28,7 +30,7 @@ fi
 
 cmake -S "$root" -B "$build" -DCMAKE_CXX_COMPILER=clang++ -DRUNWARDEN_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --target plan_parser_fuzz shell_quote_fuzz -j "$jobs"
+cmake --build "$build" --target plan_parser_fuzz shell_quote_fuzz http_reply_fuzz -j "$jobs"
 
 # New inputs go to a scratch directory; the checked-in seeds stay as they are.
 scratch="$(mktemp -d)"
@@ -50,3 +52,9 @@ echo "fuzz.sh: running shell_quote_fuzz for 10s"
 mkdir -p "$scratch/shell"
 "$build/shell_quote_fuzz" -max_total_time=10 -timeout=10 -max_len=4096 \
   -artifact_prefix="$artifacts/" -print_final_stats=1 "$scratch/shell"
+
+echo "fuzz.sh: running http_reply_fuzz for 15s"
+mkdir -p "$scratch/http"
+"$build/http_reply_fuzz" -max_total_time=15 -timeout=10 -max_len=8192 \
+  -dict="$root/tests/fuzz/http_reply.dict" \
+  -artifact_prefix="$artifacts/" -print_final_stats=1 "$scratch/http" "$root/tests/fuzz/http-corpus"

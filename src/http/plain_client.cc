@@ -12,6 +12,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 
 #include "common/fd.h"
@@ -161,10 +162,14 @@ class Connection {
   Fd fd_;
 };
 
-/// The reply, read from a connection as it arrives.
+/// Appends what arrives to its first argument. 1: data, 0: the peer closed,
+/// -1: the second argument says what went wrong.
+using Receive = std::function<int(std::string*, std::string*)>;
+
+/// The reply, read as it arrives.
 class Reader {
  public:
-  explicit Reader(Connection* c) : c_(c) {}
+  explicit Reader(Receive receive) : receive_(std::move(receive)) {}
 
   /// The next line without its CR LF; nullopt when the stream ended or failed
   /// first (`error` says which).
@@ -221,13 +226,13 @@ class Reader {
       in_.clear();
       pos_ = 0;
     }
-    int r = c_->receive(&in_, &error);
+    int r = receive_(&in_, &error);
     if (r == 0) closed_ = true;
     if (r > 0) got_any_ = true;
     return r > 0;
   }
 
-  Connection* c_;
+  Receive receive_;
   std::string in_;
   size_t pos_ = 0;
   bool closed_ = false;
@@ -382,8 +387,24 @@ Response post_json_plain(const PlainUrl& url, const std::string& body, Millis ti
   request += body;
   if (auto why = conn.send_all(request); !why.empty()) return fail(why);
 
-  Reader rd(&conn);
+  Reader rd([&](std::string* in, std::string* error) { return conn.receive(in, error); });
   if (auto why = read_reply(&rd, &r); !why.empty()) return fail(why);
+  return r;
+}
+
+Response parse_reply(std::string_view reply) {
+  bool sent = false;
+  Reader rd([&](std::string* in, std::string*) {
+    if (sent || reply.empty()) return 0;
+    in->append(reply);
+    sent = true;
+    return 1;
+  });
+  Response r;
+  if (auto why = read_reply(&rd, &r); !why.empty()) {
+    r = Response{};
+    r.error = why;
+  }
   return r;
 }
 

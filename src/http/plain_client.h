@@ -37,4 +37,8 @@ bool proxy_configured();
 /// Redirects are not followed. One connection per post (Connection: close).
 Response post_json_plain(const PlainUrl& url, const std::string& body, Millis timeout);
 
+/// What post_json_plain makes of `reply` when the server sends exactly that
+/// and closes (the parser on its own, for tests and fuzzing).
+Response parse_reply(std::string_view reply);
+
 }  // namespace rw::http
