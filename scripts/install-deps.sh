@@ -9,7 +9,7 @@ PACKAGES=(
   libsystemd-dev libcurl4-openssl-dev nlohmann-json3-dev libyaml-cpp-dev
   libvirt-dev libssh2-1-dev libssl-dev libcli11-dev libgtest-dev libgmock-dev libmicrohttpd-dev
   # run and test: a service manager, sshd hosts in namespaces, a receiver
-  systemd dbus openssh-server openssh-client iproute2 procps psmisc util-linux curl python3
+  systemd dbus openssh-server openssh-client iproute2 procps psmisc util-linux curl python3 strace
   # testbeds: a libvirt host with qemu (TCG in tests), the tiny test guest
   # (kernel fetched by tests/testbed/guest-kit.sh), readers of the seed image
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils

@@ -1,5 +1,7 @@
 #include "watch/decide.h"
 
+#include <sys/inotify.h>
+
 namespace rw::watch {
 
 using state::RunStatus;
@@ -84,6 +86,17 @@ Decision decide(const Observation& o) {
     d.wake_at_ms = deadline;
   }
   return d;
+}
+
+Look look_for(std::string_view name, uint32_t mask) {
+  const bool dir = (mask & IN_ISDIR) != 0;
+  // write_file_atomic's "<file>.tmp.<pid>.<n>.<random>": made, written and
+  // renamed over <file>, whose IN_MOVED_TO is the change that matters.
+  if (!dir && name.find(".tmp.") != std::string_view::npos) return Look::None;
+  // The runner writes these for every task; each look reads the whole run.
+  const bool progress = name == "journal.jsonl" || name == "state.lock" || name == "runner.log" ||
+                        name == "events.jsonl";
+  return progress && (mask & ~(IN_CLOSE_WRITE | IN_ISDIR)) == 0 ? Look::Later : Look::Now;
 }
 
 }  // namespace rw::watch

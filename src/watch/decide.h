@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "state/run_state.h"
@@ -53,5 +54,14 @@ struct Decision {
 };
 
 Decision decide(const Observation& o);
+
+/// What a change to a file of the run directory (inotify: its name, its
+/// event mask) asks of the watcher.
+enum class Look {
+  None,   ///< nothing: a temporary file of an atomic write (its rename counts)
+  Later,  ///< progress only (the journal, a lock, a log): batched, looked at soon
+  Now,    ///< state, markers, notification records, sub-runs, the directory itself
+};
+Look look_for(std::string_view name, uint32_t mask);
 
 }  // namespace rw::watch

@@ -74,15 +74,9 @@ constexpr int64_t kRecheckMaxMs = 2000;
 /// and so do markers, sub-runs and the runner's exit.
 constexpr int64_t kProgressLookMs = 1000;
 
-/// Names in the run directory whose writes are progress only.
-bool progress_only(std::string_view name) {
-  return name == "journal.jsonl" || name == "state.lock" || name == "runner.log" || name == "events.jsonl";
-}
-
-/// Drains the inotify fd. Returns true if any event needs a look now,
-/// false if all were progress-only writes (or there were none).
-bool drain_inotify(int fd) {
-  bool now = false;
+/// Drains the inotify fd: the most any of its events asks for.
+Look drain_inotify(int fd) {
+  Look most = Look::None;
   alignas(inotify_event) char buf[8192];
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
@@ -90,13 +84,12 @@ bool drain_inotify(int fd) {
     for (ssize_t off = 0; off + ssize_t(sizeof(inotify_event)) <= n;) {
       const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
       std::string_view name = ev->len ? std::string_view(ev->name) : std::string_view();
-      // Overflow (wd -1), the directory itself, sub-run directories, state,
-      // markers, notification records: all at once.
-      if (ev->wd < 0 || (ev->mask & ~(IN_CLOSE_WRITE | IN_ISDIR)) != 0 || !progress_only(name)) now = true;
+      // Overflow (wd -1): anything may have changed.
+      most = std::max(most, ev->wd < 0 ? Look::Now : look_for(name, ev->mask));
       off += ssize_t(sizeof(inotify_event)) + ev->len;
     }
   }
-  return now;
+  return most;
 }
 
 class Watcher {
@@ -399,9 +392,10 @@ int Watcher::run() {
         goto out;
       }
       if (fds[0].revents & POLLIN) {
-        if (drain_inotify(ino_.get())) {
+        Look look = drain_inotify(ino_.get());
+        if (look == Look::Now) {
           woke = true;
-        } else if (!progress_armed_) {
+        } else if (look == Look::Later && !progress_armed_) {
           set_timer_ms(progress_.get(), kProgressLookMs);
           progress_armed_ = true;
         }

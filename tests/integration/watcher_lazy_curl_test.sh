@@ -41,6 +41,12 @@ assert_eq "$(ctl show -p ActiveState --value watcher@lazy-1.service)" active "th
 # A structured record (RUNWARDEN_BUILD= field), sent through libsystemd.
 watcher_logged() { journal RUNWARDEN_BUILD=lazy-1 _COMM=runwarden-watch --no-pager -o cat 2>/dev/null | grep -q "watching run lazy-1"; }
 wait_for -m "the watcher's structured journal record" watcher_logged
+# From here to its end (the run's last writes, the post, its last status)
+# the watcher has no use for libsystemd: what it opens is traced.
+strace -f -e trace=open,openat -o "$IT_DIR/watcher.strace" -p "$pid" 2>"$IT_DIR/strace.err" &
+strace_pid=$!
+traced() { grep -q "^TracerPid:[[:space:]]*[1-9]" "/proc/$pid/status"; }
+wait_for -t 10 -m "strace attached to the watcher" traced
 # The receiver holds its answer for 3 s: the watcher's maps are read while
 # it waits for it, its request already sent.
 receiver_script '["slow:3"]'
@@ -53,4 +59,10 @@ recorded_sent() { grep -q '"status": *"sent"' "$RUNWARDEN_STATE_DIR/runs/lazy-1/
 wait_for -m "the post recorded as sent" recorded_sent
 assert_eq "$(receiver_count)" 1 "one post"
 assert_contains "$(receiver_bodies)" "COMPLETED" "the message, posted without libcurl"
+wait_for -m "the watcher's exit" eval '! kill -0 '"$strace_pid"' 2>/dev/null'
+opened=$(cat "$IT_DIR/watcher.strace")
+assert_contains "$opened" "watcher.env" "the trace covers the post"
+if grep -q "libsystemd\|libcurl" <<<"$opened"; then
+  fail "the watcher loaded a library between its idle wait and its end: $(grep -o '"[^"]*lib\(systemd\|curl\)[^"]*"' <<<"$opened" | sort -u | tr '\n' ' ')"
+fi
 pass

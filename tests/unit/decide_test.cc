@@ -1,6 +1,7 @@
 #include "watch/decide.h"
 
 #include <gtest/gtest.h>
+#include <sys/inotify.h>
 
 #include <string>
 #include <vector>
@@ -412,6 +413,26 @@ TEST(Decide, ARunningCategorizedRunCanBeHungWhilePostingItsSubruns) {
   ASSERT_TRUE(d.verdict.has_value());
   EXPECT_EQ(*d.verdict, RunStatus::Hung);
   EXPECT_FALSE(d.post_run);
+}
+
+TEST(LookFor, AnAtomicWritesTemporaryFileWakesNobodyItsRenameDoes) {
+  const std::string tmp = "state.json.tmp.40.2.4f33835a1f59829b";
+  for (uint32_t mask : {IN_CREATE, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_DELETE})
+    EXPECT_EQ(look_for(tmp, mask), Look::None) << mask;
+  EXPECT_EQ(look_for("state.json", IN_MOVED_TO), Look::Now);
+  EXPECT_EQ(look_for("posted.marker.tmp.7.0.00ff", IN_CREATE), Look::None);
+  EXPECT_EQ(look_for("posted.marker", IN_MOVED_TO), Look::Now);
+  // A sub-run directory may have any name.
+  EXPECT_EQ(look_for("nightly.tmp.x", IN_CREATE | IN_ISDIR), Look::Now);
+}
+
+TEST(LookFor, TheRunnersPerTaskWritesAreLookedAtLaterTheirRemovalAtOnce) {
+  for (const char* name : {"journal.jsonl", "state.lock", "runner.log", "events.jsonl"}) {
+    EXPECT_EQ(look_for(name, IN_CLOSE_WRITE), Look::Later) << name;
+    EXPECT_EQ(look_for(name, IN_DELETE), Look::Now) << name;
+  }
+  EXPECT_EQ(look_for("cancelled.marker", IN_CREATE), Look::Now);
+  EXPECT_EQ(look_for("", IN_DELETE_SELF), Look::Now);
 }
 
 }  // namespace

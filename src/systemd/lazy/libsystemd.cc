@@ -2,8 +2,8 @@
 //
 // An idle watcher (one per run, for hours) needs no library but libc: it
 // sleeps in poll() on an inotify fd, a timer and a pidfd. It needs
-// libsystemd for moments: sd_notify at start and at the end, one GetAll
-// when the runner's process exits (journal records it writes itself). Linked, libsystemd
+// libsystemd for moments: the bus at start and when the runner's process
+// exits (journal records and sd_notify it sends itself). Linked, libsystemd
 // and what it brings (libgcrypt, liblzma, libzstd, liblz4, libcap,
 // libgpg-error) stay mapped for the watcher's life, most of its resident
 // memory. So the watcher is linked with this file instead: each sd_*
@@ -25,8 +25,11 @@
 #include <systemd/sd-journal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -74,7 +77,31 @@ void release_libsystemd() {
     return f ? f args : nullptr;                          \
   }
 
-RW_LAZY_INT(sd_notify, (int unset_environment, const char* state), (unset_environment, state))
+// Status and readiness are sent here too: loading libsystemd and its six
+// libraries costs milliseconds, and the watcher says something at each
+// change of the run and when it ends. systemd's notify protocol: the state
+// as one datagram to $NOTIFY_SOCKET ("@" starts an abstract name); the
+// manager takes the sender's pid from the socket's credentials.
+extern "C" int sd_notify(int unset_environment, const char* state) {
+  const char* env = ::getenv("NOTIFY_SOCKET");
+  const std::string path = env ? env : "";
+  if (unset_environment) ::unsetenv("NOTIFY_SOCKET");
+  if (path.empty()) return 0;
+  if (!state) return -EINVAL;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if ((path[0] != '/' && path[0] != '@') || path.size() < 2) return -EAFNOSUPPORT;
+  if (path.size() >= sizeof sa.sun_path) return -EINVAL;
+  std::memcpy(sa.sun_path, path.data(), path.size());
+  if (path[0] == '@') sa.sun_path[0] = '\0';
+  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size());
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  const ssize_t sent = ::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa), len);
+  const int e = errno;
+  ::close(fd);
+  return sent < 0 ? -e : 1;
+}
 RW_LAZY_INT(sd_watchdog_enabled, (int unset_environment, uint64_t* usec), (unset_environment, usec))
 // Journal records are written here, not by libsystemd: it keeps its
 // socket in a static that a dlclose would leak, one descriptor per load.
