@@ -1,11 +1,36 @@
-// runwarden serve: the read-only web view, JSON API and metrics.
+// runwarden serve: the read-only web view, JSON API and metrics, served by
+// runwarden-web (the executable of runwarden-web.service, beside this one):
+// runwarden itself does not load libmicrohttpd and its TLS stack, a few ms
+// of every run's start and every command.
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <iostream>
+#include <string>
 
 #include "cli/cli.h"
-#include "web/server.h"
+#include "common/result.h"
 
 namespace rw::cli {
+namespace {
+
+int exec_web(const std::string& listen) {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string web = "runwarden-web";
+  if (n > 0) {
+    std::string path(self, size_t(n));
+    web = path.substr(0, path.rfind('/') + 1) + "runwarden-web";
+  }
+  // Same pid: a socket systemd passed (LISTEN_PID) stays this process's.
+  ::execl(web.c_str(), "runwarden-web", "--listen", listen.c_str(), static_cast<char*>(nullptr));
+  std::cerr << "runwarden serve: " << errno_message("cannot run " + web, errno) << "\n";
+  return 1;
+}
+
+}  // namespace
 
 void add_serve(CLI::App& app, Action* action) {
   auto* cmd = app.add_subcommand(
@@ -26,7 +51,7 @@ void add_serve(CLI::App& app, Action* action) {
       "  /metrics                   Prometheus text format\n"
       "Errors: 400 bad build name or query, 404 no such path or run, 405 not GET/HEAD, 413 a body, 414 too long.\n"
       "Loopback by default: put it behind a reverse proxy with authentication (INSTALL.md) to share it.");
-  cmd->callback([=] { *action = [=] { return web::serve(*listen); }; });
+  cmd->callback([=] { *action = [=] { return exec_web(*listen); }; });
 }
 
 }  // namespace rw::cli
