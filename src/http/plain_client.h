@@ -33,7 +33,9 @@ std::optional<PlainUrl> parse_plain_url(std::string_view url);
 bool proxy_configured();
 
 /// POSTs `body` as application/json to `url` (which parse_plain_url took),
-/// `timeout` bounding the whole exchange (connect at most 10 s of it).
+/// `timeout` bounding the whole exchange (connect at most 10 s of it) once
+/// the host's addresses are known: a name is resolved by getaddrinfo, within
+/// the resolver's own timeouts (resolv.conf), as libcurl's would not be.
 /// Redirects are not followed. One connection per post (Connection: close).
 Response post_json_plain(const PlainUrl& url, const std::string& body, Millis timeout);
 
