@@ -34,8 +34,9 @@ bool proxy_configured();
 
 /// POSTs `body` as application/json to `url` (which parse_plain_url took),
 /// `timeout` bounding the whole exchange (connect at most 10 s of it) once
-/// the host's addresses are known: a name is resolved by getaddrinfo, within
-/// the resolver's own timeouts (resolv.conf), as libcurl's would not be.
+/// the host's addresses are known: a name is resolved by getaddrinfo, which
+/// only the resolver's own timeouts bound (resolv.conf; libcurl's resolver
+/// counts against `timeout`).
 /// Redirects are not followed. One connection per post (Connection: close).
 Response post_json_plain(const PlainUrl& url, const std::string& body, Millis timeout);
 
