@@ -49,7 +49,8 @@ Status write_file_atomic(const std::string& path, const std::string& content, in
     uint64_t r = 0;
     if (::getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) r = uint64_t(now_ms()) ^ (counter << 32);
     char suffix[64];
-    std::snprintf(suffix, sizeof suffix, ".tmp.%d.%llu.%016llx", int(::getpid()),
+    std::snprintf(suffix, sizeof suffix, "%.*s%d.%llu.%016llx", int(kAtomicTempInfix.size()),
+                  kAtomicTempInfix.data(), int(::getpid()),
                   static_cast<unsigned long long>(counter++), static_cast<unsigned long long>(r));
     tmp = path + suffix;
     fd = Fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));

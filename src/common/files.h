@@ -2,23 +2,31 @@
 // File helpers: atomic replace, whole-file reads, directories.
 
 #include <string>
+#include <string_view>
 
 #include "common/result.h"
 
 namespace rw {
 
 /// Replaces `path` with `content` atomically: temp file in the same
-/// directory, fsync, rename, fsync of the directory. Readers see the old
+/// directory (`path` + kAtomicTempInfix + pid, counter, random), fsync,
+/// rename, fsync of the directory. Readers see the old
 /// file or the new one, never a torn one. With `durable` false the fsyncs
 /// are skipped: still atomic for readers, but a power loss may keep the old
 /// file (for records that are rebuilt anyway after a crash).
 Status write_file_atomic(const std::string& path, const std::string& content, int mode = 0644,
                          bool durable = true);
 
-/// Reads what is left of an open descriptor; `what` names it in errors.
+/// What write_file_atomic puts between `path` and the rest of its temporary
+/// file's name.
+inline constexpr std::string_view kAtomicTempInfix = ".tmp.";
+/// Whether `name` is the name of write_file_atomic's temporary file.
+inline bool is_atomic_temp(std::string_view name) { return name.find(kAtomicTempInfix) != std::string_view::npos; }
+
 /// Writes all of `data` to `fd` (retrying short writes); `what` names it in errors.
 Status write_all(int fd, const std::string& data, const std::string& what);
 
+/// Reads what is left of an open descriptor; `what` names it in errors.
 Result<std::string> read_all(int fd, const std::string& what);
 
 /// Reads a whole file.

@@ -4,7 +4,6 @@
 #include <dlfcn.h>
 
 #include <algorithm>
-#include <cctype>
 #include <mutex>
 #include <string_view>
 #include <type_traits>
@@ -18,8 +17,6 @@
 namespace rw::http {
 namespace {
 
-constexpr size_t kMaxBody = 64 * 1024;
-constexpr Millis kMaxConnectTimeout{10000};
 
 /// libcurl, loaded when the first post is due: a watcher spends nearly all
 /// its life waiting, and libcurl with what it pulls in (TLS, Kerberos, LDAP,
@@ -72,17 +69,10 @@ const CurlApi& curl() {
   return api;
 }
 
-bool starts_with_nocase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() &&
-         std::equal(prefix.begin(), prefix.end(), s.begin(), [](char a, char b) {
-           return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-         });
-}
-
 size_t on_body(char* data, size_t size, size_t n, void* user) {
   auto* r = static_cast<Response*>(user);
   size_t len = size * n;
-  if (r->body.size() < kMaxBody) r->body.append(data, std::min(len, kMaxBody - r->body.size()));
+  if (r->body.size() < kMaxResponseBody) r->body.append(data, std::min(len, kMaxResponseBody - r->body.size()));
   // Claim everything: returning less aborts the transfer, and the status
   // (what we actually need) would be reported as a write error.
   return len;
@@ -95,7 +85,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   // final response's headers count.
   if (line.starts_with("HTTP/")) r->retry_after.clear();
   constexpr std::string_view kRetryAfter = "retry-after:";
-  if (starts_with_nocase(line, kRetryAfter)) r->retry_after = trim(line.substr(kRetryAfter.size()));
+  if (equals_nocase(line.substr(0, kRetryAfter.size()), kRetryAfter)) r->retry_after = trim(line.substr(kRetryAfter.size()));
   return size * n;
 }
 

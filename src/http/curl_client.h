@@ -2,6 +2,7 @@
 // The one owner of a libcurl easy handle. Knows HTTP, not webhooks: retry
 // decisions and Mattermost semantics live in notify/.
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -9,10 +10,15 @@
 
 namespace rw::http {
 
+/// What one POST keeps of a reply's body; the rest is read and discarded.
+inline constexpr size_t kMaxResponseBody = 64 * 1024;
+/// The most of a post's time its connect may take.
+inline constexpr Millis kMaxConnectTimeout{10000};
+
 /// What one POST produced. status 0 means no HTTP answer (see error).
 struct Response {
   int status = 0;
-  std::string body;         ///< at most 64 KiB; the rest is discarded
+  std::string body;         ///< at most kMaxResponseBody
   std::string retry_after;  ///< raw Retry-After header value, empty if absent
   std::string error;        ///< curl_easy_strerror text; never the URL
 };

@@ -27,9 +27,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kMaxBody = 64 * 1024;
 constexpr size_t kMaxHeaderBlock = 100 * 1024;
-constexpr Millis kMaxConnectTimeout{10000};
 
 // What curl_easy_strerror says of the same failures: the words users and
 // logs already know from the libcurl path.
@@ -42,12 +40,6 @@ constexpr const char* kGotNothing = "Server returned nothing (no headers, no dat
 constexpr const char* kWeirdReply = "Weird server reply";
 constexpr const char* kPartial = "Transferred a partial file";
 constexpr const char* kNotHttp = "Unsupported protocol";  // no status line: HTTP/0.9, or not HTTP at all
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 bool all_of(std::string_view s, int (*pred)(int)) {
   return std::all_of(s.begin(), s.end(), [&](char c) { return pred(static_cast<unsigned char>(c)) != 0; });
@@ -266,14 +258,14 @@ std::string read_reply(Reader* rd, Response* r) {
       if (colon == std::string::npos) continue;
       std::string_view name(h->data(), colon);
       std::string_view value = trim(std::string_view(*h).substr(colon + 1));
-      if (iequals(name, "Retry-After")) {
+      if (equals_nocase(name, "Retry-After")) {
         r->retry_after = std::string(value);
-      } else if (iequals(name, "Content-Length")) {
+      } else if (equals_nocase(name, "Content-Length")) {
         if (value.empty() || value.size() > 18 || !all_of(value, std::isdigit)) return kWeirdReply;
         length = std::strtoll(std::string(value).c_str(), nullptr, 10);
-      } else if (iequals(name, "Transfer-Encoding")) {
+      } else if (equals_nocase(name, "Transfer-Encoding")) {
         std::string_view last = value.substr(value.rfind(',') == std::string_view::npos ? 0 : value.rfind(',') + 1);
-        chunked = iequals(trim(last), "chunked");
+        chunked = equals_nocase(trim(last), "chunked");
       }
     }
     if (r->status >= 100 && r->status < 200) {
@@ -297,17 +289,17 @@ std::string read_reply(Reader* rd, Response* r) {
         }
         return "";
       }
-      if (!rd->bytes(n, &r->body, kMaxBody - std::min(kMaxBody, r->body.size())))
+      if (!rd->bytes(n, &r->body, kMaxResponseBody - std::min(kMaxResponseBody, r->body.size())))
         return !rd->error.empty() ? rd->error : kPartial;
       auto crlf = rd->line(2);
       if (!crlf || !crlf->empty()) return !rd->error.empty() ? rd->error : kRecvFailed;
     }
   }
   if (length >= 0) {
-    if (!rd->bytes(uint64_t(length), &r->body, kMaxBody)) return !rd->error.empty() ? rd->error : kPartial;
+    if (!rd->bytes(uint64_t(length), &r->body, kMaxResponseBody)) return !rd->error.empty() ? rd->error : kPartial;
     return "";
   }
-  if (!rd->rest(&r->body, kMaxBody)) return rd->error;
+  if (!rd->rest(&r->body, kMaxResponseBody)) return rd->error;
   return "";
 }
 
@@ -315,7 +307,7 @@ std::string read_reply(Reader* rd, Response* r) {
 
 std::optional<PlainUrl> parse_plain_url(std::string_view url) {
   constexpr std::string_view kScheme = "http://";
-  if (url.size() <= kScheme.size() || !iequals(url.substr(0, kScheme.size()), kScheme)) return std::nullopt;
+  if (url.size() <= kScheme.size() || !equals_nocase(url.substr(0, kScheme.size()), kScheme)) return std::nullopt;
   if (!std::all_of(url.begin(), url.end(), [](char c) { return c > ' ' && c < 0x7f; })) return std::nullopt;
   url.remove_prefix(kScheme.size());
   url = url.substr(0, url.find('#'));

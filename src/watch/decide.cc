@@ -2,6 +2,8 @@
 
 #include <sys/inotify.h>
 
+#include "common/files.h"
+
 namespace rw::watch {
 
 using state::RunStatus;
@@ -90,9 +92,9 @@ Decision decide(const Observation& o) {
 
 Look look_for(std::string_view name, uint32_t mask) {
   const bool dir = (mask & IN_ISDIR) != 0;
-  // write_file_atomic's "<file>.tmp.<pid>.<n>.<random>": made, written and
-  // renamed over <file>, whose IN_MOVED_TO is the change that matters.
-  if (!dir && name.find(".tmp.") != std::string_view::npos) return Look::None;
+  // write_file_atomic's temporary file: made, written and renamed over its
+  // file, whose IN_MOVED_TO is the change that matters.
+  if (!dir && is_atomic_temp(name)) return Look::None;
   // The runner writes these for every task; each look reads the whole run.
   const bool progress = name == "journal.jsonl" || name == "state.lock" || name == "runner.log" ||
                         name == "events.jsonl";

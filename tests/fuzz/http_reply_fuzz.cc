@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   rw::http::Response r = rw::http::parse_reply(in);
   if (!r.error.empty() && (r.status != 0 || !r.body.empty() || !r.retry_after.empty())) std::abort();
   if (r.error.empty() && (r.status < 0 || r.status > 999 || (r.status >= 100 && r.status < 200))) std::abort();
-  if (r.body.size() > 64 * 1024) std::abort();
+  if (r.body.size() > rw::http::kMaxResponseBody) std::abort();
   if (r.retry_after.find('\n') != std::string::npos) std::abort();  // one header line at most
 
   if (auto u = rw::http::parse_plain_url(in)) {
