@@ -70,7 +70,6 @@ class Connection {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
     addrinfo* found = nullptr;
     if (::getaddrinfo(u.host.c_str(), u.port.c_str(), &hints, &found) != 0 || !found) return kResolveFailed;
     std::unique_ptr<addrinfo, void (*)(addrinfo*)> list(found, ::freeaddrinfo);
