@@ -3,8 +3,9 @@
 # libraries it pulls in): it maps it only when a message is due for an
 # https:// webhook, and a plain http:// one (this test's receiver) is posted
 # without it. Nor libsystemd (nor libgcrypt, libzstd, liblzma,
-# liblz4 that it pulls in): loaded while the watcher talks to systemd (its
-# readiness, the journal, the runner's unit), let go before it sleeps.
+# liblz4 that it pulls in): loaded while the watcher reads the runner's unit
+# over the bus, let go before it sleeps (its readiness, status and journal
+# records it sends itself).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 it_setup
