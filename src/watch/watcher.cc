@@ -328,12 +328,16 @@ int Watcher::run() {
                           IN_MOVE_SELF);
 
   // Without the service manager we cannot tell TERMINATED: systemd
-  // restarts us until it answers.
-  std::string manager;
-  if (auto bus = sd::Bus::connect(); !bus) {
-    sd::log_error(fields_, bus.error().message);
-    return 1;
-  } else {
+  // restarts us until it answers. A run that has already ended needs no
+  // manager: its messages are posted (or were) without asking it anything,
+  // so the post waits for no connection and survives a bus that is down.
+  std::string manager = "not asked, the run has ended";
+  if (auto st = dir_.load(); !st || !state::is_terminal(st->status)) {
+    auto bus = sd::Bus::connect();
+    if (!bus) {
+      sd::log_error(fields_, bus.error().message);
+      return 1;
+    }
     manager = bus->address();
   }
 

@@ -18,7 +18,9 @@ wait_status wr-1 COMPLETED
 wait_watcher_done wr-1
 wait_for -m "one post" count_is 1
 
-# 2. Down while the run ends: started again later, it posts exactly once.
+# 2. Down while the run ends: started again later, it posts exactly once,
+# and it needs no service manager for that: started again with the bus and
+# the manager's private socket out of its reach, it still posts.
 start_run -q --build-name wr-2 --runner-command 'while [ ! -e "$RUNWARDEN_RUN_DIR/go" ]; do sleep 0.1; done'
 wait_for -m "watcher active" unit_active watcher@wr-2.service
 ctl kill --signal=SIGKILL watcher@wr-2.service
@@ -28,9 +30,14 @@ touch "$RUNWARDEN_STATE_DIR/runs/wr-2/go"
 wait_status wr-2 COMPLETED
 sleep 1
 assert_eq "$(receiver_count)" 1 "no post while the watcher is down"
+mkdir -p "$IT_DIR/watcher@wr-2.service.d"
+printf '[Service]\nInaccessiblePaths=-/run/dbus -/run/systemd/private\n' >"$IT_DIR/watcher@wr-2.service.d/nobus.conf"
+add_units "$IT_DIR/watcher@wr-2.service.d"
 ctl start watcher@wr-2.service
 wait_watcher_done wr-2
-assert_eq "$(receiver_count)" 2 "the restarted watcher posted once"
+assert_eq "$(receiver_count)" 2 "the restarted watcher posted once, with no service manager in reach"
+assert_contains "$(journal -u watcher@wr-2.service --no-pager -o cat 2>/dev/null)" "not asked, the run has ended" \
+  "it did not ask the manager"
 
 # 3. Started again after it posted: nothing more.
 ctl start watcher@wr-1.service || true
