@@ -17,7 +17,6 @@
 namespace rw::http {
 namespace {
 
-
 /// libcurl, loaded when the first post is due: a watcher spends nearly all
 /// its life waiting, and libcurl with what it pulls in (TLS, Kerberos, LDAP,
 /// ...) is most of what it would otherwise map.
