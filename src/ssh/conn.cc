@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "common/clock.h"
+#include "ssh/load_error.h"
 
 namespace rw::ssh {
 namespace {
@@ -52,7 +53,7 @@ Conn::~Conn() { shutdown(); }
 
 Status Conn::init() {
   s_ = libssh2_session_init_ex(nullptr, nullptr, nullptr, this);
-  if (!s_) return err("cannot create an SSH session (libssh2_session_init)");
+  if (!s_) return err(with_load_error("cannot create an SSH session (libssh2_session_init)", libssh2_load_error()));
   // The callbacks get `abstract`, i.e. this Conn.
   LIBSSH2_RECV_FUNC((*recv)) = &Conn::recv_cb;
   LIBSSH2_SEND_FUNC((*send)) = &Conn::send_cb;

@@ -11,6 +11,7 @@
 #include "common/files.h"
 #include "common/text.h"
 #include "ssh/known_hosts.h"
+#include "ssh/load_error.h"
 
 namespace rw::testbed {
 namespace {
@@ -27,9 +28,14 @@ void put_string(std::string& out, std::string_view s) {
 }  // namespace
 
 Result<HostKey> make_host_key(const std::string& comment) {
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"),
-                                                          EVP_PKEY_free);
-  if (!key) return err("cannot make an Ed25519 host key (OpenSSL)");
+  // EVP_PKEY_Q_keygen's steps, without its variable arguments (runwarden
+  // forwards each OpenSSL call to the library it loads on first use).
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "ED25519", nullptr), EVP_PKEY_CTX_free);
+  EVP_PKEY* made = nullptr;
+  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) <= 0 || EVP_PKEY_generate(ctx.get(), &made) <= 0)
+    return err(ssh::with_load_error("cannot make an Ed25519 host key (OpenSSL)", ssh::libcrypto_load_error()));
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(made, EVP_PKEY_free);
   unsigned char pub[32], seed[32];
   size_t pub_len = sizeof pub, seed_len = sizeof seed;
   if (EVP_PKEY_get_raw_public_key(key.get(), pub, &pub_len) != 1 ||

@@ -48,7 +48,7 @@ deb=$(ls "$dist"/runwarden_*_*.deb)
 version=$(sed -n 's/^project(runwarden VERSION \([0-9.]*\).*/\1/p' "$RW_SRC/CMakeLists.txt")
 assert_eq "$(basename "$deb")" "runwarden_${version}_$(dpkg --print-architecture).deb" "the package's file name"
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in libsystemd0 libvirt0 libssh2-1 libyaml-cpp libcurl4; do
+for lib in libsystemd0 libvirt0 libssh2-1 libssl3 libyaml-cpp libcurl4; do
   assert_contains "$depends" "$lib" "Depends names $lib"
 done
 

@@ -1,17 +1,19 @@
 #!/bin/bash
 # runwarden (the runner of every run, and every admin command) loads neither
-# libvirt nor libmicrohttpd when it starts: libvirt, with the 45 libraries it
-# brings, is loaded on the first libvirt call (testbed runs and commands),
-# and `runwarden serve` runs runwarden-web. A run without a testbed never
-# maps them; a testbed command loads libvirt when it needs it, and says
-# clearly when it cannot.
+# libvirt, libssh2, libcrypto nor libmicrohttpd when it starts: libvirt, with
+# the 45 libraries it brings, is loaded on the first libvirt call (testbed
+# runs and commands), libssh2 and libcrypto on the first SSH connection or
+# testbed host key (ssh_failures_test: without libssh2), and `runwarden
+# serve` runs runwarden-web. A run without a testbed or SSH never maps them;
+# a testbed command loads libvirt when it needs it, and says clearly when it
+# cannot.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 it_setup
 
 needed=$(readelf -d "$RW_BIN" | awk '/NEEDED/{print $NF}' | tr -d '[]' | tr '\n' ' ')
-assert_contains "$needed" "libssh2" "runwarden's NEEDED libraries are readable"
-for lib in libvirt libmicrohttpd; do
+assert_contains "$needed" "libsystemd" "runwarden's NEEDED libraries are readable"
+for lib in libvirt libmicrohttpd libssh2 libcrypto; do
   if grep -q "$lib" <<<"$needed"; then fail "runwarden's NEEDED libraries include $lib: $needed"; fi
 done
 
@@ -20,9 +22,9 @@ wait_status libs-1 RUNNING
 pid=$(unit_pid runner@libs-1.service)
 [[ -n $pid && $pid != 0 ]] || fail "no runner"
 maps=$(cat "/proc/$pid/maps")
-assert_contains "$maps" "libssh2" "the runner's maps are readable"
-if grep -q "libvirt\|libxml2\|libglib\|libmicrohttpd\|libgnutls" <<<"$maps"; then
-  fail "the runner of a run without a testbed maps: $(grep -o '/[^ ]*lib\(virt\|xml2\|glib\|microhttpd\|gnutls\)[^ ]*' <<<"$maps" | sort -u | tr '\n' ' ')"
+assert_contains "$maps" "libsystemd" "the runner's maps are readable"
+if grep -q "libvirt\|libxml2\|libglib\|libmicrohttpd\|libgnutls\|libssh2\|libcrypto" <<<"$maps"; then
+  fail "the runner of a run without a testbed or SSH maps: $(grep -o '/[^ ]*lib\(virt\|xml2\|glib\|microhttpd\|gnutls\|ssh2\|crypto\)[^ ]*' <<<"$maps" | sort -u | tr '\n' ' ')"
 fi
 touch "$IT_DIR/work/go"
 wait_status libs-1 COMPLETED

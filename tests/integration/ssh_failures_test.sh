@@ -1,6 +1,7 @@
 #!/bin/bash
 # SSH failures give clear reasons: an sshd killed mid-stage (its tasks retry,
-# then fail), a host whose key changed is refused, an unreachable jump host.
+# then fail), a host whose key changed is refused, an unreachable jump host,
+# a machine without libssh2 (runwarden loads it on its first connection).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runwarden.sh"
 it_setup
@@ -48,4 +49,18 @@ rc=0; out=$(timeout 120 "$RW_BIN" exec --plan "$IT_DIR/work/nojump.yaml" --on g1
 assert_eq "$rc" 1 "exec fails through an unreachable jump host"
 assert_contains "$out" "h1" "the error names the jump host"
 assert_contains "$out" "$RW_NETNS_HOST_NET.99" "the error names its address"
+
+# 4. runwarden loads libssh2 on its first connection: where it cannot be
+# loaded (hidden in a private mount namespace), the error names the library
+# and its package; with it, the same command works.
+{ echo "version: 1"; cat "$IT_DIR/hosts.yaml"; echo "stages: [{name: s, tasks: [{name: t, on: h1, run: 'true'}]}]"; } >"$IT_DIR/work/nolib.yaml"
+libssh2=$(readlink -f "$(ldconfig -p | awk '/libssh2\.so\.1 /{print $NF; exit}')")
+[[ -f $libssh2 ]] || fail "libssh2.so.1 not found by ldconfig"
+rc=0; out=$(unshare -m sh -c 'mount --bind /dev/null "$1"; shift; exec "$@"' _ "$libssh2" \
+  "$RW_BIN" exec --plan "$IT_DIR/work/nolib.yaml" --on h1 -- touch "$D/nolib" 2>&1) || rc=$?
+assert_eq "$rc" 1 "exec fails without libssh2"
+assert_contains "$out" "cannot load libssh2.so.1 (install libssh2-1)" "the error names the library and its package"
+test ! -e "$D/nolib" || fail "the command ran without libssh2"
+out=$("$RW_BIN" exec --plan "$IT_DIR/work/nolib.yaml" --on h1 -- touch "$D/nolib" 2>&1) || fail "exec with libssh2: $out"
+test -e "$D/nolib" || fail "the command did not run with libssh2 loaded on demand"
 pass
