@@ -70,7 +70,7 @@ bench_note "limits: fs.inotify.max_user_instances=$(cat "$inotify_limit_path") (
   "DefaultTasksMax=$(ctl show -p DefaultTasksMax --value);" \
   "manager RLIMIT_NOFILE=$(awk '/Max open files/ {print $4 "/" $5}' "/proc/$sdpid/limits");" \
   "DefaultLimitNOFILE=$(ctl show -p DefaultLimitNOFILE --value) (soft $(ctl show -p DefaultLimitNOFILESoft --value));" \
-  "pid_max=$(cat /proc/sys/kernel/pid_max); receiver listen backlog 128"
+  "pid_max=$(cat /proc/sys/kernel/pid_max); receiver listen backlog $(cat /proc/sys/net/core/somaxconn) (net.core.somaxconn)"
 
 # The observer: an idle watcher while the others start and end.
 "$RW_BUILD/start-run" -q --build-name "$PREFIX-obs" --runner-command "sleep 86400"
@@ -253,7 +253,7 @@ echo "observer watcher ($PREFIX-obs, its run idle throughout): $obs_wakes wakeup
 runs=$((started + $(awk '$2 == 0' "$IT_DIR/loaded_starts.txt" | wc -l)))
 ((runs > 0)) || runs=1
 echo "service manager CPU: $mcpu ms ($(awk -v a="$mcpu" -v n="$runs" 'BEGIN {printf "%.1f", a / n}') ms per run, $runs runs); system bus (dbus-daemon${busd:+ pid $busd}): $bcpu ms ($( [[ $bcpu == "?" ]] && echo "?" || awk -v a="$bcpu" -v n="$runs" 'BEGIN {printf "%.1f", a / n}') ms per run), start of the first start-run to the end of the last post"
-echo "receiver TCP ListenOverflows during the storm: $((overflow1 - overflow0)) (backlog 128; an overflow costs the client a 1 s SYN retransmit, not a message)"
+echo "receiver TCP ListenOverflows during the storm: $((overflow1 - overflow0)) (backlog: net.core.somaxconn; an overflow costs the client a 1 s SYN retransmit, not a message)"
 failed_units=$(ctl list-units --state=failed --no-legend --plain 'runner@*' 'watcher@*' | awk '{print $1}')
 echo "failed units: $(echo "$failed_units" | grep -c . || true) $(echo "$failed_units" | sed -n 1,5p | tr '\n' ' ')"
 jr=$(journal --no-hostname -o cat 2>/dev/null || true)

@@ -239,13 +239,22 @@ class Handler(BaseHTTPRequestHandler):
             })
 
 
+def listen_backlog():
+    try:
+        with open("/proc/sys/net/core/somaxconn", encoding="ascii") as f:
+            return max(128, int(f.read().strip()))
+    except (OSError, ValueError):
+        return 128
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     # socketserver's default backlog is 5: a burst of posts then overflows
     # it and each connection overflowed waits for a 1 s SYN retransmit. Real
-    # chat servers listen with the system's limit (Go's net/http: somaxconn).
-    request_queue_size = 128
+    # chat servers listen with the system's limit (Go's net/http reads
+    # net.core.somaxconn, as here).
+    request_queue_size = listen_backlog()
 
 
 def write_atomically(path, text):
