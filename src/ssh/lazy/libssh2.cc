@@ -20,7 +20,6 @@
 // why (these replace the core's weak definitions, which say nothing).
 // Thread-safe: each library is loaded once, each symbol looked up once.
 
-#include <dlfcn.h>
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 #include <openssl/crypto.h>
@@ -30,38 +29,19 @@
 
 #include <string>
 
+#include "common/lazy_library.h"
 #include "ssh/load_error.h"
 
 namespace {
 
-struct Loaded {
-  void* handle = nullptr;
-  std::string why;  ///< why it could not be loaded
-};
-
-Loaded load(const char* soname, const char* package) {
-  Loaded r;
-  r.handle = ::dlopen(soname, RTLD_NOW | RTLD_LOCAL);
-  if (!r.handle) {
-    const char* e = ::dlerror();
-    r.why = std::string("cannot load ") + soname + " (install " + package + "): " + (e ? e : "unknown error");
-  }
-  return r;
-}
-
-const Loaded& libssh2() {
-  static const Loaded l = load("libssh2.so.1", "libssh2-1");
+const rw::LazyLibrary& libssh2() {
+  static const rw::LazyLibrary l = rw::open_lazy_library("libssh2.so.1", "libssh2-1");
   return l;
 }
 
-const Loaded& libcrypto() {
-  static const Loaded l = load("libcrypto.so.3", "libssl3");
+const rw::LazyLibrary& libcrypto() {
+  static const rw::LazyLibrary l = rw::open_lazy_library("libcrypto.so.3", "libssl3");
   return l;
-}
-
-template <typename F>
-F sym(const Loaded& l, const char* name) {
-  return l.handle ? reinterpret_cast<F>(::dlsym(l.handle, name)) : nullptr;
 }
 
 }  // namespace
@@ -73,16 +53,6 @@ std::string libcrypto_load_error() { return libcrypto().why; }
 
 }  // namespace rw::ssh
 
-#define RW_LAZY_IN(lib, ret, name, params, args, fail)          \
-  extern "C" ret name params {                                  \
-    static const auto f = sym<ret(*) params>(lib(), #name);     \
-    return f ? f args : fail;                                   \
-  }
-#define RW_LAZY_VOID_IN(lib, name, params, args)                \
-  extern "C" void name params {                                 \
-    static const auto f = sym<void(*) params>(lib(), #name);    \
-    if (f) f args;                                              \
-  }
 #define RW_LAZY(ret, name, params, args, fail) RW_LAZY_IN(libssh2, ret, name, params, args, fail)
 #define RW_LAZY_VOID(name, params, args) RW_LAZY_VOID_IN(libssh2, name, params, args)
 
@@ -158,7 +128,7 @@ RW_LAZY_IN(libcrypto, int, EVP_PKEY_get_raw_public_key, (const EVP_PKEY* pkey, u
            (pkey, pub, len), 0)
 RW_LAZY_IN(libcrypto, int, RAND_bytes, (unsigned char* buf, int num), (buf, num), 0)
 extern "C" void OPENSSL_cleanse(void* ptr, size_t len) {
-  static const auto f = sym<void (*)(void*, size_t)>(libcrypto(), "OPENSSL_cleanse");
+  static const auto f = rw::lazy_symbol<void (*)(void*, size_t)>(libcrypto(), "OPENSSL_cleanse");
   if (f) f(ptr, len);
   else ::explicit_bzero(ptr, len);
 }

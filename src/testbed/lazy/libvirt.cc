@@ -17,50 +17,27 @@
 // as libvirt does (-1 or null) and virGetLastError() says why.
 // Thread-safe: the library is loaded once, each symbol looked up once.
 
-#include <dlfcn.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
-#include <string>
+#include "common/lazy_library.h"
 
 namespace {
 
-struct Loaded {
-  void* handle = nullptr;
-  std::string why;  ///< why it could not be loaded
-};
-
-const Loaded& libvirt() {
-  static const Loaded l = [] {
-    Loaded r;
-    r.handle = ::dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (!r.handle) {
-      const char* e = ::dlerror();
-      r.why = std::string("cannot load libvirt.so.0 (install libvirt0): ") + (e ? e : "unknown error");
-    }
-    return r;
-  }();
+const rw::LazyLibrary& libvirt() {
+  static const rw::LazyLibrary l = rw::open_lazy_library("libvirt.so.0", "libvirt0");
   return l;
 }
 
 template <typename F>
 F sym(const char* name) {
-  const Loaded& l = libvirt();
-  return l.handle ? reinterpret_cast<F>(::dlsym(l.handle, name)) : nullptr;
+  return rw::lazy_symbol<F>(libvirt(), name);
 }
 
 }  // namespace
 
-#define RW_LAZY(ret, name, params, args, fail)               \
-  extern "C" ret name params {                               \
-    static const auto f = sym<ret(*) params>(#name);         \
-    return f ? f args : fail;                                \
-  }
-#define RW_LAZY_VOID(name, params, args)                     \
-  extern "C" void name params {                              \
-    static const auto f = sym<void(*) params>(#name);        \
-    if (f) f args;                                           \
-  }
+#define RW_LAZY(ret, name, params, args, fail) RW_LAZY_IN(libvirt, ret, name, params, args, fail)
+#define RW_LAZY_VOID(name, params, args) RW_LAZY_VOID_IN(libvirt, name, params, args)
 
 // Errors: libvirt's own once it is loaded; otherwise why it is not.
 extern "C" virErrorPtr virGetLastError(void) {
